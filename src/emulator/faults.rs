@@ -1,0 +1,242 @@
+//! Injectable faults and request counters, so tests and benchmarks can make the API slow,
+//! flaky or rate limited, and count the calls the operator makes.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+
+/// Faults applied to `/pim/...` requests; set at start and replaced at run time through
+/// `PUT /_emulator/faults`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Added to every request, in milliseconds.
+    pub latency_ms: u64,
+    /// A uniformly random extra delay of up to this many milliseconds.
+    pub jitter_ms: u64,
+    /// Fraction (0..=1) of requests answered 429.
+    pub error_rate_429: f64,
+    /// Fraction of requests answered 500.
+    pub error_rate_500: f64,
+    /// Fraction of requests answered 503.
+    pub error_rate_503: f64,
+    /// `Retry-After` sent with injected 429 and 503 answers, in seconds.
+    pub retry_after_secs: u64,
+    /// Fail the next calls of an operation, consumed in order.
+    pub fail_next: Vec<FailNext>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            latency_ms: 0,
+            jitter_ms: 0,
+            error_rate_429: 0.0,
+            error_rate_500: 0.0,
+            error_rate_503: 0.0,
+            retry_after_secs: 1,
+            fail_next: Vec::new(),
+        }
+    }
+}
+
+/// "Answer the next `count` calls of `operation` with `status`". `operation` is an operation
+/// name (`v1_create`), or its suffix (`create` matches `v1_create` and `v2_create`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FailNext {
+    pub operation: String,
+    #[serde(default = "one")]
+    pub count: u32,
+    #[serde(default = "five_hundred")]
+    pub status: u16,
+}
+
+fn one() -> u32 {
+    1
+}
+fn five_hundred() -> u16 {
+    500
+}
+
+/// What the fault layer decided for one request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Injected {
+    Pass,
+    Status(u16),
+}
+
+impl Faults {
+    pub fn validate(&self) -> Result<(), String> {
+        for (n, r) in [
+            ("error_rate_429", self.error_rate_429),
+            ("error_rate_500", self.error_rate_500),
+            ("error_rate_503", self.error_rate_503),
+        ] {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(format!("{n} must be between 0 and 1"));
+            }
+        }
+        if self.error_rate_429 + self.error_rate_500 + self.error_rate_503 > 1.0 {
+            return Err("the error rates add up to more than 1".into());
+        }
+        if self.fail_next.iter().any(|f| !(400..=599).contains(&f.status)) {
+            return Err("fail_next status must be 400..=599".into());
+        }
+        Ok(())
+    }
+
+    pub fn delay(&self) -> Duration {
+        let jitter = if self.jitter_ms > 0 {
+            fastrand::u64(0..=self.jitter_ms)
+        } else {
+            0
+        };
+        Duration::from_millis(self.latency_ms + jitter)
+    }
+
+    /// Consumes a matching `fail_next` entry, else rolls the dice.
+    pub fn decide(&mut self, op: &str) -> Injected {
+        if let Some(i) = self
+            .fail_next
+            .iter()
+            .position(|f| f.operation == op || op.ends_with(&format!("_{}", f.operation)))
+        {
+            let status = self.fail_next[i].status;
+            self.fail_next[i].count = self.fail_next[i].count.saturating_sub(1);
+            if self.fail_next[i].count == 0 {
+                self.fail_next.remove(i);
+            }
+            return Injected::Status(status);
+        }
+        let r = fastrand::f64();
+        if r < self.error_rate_429 {
+            Injected::Status(429)
+        } else if r < self.error_rate_429 + self.error_rate_500 {
+            Injected::Status(500)
+        } else if r < self.error_rate_429 + self.error_rate_500 + self.error_rate_503 {
+            Injected::Status(503)
+        } else {
+            Injected::Pass
+        }
+    }
+}
+
+/// Requests served, by operation and status code.
+#[derive(Default, Debug)]
+pub struct Stats {
+    pub by_op: BTreeMap<String, BTreeMap<u16, u64>>,
+}
+
+impl Stats {
+    pub fn record(&mut self, op: &str, status: u16) {
+        *self
+            .by_op
+            .entry(op.to_string())
+            .or_default()
+            .entry(status)
+            .or_default() += 1;
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let total: u64 = self.by_op.values().flat_map(|m| m.values()).sum();
+        let ops: serde_json::Map<String, serde_json::Value> = self
+            .by_op
+            .iter()
+            .map(|(op, m)| {
+                let inner: serde_json::Map<String, serde_json::Value> =
+                    m.iter().map(|(s, n)| (s.to_string(), (*n).into())).collect();
+                (op.clone(), inner.into())
+            })
+            .collect();
+        serde_json::json!({ "total": total, "operations": ops })
+    }
+}
+
+/// A fixed one-second window per API key, like the real API's per-key limits.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    pub limit: Option<u32>,
+    windows: HashMap<String, (Instant, u32)>,
+}
+
+/// The rate-limit verdict with the values for the `X-RateLimit-*` headers.
+#[derive(Debug, Clone, Copy)]
+pub struct RateVerdict {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    pub reset_secs: u64,
+}
+
+impl RateLimiter {
+    pub fn new(limit: Option<u32>) -> Self {
+        Self {
+            limit,
+            windows: HashMap::new(),
+        }
+    }
+
+    pub fn check(&mut self, key: &str, now: Instant) -> Option<RateVerdict> {
+        let limit = self.limit?;
+        let w = self.windows.entry(key.to_string()).or_insert((now, 0));
+        if now.duration_since(w.0) >= Duration::from_secs(1) {
+            *w = (now, 0);
+        }
+        let allowed = w.1 < limit;
+        if allowed {
+            w.1 += 1;
+        }
+        Some(RateVerdict {
+            allowed,
+            limit,
+            remaining: limit - w.1,
+            reset_secs: 1,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_next_matches_suffix_and_counts_down() {
+        let mut f = Faults {
+            fail_next: vec![FailNext {
+                operation: "create".into(),
+                count: 2,
+                status: 503,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(f.decide("v1_get"), Injected::Pass);
+        assert_eq!(f.decide("v1_create"), Injected::Status(503));
+        assert_eq!(f.decide("v2_create"), Injected::Status(503));
+        assert_eq!(f.decide("v1_create"), Injected::Pass);
+    }
+
+    #[test]
+    fn rates_are_validated() {
+        let f = Faults {
+            error_rate_429: 0.7,
+            error_rate_500: 0.5,
+            ..Default::default()
+        };
+        assert!(f.validate().is_err());
+    }
+
+    #[test]
+    fn rate_limiter_resets_each_second() {
+        let mut r = RateLimiter::new(Some(2));
+        let t = Instant::now();
+        assert!(r.check("k", t).unwrap().allowed);
+        assert!(r.check("k", t).unwrap().allowed);
+        assert!(!r.check("k", t).unwrap().allowed);
+        assert!(r.check("other", t).unwrap().allowed);
+        assert!(r.check("k", t + Duration::from_millis(1001)).unwrap().allowed);
+    }
+}

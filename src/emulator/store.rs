@@ -1,0 +1,709 @@
+//! The emulator's state and the API's rules (validation, uniqueness, quotas, pagination),
+//! kept free of HTTP so the rules read in one place.
+//!
+//! Where `shared/pim-api.md` marks a behaviour as *inferred*, the choice made here says so.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::http::StatusCode;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::pim::types::{
+    ApiErrorItem, AwsConfig, AzureConfig, EnvironmentRef, ErrorBody, ErrorSource, GcpConfig,
+    Integration, IntegrationConfig, ListMeta,
+};
+
+/// Which API dialect a request came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+impl Version {
+    pub fn path(self) -> &'static str {
+        match self {
+            Version::V1 => "pim/v1",
+            Version::V2 => "pim/v2",
+        }
+    }
+}
+
+/// The `pim/v2` lifecycle: a DRAFT has no config; CREATED has one; ACTIVE passed validation.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Phase {
+    Draft,
+    Created,
+    Active,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Draft => "DRAFT",
+            Phase::Created => "CREATED",
+            Phase::Active => "ACTIVE",
+        }
+    }
+}
+
+/// One stored integration.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Record {
+    pub seq: u64,
+    pub id: String,
+    pub display_name: String,
+    pub provider: String,
+    pub environment: String,
+    pub config: Option<IntegrationConfig>,
+    pub usages: Vec<String>,
+    pub phase: Phase,
+    /// Whether the customer granted Confluent access on their cloud side (drives validate).
+    pub access_granted: bool,
+}
+
+/// The persistent part of the emulator (what `--state` saves).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Store {
+    pub org_id: String,
+    /// Confluent's AWS account that owns the roles customers trust.
+    pub aws_account: String,
+    /// Confluent's multi-tenant Azure app, one per organization.
+    pub azure_app_id: String,
+    pub next_seq: u64,
+    pub records: BTreeMap<u64, Record>,
+    #[serde(skip)]
+    index: HashMap<String, u64>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self {
+            org_id: uuid::Uuid::new_v4().to_string(),
+            aws_account: format!("{:012}", fastrand::u64(100_000_000_000..1_000_000_000_000)),
+            azure_app_id: uuid::Uuid::new_v4().to_string(),
+            next_seq: 1,
+            records: BTreeMap::new(),
+            index: HashMap::new(),
+        }
+    }
+}
+
+/// An API error in the documented `{"errors":[...]}` shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub pointer: Option<String>,
+    pub parameter: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            title,
+            detail: detail.into(),
+            pointer: None,
+            parameter: None,
+        }
+    }
+    pub fn invalid_field(pointer: &str, detail: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_input", "Validation Failed", detail);
+        e.pointer = Some(pointer.to_string());
+        e
+    }
+    pub fn invalid_param(parameter: &str, code: &'static str, detail: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, code, "Bad Request", detail);
+        e.parameter = Some(parameter.to_string());
+        e
+    }
+    pub fn not_found(id: &str, env: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "resource_not_found",
+            "Not Found",
+            format!("integration \"{id}\" not found in environment \"{env}\""),
+        )
+    }
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            errors: vec![ApiErrorItem {
+                id: Some(uuid::Uuid::new_v4().to_string()),
+                status: Some(self.status.as_u16().to_string()),
+                code: Some(self.code.to_string()),
+                title: Some(self.title.to_string()),
+                detail: Some(self.detail.clone()),
+                source: (self.pointer.is_some() || self.parameter.is_some()).then(|| ErrorSource {
+                    pointer: self.pointer.clone(),
+                    parameter: self.parameter.clone(),
+                }),
+            }],
+        }
+    }
+}
+
+/// Quotas in force; `provider_integrations_per_org` defaults to 100.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quotas {
+    pub per_org: usize,
+    pub per_env: Option<usize>,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            per_org: 100,
+            per_env: None,
+        }
+    }
+}
+
+/// List filters; `environment` is mandatory.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub environment: String,
+    pub provider: Option<String>,
+    pub display_name: Option<String>,
+    pub phase: Option<String>,
+}
+
+/// A keyset cursor, so pages stay stable while integrations are created and deleted: an item that
+/// exists during the whole walk is returned exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    After(u64),
+    Before(u64),
+}
+
+impl Cursor {
+    pub fn encode(self) -> String {
+        let raw = match self {
+            Cursor::After(s) => format!("pim:a:{s}"),
+            Cursor::Before(s) => format!("pim:b:{s}"),
+        };
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+    pub fn decode(token: &str) -> Option<Self> {
+        if token.len() > 255 {
+            return None;
+        }
+        let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
+        let rest = raw.strip_prefix("pim:")?;
+        let (dir, seq) = rest.split_once(':')?;
+        let seq = seq.parse().ok()?;
+        match dir {
+            "a" => Some(Cursor::After(seq)),
+            "b" => Some(Cursor::Before(seq)),
+            _ => None,
+        }
+    }
+}
+
+/// One page of a listing, with the cursors of its neighbours.
+pub struct Page {
+    pub items: Vec<Record>,
+    pub prev: Option<Cursor>,
+    pub next: Option<Cursor>,
+    pub total: u64,
+}
+
+pub const MAX_DISPLAY_NAME: usize = 60;
+pub const ROLE_ARN_LEN: std::ops::RangeInclusive<usize> = 20..=2048;
+
+fn expected_kind(provider: &str) -> &'static str {
+    match provider {
+        "GCP" => "GcpIntegrationConfig",
+        "AZURE" => "AzureIntegrationConfig",
+        _ => "AwsIntegrationConfig",
+    }
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// Validates the `environment: {id}` object of a body.
+pub fn body_environment(body: &Value) -> Result<String, ApiError> {
+    match body.get("environment").and_then(|e| e.get("id")).and_then(Value::as_str) {
+        Some(id) if !id.trim().is_empty() => Ok(id.to_string()),
+        _ => Err(ApiError::invalid_field("/environment/id", "environment.id is required")),
+    }
+}
+
+pub fn body_display_name(body: &Value) -> Result<String, ApiError> {
+    match str_field(body, "display_name") {
+        None => Err(ApiError::invalid_field("/display_name", "display_name is required")),
+        Some(n) if n.trim().is_empty() => Err(ApiError::invalid_field("/display_name", "display_name must not be empty")),
+        Some(n) if n.chars().count() > MAX_DISPLAY_NAME => Err(ApiError::invalid_field(
+            "/display_name",
+            format!("display_name must be at most {MAX_DISPLAY_NAME} characters"),
+        )),
+        Some(n) => Ok(n.to_string()),
+    }
+}
+
+pub fn body_provider(body: &Value, version: Version) -> Result<String, ApiError> {
+    let allowed: &[&str] = match version {
+        Version::V1 => &["AWS"],
+        Version::V2 => &["AWS", "GCP", "AZURE"],
+    };
+    match str_field(body, "provider") {
+        None => Err(ApiError::invalid_field("/provider", "provider is required")),
+        Some(p) if allowed.contains(&p) => Ok(p.to_string()),
+        Some(p) => Err(ApiError::invalid_field(
+            "/provider",
+            format!("provider \"{p}\" is not supported; expected one of {}", allowed.join(", ")),
+        )),
+    }
+}
+
+/// Parses the writable part of a config and checks it against the provider.
+pub fn body_config(config: &Value, provider: &str) -> Result<IntegrationConfig, ApiError> {
+    if !config.is_object() {
+        return Err(ApiError::invalid_field("/config", "config must be an object"));
+    }
+    let want = expected_kind(provider);
+    match str_field(config, "kind") {
+        Some(k) if k == want => {}
+        Some(k) => {
+            return Err(ApiError::invalid_field(
+                "/config/kind",
+                format!("config.kind \"{k}\" does not match provider {provider}; expected {want}"),
+            ));
+        }
+        None => return Err(ApiError::invalid_field("/config/kind", "config.kind is required")),
+    }
+    match provider {
+        "GCP" => {
+            let sa = str_field(config, "customer_google_service_account").unwrap_or_default();
+            // inferred: the spec has no pattern; a service account is an e-mail address.
+            let ok = sa.split_once('@').is_some_and(|(u, d)| !u.is_empty() && d.contains('.') && !d.contains('@'));
+            if !ok {
+                return Err(ApiError::invalid_field(
+                    "/config/customer_google_service_account",
+                    "customer_google_service_account must be a service account e-mail address",
+                ));
+            }
+            Ok(IntegrationConfig::Gcp(GcpConfig {
+                customer_google_service_account: sa.to_string(),
+                google_service_account: None,
+            }))
+        }
+        "AZURE" => {
+            let t = str_field(config, "customer_azure_tenant_id").unwrap_or_default();
+            // inferred: a tenant id is a UUID.
+            if uuid::Uuid::parse_str(t).is_err() {
+                return Err(ApiError::invalid_field(
+                    "/config/customer_azure_tenant_id",
+                    "customer_azure_tenant_id must be a UUID",
+                ));
+            }
+            Ok(IntegrationConfig::Azure(AzureConfig {
+                customer_azure_tenant_id: t.to_string(),
+                confluent_multi_tenant_app_id: None,
+            }))
+        }
+        _ => {
+            let arn = str_field(config, "customer_iam_role_arn").unwrap_or_default();
+            let n = arn.chars().count();
+            if !ROLE_ARN_LEN.contains(&n) {
+                return Err(ApiError::invalid_field(
+                    "/config/customer_iam_role_arn",
+                    format!("customer_iam_role_arn must be 20 to 2048 characters, got {n}"),
+                ));
+            }
+            Ok(IntegrationConfig::Aws(AwsConfig {
+                customer_iam_role_arn: arn.to_string(),
+                iam_role_arn: None,
+                external_id: None,
+            }))
+        }
+    }
+}
+
+impl Store {
+    /// Rebuilds the id index after loading.
+    pub fn reindex(&mut self) {
+        self.index = self.records.iter().map(|(s, r)| (r.id.clone(), *s)).collect();
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Record> {
+        self.index.get(id).and_then(|s| self.records.get(s))
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Record> {
+        let seq = *self.index.get(id)?;
+        self.records.get_mut(&seq)
+    }
+
+    /// The integration `id` as seen from `env`; another environment's integration is a 404.
+    pub fn get_in_env(&self, id: &str, env: &str) -> Result<&Record, ApiError> {
+        self.get(id)
+            .filter(|r| r.environment == env)
+            .ok_or_else(|| ApiError::not_found(id, env))
+    }
+
+    fn new_id(&self) -> String {
+        loop {
+            let id = format!("dlz-{:07x}", fastrand::u32(..0x1000_0000));
+            if !self.index.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    fn check_quota(&self, env: &str, quotas: Quotas) -> Result<(), ApiError> {
+        if self.records.len() >= quotas.per_org {
+            return Err(ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "quota_exceeded",
+                "Quota Exceeded",
+                format!(
+                    "quota provider_integrations_per_org exceeded: limit is {}",
+                    quotas.per_org
+                ),
+            ));
+        }
+        if let Some(limit) = quotas.per_env {
+            let n = self.records.values().filter(|r| r.environment == env).count();
+            if n >= limit {
+                return Err(ApiError::new(
+                    StatusCode::PAYMENT_REQUIRED,
+                    "quota_exceeded",
+                    "Quota Exceeded",
+                    format!("quota provider_integrations_per_env exceeded for {env}: limit is {limit}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// inferred (Terraform docs): a customer role ARN is unique within an environment.
+    fn check_unique_role(&self, env: &str, config: &IntegrationConfig, except: Option<&str>) -> Result<(), ApiError> {
+        let IntegrationConfig::Aws(aws) = config else { return Ok(()) };
+        let clash = self.records.values().find(|r| {
+            r.environment == env
+                && Some(r.id.as_str()) != except
+                && r.customer_role() == Some(aws.customer_iam_role_arn.as_str())
+        });
+        match clash {
+            Some(r) => {
+                let mut e = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "resource_already_exists",
+                    "Conflict",
+                    format!(
+                        "an integration with customer_iam_role_arn {} already exists in {env}: {}",
+                        aws.customer_iam_role_arn, r.id
+                    ),
+                );
+                e.pointer = Some("/config/customer_iam_role_arn".into());
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Fills the read-only, Confluent-side values of a config.
+    fn complete_config(&self, id: &str, config: IntegrationConfig) -> IntegrationConfig {
+        match config {
+            IntegrationConfig::Aws(mut c) => {
+                c.iam_role_arn = Some(format!(
+                    "arn:aws:iam::{}:role/confluent-pim-{}",
+                    self.aws_account,
+                    id.trim_start_matches("dlz-")
+                ));
+                c.external_id = Some(uuid::Uuid::new_v4().to_string());
+                IntegrationConfig::Aws(c)
+            }
+            IntegrationConfig::Gcp(mut c) => {
+                c.google_service_account = Some(format!(
+                    "cflt-pim-{}@cflt-{}.iam.gserviceaccount.com",
+                    id.trim_start_matches("dlz-"),
+                    &self.org_id[..8]
+                ));
+                IntegrationConfig::Gcp(c)
+            }
+            IntegrationConfig::Azure(mut c) => {
+                c.confluent_multi_tenant_app_id = Some(self.azure_app_id.clone());
+                IntegrationConfig::Azure(c)
+            }
+            IntegrationConfig::Unknown => IntegrationConfig::Unknown,
+        }
+    }
+
+    /// Creates an integration (v1 always with a config; v2 possibly as a DRAFT).
+    pub fn create(
+        &mut self,
+        display_name: String,
+        provider: String,
+        env: String,
+        config: Option<IntegrationConfig>,
+        quotas: Quotas,
+    ) -> Result<Record, ApiError> {
+        self.check_quota(&env, quotas)?;
+        if let Some(c) = &config {
+            self.check_unique_role(&env, c, None)?;
+        }
+        let id = self.new_id();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let (config, phase) = match config {
+            Some(c) => (Some(self.complete_config(&id, c)), Phase::Created),
+            None => (None, Phase::Draft),
+        };
+        let r = Record {
+            seq,
+            id: id.clone(),
+            display_name,
+            provider,
+            environment: env,
+            config,
+            usages: Vec::new(),
+            phase,
+            access_granted: false,
+        };
+        self.records.insert(seq, r.clone());
+        self.index.insert(id, seq);
+        Ok(r)
+    }
+
+    /// `pim/v2` PATCH: sets the config of a DRAFT.
+    pub fn set_config(&mut self, id: &str, env: &str, config: IntegrationConfig) -> Result<Record, ApiError> {
+        let r = self.get_in_env(id, env)?;
+        if r.phase != Phase::Draft {
+            // inferred: the spec only says PATCH is allowed while DRAFT; 409 is the closest fit.
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_state",
+                "Conflict",
+                format!("integration {id} is {}; config can only be set while DRAFT", r.phase.as_str()),
+            ));
+        }
+        self.check_unique_role(env, &config, Some(id))?;
+        let config = self.complete_config(id, config);
+        let r = self.get_mut(id).ok_or_else(|| ApiError::not_found(id, env))?;
+        r.config = Some(config);
+        r.phase = Phase::Created;
+        Ok(r.clone())
+    }
+
+    /// `pim/v2` validate: succeeds when the customer granted access on their side.
+    pub fn validate(&mut self, id: &str, env: &str, config: Option<IntegrationConfig>) -> Result<(), ApiError> {
+        let r = self.get_in_env(id, env)?;
+        if r.config.is_none() && config.is_none() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_configuration",
+                "Validation Failed",
+                format!("integration {id} has no config to validate"),
+            ));
+        }
+        if !r.access_granted {
+            // inferred: the failure status of validate is not documented; 400 invalid_configuration.
+            let hint = match r.provider.as_str() {
+                "GCP" => "grant Confluent's google_service_account the Service Account Token Creator role on your service account",
+                "AZURE" => "grant admin consent to Confluent's multi-tenant app in your tenant",
+                _ => "let Confluent's iam_role_arn assume your role with the external_id in its trust policy",
+            };
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_configuration",
+                "Validation Failed",
+                format!("Confluent could not access your cloud resources for integration {id}: {hint}"),
+            ));
+        }
+        if let Some(r) = self.get_mut(id)
+            && r.phase == Phase::Created
+        {
+            r.phase = Phase::Active;
+        }
+        Ok(())
+    }
+
+    /// Deletes an integration unless a workload uses it.
+    pub fn delete(&mut self, id: &str, env: &str) -> Result<Record, ApiError> {
+        let r = self.get_in_env(id, env)?;
+        if !r.usages.is_empty() {
+            // inferred: the API documents that delete fails while in use, not the status.
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "resource_in_use",
+                "Conflict",
+                format!(
+                    "integration {id} is in use by {} workload(s): {}",
+                    r.usages.len(),
+                    r.usages.join(", ")
+                ),
+            ));
+        }
+        self.remove(id).ok_or_else(|| ApiError::not_found(id, env))
+    }
+
+    /// Removes an integration regardless of usages (the admin's out-of-band delete).
+    pub fn remove(&mut self, id: &str) -> Option<Record> {
+        let seq = self.index.remove(id)?;
+        self.records.remove(&seq)
+    }
+
+    /// One page of the integrations matching `filter`.
+    pub fn page(&self, filter: &Filter, size: usize, cursor: Cursor) -> Page {
+        let matching: Vec<&Record> = self.records.values().filter(|r| r.matches(filter)).collect();
+        let items: Vec<&Record> = match cursor {
+            Cursor::After(s) => matching.iter().filter(|r| r.seq > s).take(size).copied().collect(),
+            Cursor::Before(s) => {
+                let before: Vec<&Record> = matching.iter().filter(|r| r.seq < s).copied().collect();
+                before[before.len().saturating_sub(size)..].to_vec()
+            }
+        };
+        let prev = items
+            .first()
+            .filter(|f| matching.iter().any(|r| r.seq < f.seq))
+            .map(|f| Cursor::Before(f.seq));
+        let next = items
+            .last()
+            .filter(|l| matching.iter().any(|r| r.seq > l.seq))
+            .map(|l| Cursor::After(l.seq));
+        Page {
+            items: items.into_iter().cloned().collect(),
+            prev,
+            next,
+            total: matching.len() as u64,
+        }
+    }
+}
+
+impl Record {
+    pub fn customer_role(&self) -> Option<&str> {
+        match &self.config {
+            Some(IntegrationConfig::Aws(c)) => Some(&c.customer_iam_role_arn),
+            _ => None,
+        }
+    }
+
+    fn matches(&self, f: &Filter) -> bool {
+        self.environment == f.environment
+            && f.provider.as_ref().is_none_or(|p| p.eq_ignore_ascii_case(&self.provider))
+            && f.display_name.as_ref().is_none_or(|n| *n == self.display_name)
+            && f.phase.as_ref().is_none_or(|s| s.eq_ignore_ascii_case(self.phase.as_str()))
+    }
+
+    /// The API view of this record in one dialect.
+    pub fn to_api(&self, version: Version, base: &str, org_id: &str) -> Integration {
+        Integration {
+            api_version: version.path().to_string(),
+            kind: "Integration".into(),
+            id: self.id.clone(),
+            display_name: self.display_name.clone(),
+            provider: self.provider.clone(),
+            config: self.config.clone(),
+            usages: self.usages.clone(),
+            environment: EnvironmentRef {
+                id: self.environment.clone(),
+                related: Some(format!("{base}/v2/environments/{}", self.environment)),
+                resource_name: Some(format!(
+                    "{base}/organization={org_id}/environment={}",
+                    self.environment
+                )),
+            },
+            status: (version == Version::V2).then(|| self.phase.as_str().to_string()),
+        }
+    }
+}
+
+/// Builds list metadata links that keep the request's filters.
+pub fn list_meta(base: &str, version: Version, filter: &Filter, size: usize, page: &Page) -> ListMeta {
+    let link = |c: Cursor| {
+        let mut url = format!(
+            "{base}/{}/integrations?environment={}&page_size={size}",
+            version.path(),
+            enc(&filter.environment)
+        );
+        for (k, v) in [
+            ("provider", &filter.provider),
+            ("display_name", &filter.display_name),
+            ("status", &filter.phase),
+        ] {
+            if let Some(v) = v {
+                url.push_str(&format!("&{k}={}", enc(v)));
+            }
+        }
+        url.push_str(&format!("&page_token={}", c.encode()));
+        url
+    };
+    ListMeta {
+        first: Some(link(Cursor::After(0))),
+        last: Some(link(Cursor::Before(u64::MAX))),
+        prev: page.prev.map(link),
+        next: page.next.map(link),
+        total_size: page.total,
+    }
+}
+
+fn enc(s: &str) -> String {
+    reqwest::Url::parse_with_params("http://x/", [("v", s)])
+        .ok()
+        .and_then(|u| u.query().map(|q| q.trim_start_matches("v=").to_string()))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(arn: &str) -> IntegrationConfig {
+        IntegrationConfig::Aws(AwsConfig {
+            customer_iam_role_arn: arn.into(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        for c in [Cursor::After(0), Cursor::After(42), Cursor::Before(u64::MAX)] {
+            assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        }
+        for bad in ["", "abc", "cGltOng6MQ", &"a".repeat(300)] {
+            assert_eq!(Cursor::decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn keyset_pages_survive_deletes() {
+        let mut s = Store::default();
+        let q = Quotas { per_org: 1000, per_env: None };
+        for i in 0..25 {
+            s.create(format!("n{i}"), "AWS".into(), "env-1".into(), Some(aws(&format!("arn:aws:iam::123456789012:role/r{i}"))), q)
+                .unwrap();
+        }
+        let f = Filter { environment: "env-1".into(), ..Default::default() };
+        let p1 = s.page(&f, 10, Cursor::After(0));
+        assert_eq!(p1.items.len(), 10);
+        assert!(p1.prev.is_none());
+        // Delete an item already seen: the next page must not skip one.
+        let seen = p1.items[3].id.clone();
+        s.remove(&seen);
+        let p2 = s.page(&f, 10, p1.next.unwrap());
+        assert_eq!(p2.items[0].seq, p1.items[9].seq + 1);
+        let back = s.page(&f, 10, p2.prev.unwrap());
+        assert_eq!(back.items.last().unwrap().seq, p1.items[9].seq);
+    }
+
+    #[test]
+    fn role_arn_unique_per_environment_only() {
+        let mut s = Store::default();
+        let q = Quotas::default();
+        let arn = "arn:aws:iam::123456789012:role/x";
+        s.create("a".into(), "AWS".into(), "env-1".into(), Some(aws(arn)), q).unwrap();
+        let e = s.create("b".into(), "AWS".into(), "env-1".into(), Some(aws(arn)), q).unwrap_err();
+        assert_eq!(e.code, "resource_already_exists");
+        s.create("c".into(), "AWS".into(), "env-2".into(), Some(aws(arn)), q).unwrap();
+    }
+}

@@ -1,0 +1,193 @@
+//! Typed errors of the Provider Integration API, classified by what the caller should do.
+
+use std::time::Duration;
+
+use super::types::{ErrorBody, LegacyErrorBody};
+
+/// An API call that did not succeed. `Display` carries the API's `detail`, never credentials.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum PimError {
+    #[error("not found: {detail}")]
+    NotFound { detail: String },
+    /// 409: already exists, or (on delete) still in use. The code tells which.
+    #[error("conflict ({code}): {detail}")]
+    Conflict { code: String, detail: String },
+    /// 400/422: the request was invalid; the detail names the field.
+    #[error("rejected by the API ({status} {code}): {detail}")]
+    Invalid {
+        status: u16,
+        code: String,
+        detail: String,
+    },
+    #[error("authentication failed (401): {detail}")]
+    Unauthenticated { detail: String },
+    #[error("permission denied (403): {detail}")]
+    Forbidden { detail: String },
+    #[error("quota exceeded (402): {detail}")]
+    QuotaExceeded { detail: String },
+    #[error("rate limited (429){}", retry_hint(*.retry_after))]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("server error ({status}): {detail}")]
+    Server {
+        status: u16,
+        detail: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("request timed out")]
+    Timeout,
+    #[error("connection failed: {0}")]
+    Transport(String),
+    #[error("unexpected response ({status}): {detail}")]
+    Unexpected { status: u16, detail: String },
+    #[error("could not decode the API response: {0}")]
+    Decode(String),
+}
+
+fn retry_hint(d: Option<Duration>) -> String {
+    d.map(|d| format!(", retry after {}s", d.as_secs()))
+        .unwrap_or_default()
+}
+
+/// How the operator should react to an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Retry with backoff: the API or the network will likely recover on its own.
+    Transient,
+    /// A human must act (credentials, permissions, quota, invalid input).
+    Permanent,
+}
+
+impl PimError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            PimError::RateLimited { .. }
+            | PimError::Server { .. }
+            | PimError::Timeout
+            | PimError::Transport(_)
+            | PimError::Decode(_)
+            | PimError::Unexpected { .. } => ErrorClass::Transient,
+            PimError::NotFound { .. }
+            | PimError::Conflict { .. }
+            | PimError::Invalid { .. }
+            | PimError::Unauthenticated { .. }
+            | PimError::Forbidden { .. }
+            | PimError::QuotaExceeded { .. } => ErrorClass::Permanent,
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.class() == ErrorClass::Transient
+    }
+
+    /// The server's `Retry-After`, when it sent one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            PimError::RateLimited { retry_after } | PimError::Server { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+
+    /// The error code the API sent (`resource_already_exists`, `quota_exceeded`, ...).
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            PimError::Conflict { code, .. } | PimError::Invalid { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Builds the error for a non-success response from its status, headers and body.
+    pub fn from_response(status: u16, retry_after: Option<Duration>, body: &str) -> Self {
+        let (code, detail) = parse_error_body(body);
+        let detail = if detail.is_empty() {
+            format!("HTTP {status}")
+        } else {
+            detail
+        };
+        match status {
+            401 => PimError::Unauthenticated { detail },
+            402 => PimError::QuotaExceeded { detail },
+            403 => PimError::Forbidden { detail },
+            404 => PimError::NotFound { detail },
+            409 => PimError::Conflict {
+                code: code.unwrap_or_else(|| "conflict".into()),
+                detail,
+            },
+            400 | 422 => PimError::Invalid {
+                status,
+                code: code.unwrap_or_else(|| "invalid_request".into()),
+                detail,
+            },
+            429 => PimError::RateLimited { retry_after },
+            408 => PimError::Timeout,
+            s if s >= 500 => PimError::Server {
+                status,
+                detail,
+                retry_after,
+            },
+            _ => PimError::Unexpected { status, detail },
+        }
+    }
+}
+
+/// Extracts `(code, detail)` from either documented error shape, falling back to the raw text.
+pub fn parse_error_body(body: &str) -> (Option<String>, String) {
+    if let Ok(b) = serde_json::from_str::<ErrorBody>(body)
+        && let Some(e) = b.errors.first()
+    {
+        let detail = e
+            .detail
+            .clone()
+            .or_else(|| e.title.clone())
+            .or_else(|| e.code.clone())
+            .unwrap_or_default();
+        return (e.code.clone(), detail);
+    }
+    if let Ok(b) = serde_json::from_str::<LegacyErrorBody>(body) {
+        return (None, b.message);
+    }
+    let raw: String = body.trim().chars().take(512).collect();
+    (None, raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_documented_shape() {
+        let body = r#"{"errors":[{"id":"x","status":"409","code":"resource_already_exists","title":"Conflict","detail":"exists","source":{"pointer":"/display_name"}}]}"#;
+        let e = PimError::from_response(409, None, body);
+        assert_eq!(
+            e,
+            PimError::Conflict {
+                code: "resource_already_exists".into(),
+                detail: "exists".into()
+            }
+        );
+        assert_eq!(e.class(), ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn parses_legacy_shape_and_raw_text() {
+        let e = PimError::from_response(404, None, r#"{"error_code":404,"message":"no such thing"}"#);
+        assert_eq!(e.to_string(), "not found: no such thing");
+        let e = PimError::from_response(502, None, "<html>bad gateway</html>");
+        assert!(e.is_transient());
+        assert!(e.to_string().contains("bad gateway"));
+        let e = PimError::from_response(429, Some(Duration::from_secs(7)), "");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(e.to_string(), "rate limited (429), retry after 7s");
+    }
+
+    #[test]
+    fn classifies_user_errors_as_permanent() {
+        for s in [400, 401, 402, 403, 422] {
+            assert_eq!(PimError::from_response(s, None, "").class(), ErrorClass::Permanent, "{s}");
+        }
+        for s in [408, 429, 500, 503] {
+            assert!(PimError::from_response(s, None, "").is_transient(), "{s}");
+        }
+    }
+}

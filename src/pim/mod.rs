@@ -1,0 +1,9 @@
+//! The Provider Integration API: wire types, typed errors and the HTTP client.
+
+pub mod client;
+pub mod error;
+pub mod types;
+
+pub use client::{Credentials, PimClient, RequestObserver};
+pub use error::{ErrorClass, PimError};
+pub use types::*;
