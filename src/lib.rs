@@ -1,8 +1,14 @@
 //! provider-integration-operator: manages Confluent Cloud provider integrations from Kubernetes.
 
+pub mod cli;
+pub mod controller;
+pub mod crd;
 pub mod emulator;
+pub mod fake_kube;
+pub mod metrics;
 pub mod pim;
-
+pub mod run;
+pub mod telemetry;
 /// rustls needs one process-wide crypto provider; we use ring (as kube does) to keep the build
 /// free of C toolchains. Safe to call more than once.
 pub fn install_crypto_provider() {

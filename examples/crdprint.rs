@@ -1,0 +1,1 @@
+fn main(){ print!("{}", pio::crd::crd_yaml().unwrap()); }

@@ -1,0 +1,700 @@
+//! The reconcile loop: event → credentials → observe remote → decide → one API call → one status
+//! patch. It turns `pim` errors into condition reasons and requeue delays; HTTP details stay in
+//! `pim`, judgement stays in `decide`.
+
+pub mod decide;
+pub mod remote;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Time};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        Controller,
+        controller::Action,
+        events::{Event as KubeEvent, EventType, Recorder, Reporter},
+        finalizer::{Event as Finalizer, finalizer},
+        watcher,
+    },
+};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::crd::{
+    CondState, FINALIZER, ProviderIntegration, ProviderIntegrationStatus, conditions,
+};
+use crate::pim::{Credentials, ErrorClass, Integration, PimClient, PimError};
+use decide::{Action as Decision, Cleanup, Desired, Lookup, Observed, Refusal};
+use remote::RemoteCache;
+
+/// The field manager of our status writes.
+pub const MANAGER: &str = "provider-integration-operator";
+
+/// Where credentials come from when a resource has no `credentialsRef`.
+#[derive(Clone, Debug, Default)]
+pub enum DefaultCredentials {
+    #[default]
+    None,
+    /// From the operator's environment (`CONFLUENT_CLOUD_API_KEY` / `..._SECRET`).
+    Static(Credentials),
+    /// From a Secret with keys `apiKey` and `apiSecret`.
+    Secret { namespace: String, name: String },
+}
+
+/// Tunables of the controller.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How often a Ready integration is checked against Confluent Cloud.
+    pub resync: Duration,
+    /// Resources reconciled in parallel.
+    pub concurrency: u16,
+    pub default_credentials: DefaultCredentials,
+    /// Only watch this namespace (all when `None`).
+    pub namespace: Option<String>,
+    /// The pod name, to tell replicas apart in events.
+    pub instance: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(300),
+            concurrency: 32,
+            default_credentials: DefaultCredentials::None,
+            namespace: None,
+            instance: None,
+        }
+    }
+}
+
+/// Errors that end a reconcile; `error_policy` requeues them.
+#[derive(thiserror::Error, Debug)]
+pub enum Error {
+    #[error("Kubernetes API error: {0}")]
+    Kube(#[from] kube::Error),
+    /// Deletion must wait (in use, API unavailable); the finalizer stays.
+    #[error("deletion pending: {message}")]
+    DeletionPending { message: String, retry_in: Duration },
+    #[error("{0}")]
+    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    fn retry_in(&self) -> Option<Duration> {
+        match self {
+            Error::DeletionPending { retry_in, .. } => Some(*retry_in),
+            Error::Finalizer(f) => match f.as_ref() {
+                kube::runtime::finalizer::Error::CleanupFailed(e)
+                | kube::runtime::finalizer::Error::ApplyFailed(e) => e.retry_in(),
+                _ => None,
+            },
+            Error::Kube(_) => None,
+        }
+    }
+}
+
+/// Why credentials could not be loaded; each is something a user must fix.
+#[derive(thiserror::Error, Debug)]
+pub enum CredentialsError {
+    #[error("Secret {namespace}/{name} not found")]
+    SecretNotFound { namespace: String, name: String },
+    #[error("Secret {namespace}/{name} has no non-empty key \"{key}\"")]
+    MissingKey { namespace: String, name: String, key: String },
+    #[error("no credentialsRef and the operator has no default credentials")]
+    NoDefault,
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+}
+
+/// Shared state of all reconciles.
+pub struct Context {
+    pub client: Client,
+    pub pim: PimClient,
+    pub config: Config,
+    pub cache: RemoteCache,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    recorder: Recorder,
+    failures: Mutex<HashMap<String, u32>>,
+    /// Last credentials that worked per resource uid, so a deletion still works when the Secret
+    /// went first (as it does when a whole namespace is deleted).
+    last_credentials: Mutex<HashMap<String, Credentials>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Context {
+    pub fn new(client: Client, pim: PimClient, config: Config, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: config.instance.clone(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            pim,
+            config,
+            cache: RemoteCache::default(),
+            metrics,
+            failures: Mutex::default(),
+            last_credentials: Mutex::default(),
+        }
+    }
+
+    /// Exponential backoff with ±20% jitter per resource, reset by `succeeded`.
+    fn backoff(&self, pi: &ProviderIntegration, base: Duration, cap: Duration) -> Duration {
+        let n = {
+            let mut f = lock(&self.failures);
+            let n = f.entry(pi.uid().unwrap_or_default()).or_default();
+            *n = n.saturating_add(1);
+            *n
+        };
+        let exp = base.saturating_mul(1u32 << (n - 1).min(16)).min(cap);
+        exp.mul_f64(0.8 + fastrand::f64() * 0.4)
+    }
+
+    fn succeeded(&self, pi: &ProviderIntegration) {
+        lock(&self.failures).remove(&pi.uid().unwrap_or_default());
+    }
+
+    fn resync_delay(&self) -> Duration {
+        self.config.resync.mul_f64(0.9 + fastrand::f64() * 0.2)
+    }
+
+    async fn read_secret(&self, namespace: &str, name: &str, key_field: &str, secret_field: &str) -> Result<Credentials, CredentialsError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let secret = api.get_opt(name).await?.ok_or_else(|| CredentialsError::SecretNotFound {
+            namespace: namespace.into(),
+            name: name.into(),
+        })?;
+        let field = |k: &str| {
+            secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(k))
+                .and_then(|v| String::from_utf8(v.0.clone()).ok())
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| CredentialsError::MissingKey {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    key: k.into(),
+                })
+        };
+        Ok(Credentials::new(field(key_field)?, field(secret_field)?))
+    }
+
+    async fn credentials(&self, pi: &ProviderIntegration) -> Result<Credentials, CredentialsError> {
+        let ns = pi.namespace().unwrap_or_default();
+        let creds = match (&pi.spec.credentials_ref, &self.config.default_credentials) {
+            (Some(r), _) => self.read_secret(&ns, &r.name, &r.api_key_field, &r.api_secret_field).await?,
+            (None, DefaultCredentials::Static(c)) => c.clone(),
+            (None, DefaultCredentials::Secret { namespace, name }) => {
+                self.read_secret(namespace, name, "apiKey", "apiSecret").await?
+            }
+            (None, DefaultCredentials::None) => return Err(CredentialsError::NoDefault),
+        };
+        lock(&self.last_credentials).insert(pi.uid().unwrap_or_default(), creds.clone());
+        Ok(creds)
+    }
+
+    fn remembered_credentials(&self, pi: &ProviderIntegration) -> Option<Credentials> {
+        lock(&self.last_credentials).get(&pi.uid().unwrap_or_default()).cloned()
+    }
+
+    async fn event(&self, pi: &ProviderIntegration, type_: EventType, reason: &str, note: String) {
+        let ev = KubeEvent {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &pi.object_ref(&())).await {
+            warn!(name = %pi.name_any(), error = %e, "could not publish event");
+        }
+    }
+
+    /// Writes status by server-side apply, unless it is already what we want.
+    async fn write_status(&self, pi: &ProviderIntegration, status: ProviderIntegrationStatus) -> Result<(), Error> {
+        if pi.status.as_ref() == Some(&status) {
+            return Ok(());
+        }
+        let api: Api<ProviderIntegration> = Api::namespaced(self.client.clone(), &pi.namespace().unwrap_or_default());
+        let patch = json!({
+            "apiVersion": ProviderIntegration::api_version(&()),
+            "kind": ProviderIntegration::kind(&()),
+            "status": status,
+        });
+        api.patch_status(&pi.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+            .await?;
+        Ok(())
+    }
+}
+
+/// The status to write, built from the previous one.
+struct StatusBuilder<'a> {
+    pi: &'a ProviderIntegration,
+    status: ProviderIntegrationStatus,
+}
+
+impl<'a> StatusBuilder<'a> {
+    fn new(pi: &'a ProviderIntegration) -> Self {
+        Self {
+            pi,
+            status: pi.status.clone().unwrap_or_default(),
+        }
+    }
+
+    fn integration(mut self, i: &Integration) -> Self {
+        let s = &mut self.status;
+        s.id = Some(i.id.clone());
+        s.environment = Some(i.environment.id.clone());
+        s.external_id = i.aws().and_then(|a| a.external_id.clone());
+        s.iam_role_arn = i.aws().and_then(|a| a.iam_role_arn.clone());
+        s.usages = i.usages.clone();
+        s.pending_create = None;
+        self
+    }
+
+    fn forget_integration(mut self) -> Self {
+        let s = &mut self.status;
+        s.id = None;
+        s.environment = None;
+        s.external_id = None;
+        s.iam_role_arn = None;
+        s.usages.clear();
+        self
+    }
+
+    fn build(mut self, ready: CondState, reconciling: CondState, stalled: CondState) -> ProviderIntegrationStatus {
+        let generation = self.pi.metadata.generation;
+        let now = Time(jiff::Timestamp::now());
+        self.status.conditions = conditions(&self.status.conditions, generation, ready, reconciling, stalled, &now);
+        self.status.observed_generation = generation;
+        self.status
+    }
+
+    fn ready(self, i: &Integration) -> ProviderIntegrationStatus {
+        let msg = format!("integration {} is in sync", i.id);
+        self.integration(i).build(
+            CondState::new(true, "Synced", msg),
+            CondState::new(false, "Synced", ""),
+            CondState::new(false, "Synced", ""),
+        )
+    }
+
+    fn progressing(self, ready_reason: &str, reason: &str, message: String) -> ProviderIntegrationStatus {
+        self.build(
+            CondState::new(false, ready_reason, message.clone()),
+            CondState::new(true, reason, message),
+            CondState::new(false, reason, ""),
+        )
+    }
+
+    fn stalled(self, reason: &str, message: String) -> ProviderIntegrationStatus {
+        self.build(
+            CondState::new(false, reason, message.clone()),
+            CondState::new(false, reason, ""),
+            CondState::new(true, reason, message),
+        )
+    }
+}
+
+/// Condition reason for an API error a human must fix.
+fn stall_reason(e: &PimError) -> &'static str {
+    match e {
+        PimError::Unauthenticated { .. } => "Unauthenticated",
+        PimError::Forbidden { .. } => "Forbidden",
+        PimError::QuotaExceeded { .. } => "QuotaExceeded",
+        PimError::Invalid { .. } => "Rejected",
+        PimError::Conflict { .. } => "Conflict",
+        PimError::NotFound { .. } => "NotFound",
+        _ => "APIError",
+    }
+}
+
+/// Condition reason for an error that will likely pass.
+fn transient_reason(e: &PimError) -> &'static str {
+    match e {
+        PimError::RateLimited { .. } => "RateLimited",
+        PimError::Timeout => "APITimeout",
+        _ => "APIUnavailable",
+    }
+}
+
+fn user_hint(e: &PimError, creds: &Credentials) -> String {
+    match e {
+        PimError::Unauthenticated { .. } => format!("{e}; check the API key {} and its secret", creds.key),
+        PimError::Forbidden { .. } => format!(
+            "{e}; API key {} needs the EnvironmentAdmin or OrganizationAdmin role",
+            creds.key
+        ),
+        PimError::QuotaExceeded { .. } => format!("{e}; delete unused integrations or ask Confluent to raise the quota"),
+        _ => e.to_string(),
+    }
+}
+
+/// The controller's reconcile function.
+pub async fn reconcile(pi: Arc<ProviderIntegration>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = std::time::Instant::now();
+    let api: Api<ProviderIntegration> = Api::namespaced(ctx.client.clone(), &pi.namespace().unwrap_or_default());
+    let result = finalizer(&api, FINALIZER, pi, |event| async {
+        match event {
+            Finalizer::Apply(pi) => apply(&pi, &ctx).await,
+            Finalizer::Cleanup(pi) => cleanup(&pi, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.reconciled(if result.is_ok() { "ok" } else { "error" }, start.elapsed());
+    result
+}
+
+/// Requeue policy for errors that escaped `reconcile`.
+pub fn error_policy(pi: Arc<ProviderIntegration>, err: &Error, ctx: Arc<Context>) -> Action {
+    match err.retry_in() {
+        Some(d) => Action::requeue(d),
+        None => {
+            let d = ctx.backoff(&pi, Duration::from_millis(500), Duration::from_secs(120));
+            warn!(namespace = %pi.namespace().unwrap_or_default(), name = %pi.name_any(), error = %err, retry_in_ms = d.as_millis() as u64, "reconcile failed");
+            Action::requeue(d)
+        }
+    }
+}
+
+/// Handles a `pim` error on the apply path: stall, or requeue without flapping Ready.
+async fn api_error(ctx: &Context, pi: &ProviderIntegration, creds: &Credentials, e: PimError) -> Result<Action, Error> {
+    let ns = pi.namespace().unwrap_or_default();
+    let name = pi.name_any();
+    if e.class() == ErrorClass::Transient {
+        let delay = ctx
+            .backoff(pi, Duration::from_secs(1), Duration::from_secs(120))
+            .max(e.retry_after().unwrap_or_default());
+        info!(namespace = %ns, name = %name, error = %e, retry_in_ms = delay.as_millis() as u64, "transient API error");
+        // A Ready resource of this generation stays Ready through a blip.
+        if !pi.is_ready() {
+            let ready_reason = pi
+                .condition(crate::crd::READY)
+                .map(|c| c.reason.clone())
+                .filter(|r| !r.is_empty() && r != "Synced")
+                .unwrap_or_else(|| "Reconciling".into());
+            let status = StatusBuilder::new(pi).progressing(&ready_reason, transient_reason(&e), format!("{e}; retrying"));
+            ctx.write_status(pi, status).await?;
+        }
+        return Ok(Action::requeue(delay));
+    }
+    let reason = stall_reason(&e);
+    let message = user_hint(&e, creds);
+    warn!(namespace = %ns, name = %name, reason, %message, "stalled");
+    ctx.write_status(pi, StatusBuilder::new(pi).stalled(reason, message.clone())).await?;
+    ctx.event(pi, EventType::Warning, reason, message).await;
+    // Credentials and quotas change outside this resource; look again later.
+    Ok(Action::requeue(ctx.backoff(pi, Duration::from_secs(30), ctx.config.resync)))
+}
+
+async fn stall(ctx: &Context, pi: &ProviderIntegration, reason: &str, message: String) -> Result<Action, Error> {
+    warn!(namespace = %pi.namespace().unwrap_or_default(), name = %pi.name_any(), reason, %message, "stalled");
+    let already = pi.condition(crate::crd::STALLED).is_some_and(|c| c.status == "True" && c.reason == reason && c.message == message);
+    ctx.write_status(pi, StatusBuilder::new(pi).stalled(reason, message.clone())).await?;
+    if !already {
+        ctx.event(pi, EventType::Warning, reason, message).await;
+    }
+    Ok(Action::requeue(ctx.backoff(pi, Duration::from_secs(30), ctx.config.resync)))
+}
+
+async fn load_credentials(ctx: &Context, pi: &ProviderIntegration) -> Result<Result<Credentials, Action>, Error> {
+    match ctx.credentials(pi).await {
+        Ok(c) => Ok(Ok(c)),
+        Err(CredentialsError::Kube(e)) => Err(Error::Kube(e)),
+        Err(e @ CredentialsError::NoDefault) => Ok(Err(stall(ctx, pi, "NoCredentials", format!("{e}; set spec.credentialsRef")).await?)),
+        Err(e) => Ok(Err(stall(ctx, pi, "CredentialsNotFound", e.to_string()).await?)),
+    }
+}
+
+async fn apply(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Error> {
+    let status = pi.status.clone().unwrap_or_default();
+    let desired = match Desired::from_resource(pi) {
+        Ok(d) => d,
+        Err(decide::InvalidSpec(m)) => return stall(ctx, pi, "InvalidSpec", m).await,
+    };
+    let creds = match load_credentials(ctx, pi).await? {
+        Ok(c) => c,
+        Err(action) => return Ok(action),
+    };
+    let observed = match decide::lookup(&desired, &status) {
+        Lookup::ById { id, environment } => {
+            match ctx.cache.by_id(&ctx.pim, &creds, &environment, &id, ctx.config.resync).await {
+                Ok(Some(i)) => Observed::Found(i),
+                Ok(None) => Observed::Missing,
+                Err(e) => return api_error(ctx, pi, &creds, e).await,
+            }
+        }
+        Lookup::ByKey { key, fresh } => {
+            let age = if fresh { Duration::ZERO } else { ctx.config.resync };
+            match ctx.cache.by_key(&ctx.pim, &creds, &key, age).await {
+                Ok(found) => Observed::ByKey(found),
+                Err(e) => return api_error(ctx, pi, &creds, e).await,
+            }
+        }
+    };
+    let decision = decide::decide(&desired, &status, observed);
+    let ns = pi.namespace().unwrap_or_default();
+    let name = pi.name_any();
+    match decision {
+        Decision::InSync(i) => {
+            ctx.write_status(pi, StatusBuilder::new(pi).ready(&i)).await?;
+            ctx.succeeded(pi);
+            Ok(Action::requeue(ctx.resync_delay()))
+        }
+        Decision::Adopt(i) => {
+            info!(namespace = %ns, name = %name, id = %i.id, "adopted");
+            ctx.write_status(pi, StatusBuilder::new(pi).ready(&i)).await?;
+            ctx.event(pi, EventType::Normal, "Adopted", format!("adopted existing integration {}", i.id)).await;
+            ctx.succeeded(pi);
+            Ok(Action::requeue(ctx.resync_delay()))
+        }
+        Decision::Claim(i) => {
+            info!(namespace = %ns, name = %name, id = %i.id, "found the integration of an interrupted create");
+            ctx.write_status(pi, StatusBuilder::new(pi).ready(&i)).await?;
+            ctx.event(pi, EventType::Normal, "Created", format!("created integration {} (recorded after an interrupted attempt)", i.id)).await;
+            ctx.succeeded(pi);
+            Ok(Action::requeue(ctx.resync_delay()))
+        }
+        Decision::Create { replaces } => create(ctx, pi, &desired, &creds, replaces).await,
+        Decision::Recreate { old, changed } => recreate(ctx, pi, &creds, old, changed).await,
+        Decision::Stall { reason, message } => stall(ctx, pi, reason.as_str(), message).await,
+    }
+}
+
+async fn create(ctx: &Context, pi: &ProviderIntegration, desired: &Desired, creds: &Credentials, replaces: Option<String>) -> Result<Action, Error> {
+    let ns = pi.namespace().unwrap_or_default();
+    let name = pi.name_any();
+    let intent = desired.intent();
+    let had_intent = pi.status.as_ref().and_then(|s| s.pending_create.as_ref()) == Some(&intent);
+    if !had_intent {
+        // Record intent before the POST: after a crash it tells us to look before creating again.
+        let mut b = StatusBuilder::new(pi);
+        if replaces.is_some() {
+            b = b.forget_integration();
+        }
+        b.status.pending_create = Some(intent.clone());
+        let status = b.progressing("Creating", "Creating", format!("creating the integration in {}", desired.environment));
+        ctx.write_status(pi, status).await?;
+    }
+    let body = crate::pim::CreateIntegration {
+        display_name: desired.display_name.clone(),
+        provider: desired.provider.into(),
+        config: crate::pim::CreateConfig {
+            kind: crate::pim::KIND_AWS_CONFIG.into(),
+            customer_iam_role_arn: desired.customer_iam_role_arn.clone(),
+        },
+        environment: crate::pim::EnvId { id: desired.environment.clone() },
+    };
+    // The status we build from must carry the intent, even if `pi` predates its write.
+    let mut base = pi.clone();
+    let st = base.status.get_or_insert_with(Default::default);
+    st.pending_create = Some(intent.clone());
+    if replaces.is_some() {
+        st.id = None;
+    }
+    match ctx.pim.create(creds, &body).await {
+        Ok(i) => {
+            info!(namespace = %ns, name = %name, id = %i.id, "created");
+            ctx.cache.insert(creds, &i).await;
+            ctx.write_status(&base, StatusBuilder::new(&base).ready(&i)).await?;
+            ctx.succeeded(pi);
+            match replaces {
+                Some(old) => {
+                    ctx.event(pi, EventType::Warning, "Recreated", format!(
+                        "integration {old} was deleted outside Kubernetes; created {} with a new external id: update your trust policy", i.id
+                    )).await
+                }
+                None => ctx.event(pi, EventType::Normal, "Created", format!("created integration {}", i.id)).await,
+            }
+            Ok(Action::requeue(ctx.resync_delay()))
+        }
+        Err(e @ PimError::Conflict { .. }) if e.code() == Some("resource_already_exists") => {
+            let found = match ctx.cache.by_key(&ctx.pim, creds, &intent, Duration::ZERO).await {
+                Ok(f) => f,
+                Err(e) => return api_error(ctx, &base, creds, e).await,
+            };
+            match found {
+                Some(i) if had_intent => {
+                    info!(namespace = %ns, name = %name, id = %i.id, "found the integration of an interrupted create");
+                    ctx.write_status(&base, StatusBuilder::new(&base).ready(&i)).await?;
+                    ctx.succeeded(pi);
+                    Ok(Action::requeue(ctx.resync_delay()))
+                }
+                other => {
+                    // Not ours: drop the intent so it can never be claimed by mistake.
+                    let mut b = StatusBuilder::new(&base);
+                    b.status.pending_create = None;
+                    let msg = match other {
+                        Some(i) => format!(
+                            "integration {} already uses role {} in environment {} and was not created by this resource; set spec.integrationId: {} to adopt it",
+                            i.id, desired.customer_iam_role_arn, desired.environment, i.id
+                        ),
+                        None => format!("{e}; another integration uses role {} in {}", desired.customer_iam_role_arn, desired.environment),
+                    };
+                    ctx.write_status(pi, b.stalled("AlreadyExists", msg.clone())).await?;
+                    ctx.event(pi, EventType::Warning, "AlreadyExists", msg).await;
+                    Ok(Action::requeue(ctx.backoff(pi, Duration::from_secs(30), ctx.config.resync)))
+                }
+            }
+        }
+        Err(e) => api_error(ctx, &base, creds, e).await,
+    }
+}
+
+async fn recreate(ctx: &Context, pi: &ProviderIntegration, creds: &Credentials, old: Integration, changed: Vec<&'static str>) -> Result<Action, Error> {
+    let env = old.environment.id.clone();
+    match ctx.pim.delete(creds, &env, &old.id).await {
+        Ok(()) | Err(PimError::NotFound { .. }) => {
+            ctx.cache.remove(creds, &env, &old.id).await;
+            let msg = format!(
+                "deleted integration {} because {} changed; a new one is being created and will have a new external id: update your trust policy",
+                old.id,
+                changed.join(", ")
+            );
+            ctx.write_status(pi, StatusBuilder::new(pi).forget_integration().progressing("Recreating", "Recreating", msg.clone())).await?;
+            ctx.event(pi, EventType::Warning, "Recreating", msg).await;
+            Ok(Action::requeue(Duration::from_millis(50)))
+        }
+        Err(e) if e.class() == ErrorClass::Permanent && !matches!(e, PimError::Unauthenticated { .. } | PimError::Forbidden { .. }) => {
+            let read_back = ctx.pim.get(creds, &env, &old.id).await.ok();
+            let msg = match decide::refusal(&e.to_string(), read_back.as_ref()) {
+                Refusal::InUse(u) => format!("cannot recreate integration {}: it is in use by {}; delete or reconfigure those connectors", old.id, u.join(", ")),
+                Refusal::Other(d) => format!("cannot recreate integration {}: {d}", old.id),
+            };
+            let mut b = StatusBuilder::new(pi);
+            if let Some(i) = &read_back {
+                b.status.usages = i.usages.clone();
+            }
+            ctx.write_status(pi, b.progressing("RecreateBlocked", "RecreateBlocked", msg.clone())).await?;
+            ctx.event(pi, EventType::Warning, "RecreateBlocked", msg).await;
+            Ok(Action::requeue(ctx.backoff(pi, Duration::from_secs(5), Duration::from_secs(300))))
+        }
+        Err(e) => api_error(ctx, pi, creds, e).await,
+    }
+}
+
+async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Error> {
+    let status = pi.status.clone().unwrap_or_default();
+    let ns = pi.namespace().unwrap_or_default();
+    let name = pi.name_any();
+    let plan = decide::cleanup(pi.spec.deletion_policy, &status);
+    let (id, env) = match plan {
+        Cleanup::Orphan => {
+            if let Some(id) = &status.id {
+                info!(namespace = %ns, name = %name, %id, "orphaned");
+                ctx.event(pi, EventType::Normal, "Orphaned", format!("left integration {id} in Confluent Cloud (deletionPolicy: Orphan)")).await;
+            }
+            return Ok(Action::await_change());
+        }
+        Cleanup::Nothing => return Ok(Action::await_change()),
+        Cleanup::Delete { id, environment } => (Some(id), environment),
+        Cleanup::FindThenDelete(key) => (None, key.environment.clone()),
+    };
+    let creds = match ctx.credentials(pi).await {
+        Ok(c) => c,
+        Err(CredentialsError::Kube(e)) => return Err(Error::Kube(e)),
+        Err(e) => match ctx.remembered_credentials(pi) {
+            Some(c) => c,
+            None => {
+                let msg = format!("cannot delete the integration: {e}; restore it, or set spec.deletionPolicy: Orphan");
+                ctx.write_status(pi, StatusBuilder::new(pi).stalled("CredentialsNotFound", msg.clone())).await?;
+                return Err(Error::DeletionPending { message: msg, retry_in: ctx.backoff(pi, Duration::from_secs(30), ctx.config.resync) });
+            }
+        },
+    };
+    let id = match id {
+        Some(id) => id,
+        None => match &status.pending_create {
+            Some(key) => match ctx.cache.by_key(&ctx.pim, &creds, key, Duration::ZERO).await {
+                Ok(Some(i)) => i.id,
+                Ok(None) => return Ok(Action::await_change()),
+                Err(e) => return deletion_retry(ctx, pi, &creds, e).await,
+            },
+            None => return Ok(Action::await_change()),
+        },
+    };
+    match ctx.pim.delete(&creds, &env, &id).await {
+        Ok(()) | Err(PimError::NotFound { .. }) => {
+            info!(namespace = %ns, name = %name, %id, "deleted");
+            ctx.cache.remove(&creds, &env, &id).await;
+            ctx.event(pi, EventType::Normal, "Deleted", format!("deleted integration {id}")).await;
+            ctx.succeeded(pi);
+            Ok(Action::await_change())
+        }
+        Err(e) if e.is_transient() => deletion_retry(ctx, pi, &creds, e).await,
+        Err(e @ (PimError::Unauthenticated { .. } | PimError::Forbidden { .. })) => {
+            let msg = format!("cannot delete integration {id}: {}", user_hint(&e, &creds));
+            ctx.write_status(pi, StatusBuilder::new(pi).stalled(stall_reason(&e), msg.clone())).await?;
+            ctx.event(pi, EventType::Warning, stall_reason(&e), msg.clone()).await;
+            Err(Error::DeletionPending { message: msg, retry_in: ctx.backoff(pi, Duration::from_secs(30), ctx.config.resync) })
+        }
+        Err(e) => {
+            // Refused: find out whether connectors use it (by its usages, not the status code).
+            let read_back = match ctx.pim.get(&creds, &env, &id).await {
+                Ok(i) => Some(i),
+                Err(PimError::NotFound { .. }) => {
+                    ctx.cache.remove(&creds, &env, &id).await;
+                    return Ok(Action::await_change());
+                }
+                Err(_) => None,
+            };
+            let (reason, msg, usages) = match decide::refusal(&e.to_string(), read_back.as_ref()) {
+                Refusal::InUse(u) => (
+                    "DeletionBlocked",
+                    format!("integration {id} is in use by {}; delete or reconfigure those connectors, deletion is retried", u.join(", ")),
+                    u,
+                ),
+                Refusal::Other(d) => ("DeletionFailed", format!("deleting integration {id} failed: {d}; retrying"), Vec::new()),
+            };
+            let retry_in = ctx.backoff(pi, Duration::from_secs(5), Duration::from_secs(300));
+            warn!(namespace = %ns, name = %name, %id, reason, retry_in_s = retry_in.as_secs(), "deletion blocked");
+            let mut b = StatusBuilder::new(pi);
+            b.status.usages = usages;
+            let first = pi.condition(crate::crd::READY).is_none_or(|c| c.reason != reason);
+            ctx.write_status(pi, b.progressing(reason, reason, msg.clone())).await?;
+            if first {
+                ctx.metrics.deletion_blocked();
+            }
+            ctx.event(pi, EventType::Warning, reason, msg.clone()).await;
+            Err(Error::DeletionPending { message: msg, retry_in })
+        }
+    }
+}
+
+async fn deletion_retry(ctx: &Context, pi: &ProviderIntegration, creds: &Credentials, e: PimError) -> Result<Action, Error> {
+    let retry_in = ctx
+        .backoff(pi, Duration::from_secs(1), Duration::from_secs(120))
+        .max(e.retry_after().unwrap_or_default());
+    let msg = format!("deleting: {}; retrying", user_hint(&e, creds));
+    ctx.write_status(pi, StatusBuilder::new(pi).progressing("Deleting", transient_reason(&e), msg.clone())).await?;
+    Err(Error::DeletionPending { message: msg, retry_in })
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let api: Api<ProviderIntegration> = match &ctx.config.namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(config)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}

@@ -1,0 +1,260 @@
+//! The `ProviderIntegration` custom resource: spec, status, schema rules and printer columns,
+//! plus the helpers that build kstatus conditions. No HTTP, no reconcile loop.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const GROUP: &str = "pim.confluent.cloud";
+pub const FINALIZER: &str = "pim.confluent.cloud/cleanup";
+
+/// A Confluent Cloud provider integration: lets Confluent's managed connectors assume an identity
+/// in your cloud account. The operator creates it and writes the values your cloud-side trust
+/// configuration needs to `.status`.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "pim.confluent.cloud",
+    version = "v1alpha1",
+    kind = "ProviderIntegration",
+    namespaced,
+    status = "ProviderIntegrationStatus",
+    shortname = "cpi",
+    category = "confluent",
+    doc = "A Confluent Cloud provider integration, managed by provider-integration-operator.",
+    printcolumn(name = "ID", type_ = "string", json_path = ".status.id"),
+    printcolumn(name = "Provider", type_ = "string", json_path = ".spec.provider"),
+    printcolumn(name = "External ID", type_ = "string", json_path = ".status.externalId"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("self.provider != 'AWS' || has(self.aws)").message("provider AWS requires spec.aws.customerIamRoleArn").reason(kube::core::Reason::FieldValueRequired).field_path(".aws"))]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderIntegrationSpec {
+    /// The Confluent Cloud environment that owns the integration, e.g. `env-a1b2c3`.
+    #[schemars(pattern(r"^env-[a-z0-9]+$"), length(max = 255))]
+    pub environment: String,
+
+    /// The integration's name in Confluent Cloud (at most 60 characters). Defaults to the
+    /// resource's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 60))]
+    pub display_name: Option<String>,
+
+    /// The cloud whose identity Confluent assumes. Selects the matching block (`aws`).
+    pub provider: CloudProvider,
+
+    /// AWS settings; required when `provider` is `AWS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsSpec>,
+
+    /// The Secret (in this namespace) holding the Confluent Cloud API key and secret. When
+    /// omitted, the operator's default credentials are used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_ref: Option<CredentialsRef>,
+
+    /// What happens to the integration when this resource is deleted: `Delete` (default)
+    /// deletes it in Confluent Cloud; `Orphan` leaves it.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// The API cannot update an integration. `Manual` (default): a change to `environment`,
+    /// `displayName`, `provider` or the provider block stalls the resource until it is reverted.
+    /// `Recreate`: the operator deletes the integration and creates a new one, which gets a new
+    /// external id that your trust policy must then use.
+    #[serde(default)]
+    pub update_policy: UpdatePolicy,
+
+    /// Adopt this existing integration (e.g. `dlz-f3a90de`) instead of creating one. It must
+    /// match the rest of the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255), pattern(r"^[a-z]+-[a-z0-9]+$"))]
+    pub integration_id: Option<String>,
+}
+
+/// Cloud providers; `pim/v1` supports AWS.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum CloudProvider {
+    #[serde(rename = "AWS")]
+    Aws,
+}
+
+impl CloudProvider {
+    /// The provider's name in the Confluent API.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            CloudProvider::Aws => "AWS",
+        }
+    }
+}
+
+/// AWS settings of an integration.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsSpec {
+    /// The ARN of your IAM role that Confluent assumes, e.g.
+    /// `arn:aws:iam::123456789012:role/confluent-access`.
+    #[schemars(
+        length(min = 20, max = 2048),
+        pattern(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")
+    )]
+    pub customer_iam_role_arn: String,
+}
+
+/// Where to find the Confluent Cloud API key and secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsRef {
+    /// Name of a Secret in the resource's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The Secret key holding the API key.
+    #[serde(default = "default_api_key_field")]
+    pub api_key_field: String,
+    /// The Secret key holding the API secret.
+    #[serde(default = "default_api_secret_field")]
+    pub api_secret_field: String,
+}
+
+fn default_api_key_field() -> String {
+    "apiKey".into()
+}
+fn default_api_secret_field() -> String {
+    "apiSecret".into()
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum DeletionPolicy {
+    #[default]
+    Delete,
+    Orphan,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum UpdatePolicy {
+    #[default]
+    Manual,
+    Recreate,
+}
+
+/// Observed state. The values to paste into your cloud's trust configuration are here.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderIntegrationStatus {
+    /// The integration's id in Confluent Cloud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The environment the integration lives in (it differs from the spec while a change of
+    /// environment is pending).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// AWS: the `sts:ExternalId` your role's trust policy must require.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// AWS: Confluent's IAM role that your role must trust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam_role_arn: Option<String>,
+    /// Workloads (connector CRNs) using the integration; it cannot be deleted while any exist.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usages: Vec<String>,
+    /// A create that was started but whose result is not recorded yet. It lets the operator find
+    /// the integration again after a crash instead of creating a second one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_create: Option<PendingCreate>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Reconciling` and `Stalled` (kstatus).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// The identity of an integration being created: the API keeps a role ARN unique per
+/// environment, so these find it again.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCreate {
+    pub environment: String,
+    pub display_name: String,
+    pub customer_iam_role_arn: String,
+}
+
+pub const READY: &str = "Ready";
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
+
+/// One condition's wanted state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CondState {
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+impl CondState {
+    pub fn new(status: bool, reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Builds the three kstatus conditions, keeping `lastTransitionTime` of those whose status did
+/// not change, so a status write is a no-op when nothing changed.
+pub fn conditions(
+    previous: &[Condition],
+    generation: Option<i64>,
+    ready: CondState,
+    reconciling: CondState,
+    stalled: CondState,
+    now: &Time,
+) -> Vec<Condition> {
+    [(READY, ready), (RECONCILING, reconciling), (STALLED, stalled)]
+        .into_iter()
+        .map(|(ty, s)| {
+            let status = if s.status { "True" } else { "False" }.to_string();
+            let last = previous
+                .iter()
+                .find(|c| c.type_ == ty && c.status == status)
+                .map(|c| c.last_transition_time.clone())
+                .unwrap_or_else(|| now.clone());
+            Condition {
+                type_: ty.to_string(),
+                status,
+                reason: s.reason,
+                // The API caps messages at 32 KiB; ours stay far below, but be safe.
+                message: s.message.chars().take(4096).collect(),
+                observed_generation: generation,
+                last_transition_time: last,
+            }
+        })
+        .collect()
+}
+
+impl ProviderIntegration {
+    pub fn condition(&self, ty: &str) -> Option<&Condition> {
+        self.status.as_ref()?.conditions.iter().find(|c| c.type_ == ty)
+    }
+
+    /// True when `Ready` is True for the current generation.
+    pub fn is_ready(&self) -> bool {
+        self.condition(READY).is_some_and(|c| {
+            c.status == "True" && c.observed_generation == self.metadata.generation
+        })
+    }
+}
+
+/// The CRD as YAML, as `provider-integration-operator crd` prints it and `crds/` stores it.
+pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
+    let crd = ProviderIntegration::crd();
+    Ok(format!("---\n{}", serde_saphyr::to_string(&crd)?))
+}
+
+pub fn print_yaml() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    print!("{}", crd_yaml()?);
+    Ok(())
+}

@@ -1,0 +1,517 @@
+//! An in-memory Kubernetes API server for tests, the benchmark and the no-cluster demo.
+//!
+//! It implements the slice of API machinery the operator relies on, with the real semantics:
+//! resourceVersion and optimistic concurrency, `metadata.generation` bumped only by spec changes,
+//! the status subresource, finalizers and `deletionTimestamp`, JSON/merge/apply patches, and
+//! watches that replay from a resourceVersion. Used as a tower service
+//! (`kube::Client::new(fake.service(), ns)`, the pattern of kube's `tower-test`) or over HTTP.
+//!
+//! Simplification: server-side apply is treated as a merge of the sent fields (for the status
+//! subresource: the sent status replaces the old one). The operator is the only writer of status
+//! and always sends all of it, so this matches what a real API server stores.
+
+use std::{
+    collections::BTreeMap,
+    convert::Infallible,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::{Request, State},
+    http::{HeaderMap, Method, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::{Value, json};
+
+/// A resource type the fake serves.
+struct Kind {
+    plural: &'static str,
+    api_version: &'static str,
+    kind: &'static str,
+    /// Custom resources: a status subresource and generation tracking.
+    custom: bool,
+}
+
+const KINDS: &[Kind] = &[
+    Kind { plural: "providerintegrations", api_version: "pim.confluent.cloud/v1alpha1", kind: "ProviderIntegration", custom: true },
+    Kind { plural: "secrets", api_version: "v1", kind: "Secret", custom: false },
+    Kind { plural: "configmaps", api_version: "v1", kind: "ConfigMap", custom: false },
+    Kind { plural: "events", api_version: "events.k8s.io/v1", kind: "Event", custom: false },
+    Kind { plural: "leases", api_version: "coordination.k8s.io/v1", kind: "Lease", custom: false },
+];
+
+fn kind(plural: &str) -> Option<&'static Kind> {
+    KINDS.iter().find(|k| k.plural == plural)
+}
+
+type Key = (String, String, String); // (plural, namespace, name)
+
+#[derive(Clone, Debug)]
+struct LogEntry {
+    rv: u64,
+    plural: String,
+    namespace: String,
+    kind: &'static str,
+    object: Value,
+}
+
+/// A request the fake will refuse, to simulate API server failures.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub method: Method,
+    /// Substring of the request path, e.g. `/status`.
+    pub path_contains: String,
+    pub remaining: u32,
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct Inner {
+    rv: u64,
+    objects: BTreeMap<Key, Value>,
+    log: Vec<LogEntry>,
+    faults: Vec<Fault>,
+    requests: BTreeMap<String, u64>,
+}
+
+/// The fake API server; cheap to clone.
+#[derive(Clone)]
+pub struct FakeKube {
+    inner: Arc<Mutex<Inner>>,
+    changed: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for FakeKube {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn status_error(code: u16, reason: &str, message: impl Into<String>) -> Response {
+    let message = message.into();
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message, "reason": reason, "code": code,
+    });
+    (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(body)).into_response()
+}
+
+/// A parsed API path.
+struct Target {
+    kind: &'static Kind,
+    namespace: Option<String>,
+    name: Option<String>,
+    status: bool,
+}
+
+fn parse_path(path: &str) -> Option<Target> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let rest = match parts.as_slice() {
+        ["api", "v1", rest @ ..] => rest,
+        ["apis", _group, _version, rest @ ..] => rest,
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(ns.to_string()), rest),
+        rest => (None, rest),
+    };
+    let (plural, name, status) = match rest {
+        [p] => (*p, None, false),
+        [p, n] => (*p, Some(n.to_string()), false),
+        [p, n, "status"] => (*p, Some(n.to_string()), true),
+        _ => return None,
+    };
+    Some(Target { kind: kind(plural)?, namespace, name, status })
+}
+
+fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl FakeKube {
+    pub fn new() -> Self {
+        let (tx, _) = tokio::sync::watch::channel(0);
+        Self { inner: Arc::default(), changed: Arc::new(tx) }
+    }
+
+    /// A `kube::Client` talking to this fake in-process, with `default_ns` as default namespace.
+    pub fn client(&self, default_ns: &str) -> kube::Client {
+        kube::Client::new(self.router(), default_ns)
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new().fallback(handle).with_state(self.clone())
+    }
+
+    /// Serves the fake over HTTP on an ephemeral loopback port; returns its URL.
+    pub async fn serve_http(&self) -> std::io::Result<(String, tokio::task::JoinHandle<()>)> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let app = self.router();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok((url, task))
+    }
+
+    /// Refuses the next `count` requests of `method` whose path contains `path_contains`.
+    pub fn fail_next(&self, method: Method, path_contains: &str, count: u32, status: u16) {
+        lock(&self.inner).faults.push(Fault { method, path_contains: path_contains.into(), remaining: count, status });
+    }
+
+    /// Requests served, keyed by `METHOD plural[/status]`.
+    pub fn requests(&self) -> BTreeMap<String, u64> {
+        lock(&self.inner).requests.clone()
+    }
+
+    /// A stored object, as JSON.
+    pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        lock(&self.inner).objects.get(&(plural.into(), namespace.into(), name.into())).cloned()
+    }
+
+    /// All stored objects of a type.
+    pub fn list(&self, plural: &str) -> Vec<Value> {
+        lock(&self.inner).objects.iter().filter(|(k, _)| k.0 == plural).map(|(_, v)| v.clone()).collect()
+    }
+
+    /// Resolves when any object changes (or after `timeout`).
+    pub async fn wait_change(&self, timeout: Duration) {
+        let mut rx = self.changed.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.changed()).await;
+    }
+
+    fn record(inner: &mut Inner, plural: &str, namespace: &str, kind: &'static str, object: &Value) {
+        inner.log.push(LogEntry { rv: inner.rv, plural: plural.into(), namespace: namespace.into(), kind, object: object.clone() });
+    }
+
+    fn notify(&self, rv: u64) {
+        self.changed.send_replace(rv);
+    }
+
+    fn create(&self, t: &Target, mut obj: Value) -> Response {
+        let ns = t.namespace.clone().unwrap_or_default();
+        let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str).map(String::from) else {
+            return status_error(422, "Invalid", "metadata.name: Required value");
+        };
+        let key = (t.kind.plural.to_string(), ns.clone(), name.clone());
+        let mut inner = lock(&self.inner);
+        if inner.objects.contains_key(&key) {
+            return status_error(409, "AlreadyExists", format!("{} \"{name}\" already exists", t.kind.plural));
+        }
+        inner.rv += 1;
+        let rv = inner.rv;
+        let meta = obj.as_object_mut().and_then(|o| {
+            o.insert("apiVersion".into(), t.kind.api_version.into());
+            o.insert("kind".into(), t.kind.kind.into());
+            o.get_mut("metadata").and_then(Value::as_object_mut)
+        });
+        let Some(meta) = meta else { return status_error(400, "BadRequest", "metadata must be an object") };
+        meta.insert("namespace".into(), ns.clone().into());
+        meta.insert("uid".into(), uuid::Uuid::new_v4().to_string().into());
+        meta.insert("resourceVersion".into(), rv.to_string().into());
+        meta.insert("creationTimestamp".into(), now().into());
+        meta.remove("deletionTimestamp");
+        if t.kind.custom {
+            meta.insert("generation".into(), 1.into());
+            // The main endpoint ignores status on create.
+            if let Some(o) = obj.as_object_mut() {
+                o.remove("status");
+            }
+        }
+        inner.objects.insert(key, obj.clone());
+        Self::record(&mut inner, t.kind.plural, &ns, "ADDED", &obj);
+        drop(inner);
+        self.notify(rv);
+        (StatusCode::CREATED, axum::Json(obj)).into_response()
+    }
+
+    /// Stores `new` as the next version of an object, applying the API server's rules.
+    fn update(&self, t: &Target, name: &str, edit: impl FnOnce(&Value) -> Result<Value, Response>) -> Response {
+        let ns = t.namespace.clone().unwrap_or_default();
+        let key = (t.kind.plural.to_string(), ns.clone(), name.to_string());
+        let mut inner = lock(&self.inner);
+        let Some(old) = inner.objects.get(&key).cloned() else {
+            return status_error(404, "NotFound", format!("{} \"{name}\" not found", t.kind.plural));
+        };
+        let mut new = match edit(&old) {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
+        // Optimistic concurrency: a stated resourceVersion must be current.
+        if let Some(want) = new.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+            && Some(want) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+        {
+            return status_error(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{name}\": the object has been modified", t.kind.plural));
+        }
+        if t.kind.custom {
+            if t.status {
+                // The status subresource changes status only.
+                let status = new.get("status").cloned();
+                new = old.clone();
+                match status {
+                    Some(s) => new["status"] = s,
+                    None => {
+                        if let Some(o) = new.as_object_mut() {
+                            o.remove("status");
+                        }
+                    }
+                }
+            } else {
+                // The main endpoint never changes status.
+                match old.get("status") {
+                    Some(s) => new["status"] = s.clone(),
+                    None => {
+                        if let Some(o) = new.as_object_mut() {
+                            o.remove("status");
+                        }
+                    }
+                }
+            }
+        }
+        // Server-owned metadata cannot be changed by clients.
+        for f in ["uid", "creationTimestamp", "deletionTimestamp", "generation", "namespace", "name"] {
+            match old.pointer(&format!("/metadata/{f}")) {
+                Some(v) => new["metadata"][f] = v.clone(),
+                None => {
+                    if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                        m.remove(f);
+                    }
+                }
+            }
+        }
+        new["apiVersion"] = t.kind.api_version.into();
+        new["kind"] = t.kind.kind.into();
+        if new == old {
+            // A no-op write does not change resourceVersion, like a real server.
+            return axum::Json(new).into_response();
+        }
+        if t.kind.custom && new.get("spec") != old.get("spec") {
+            let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+            new["metadata"]["generation"] = (g + 1).into();
+        }
+        inner.rv += 1;
+        let rv = inner.rv;
+        new["metadata"]["resourceVersion"] = rv.to_string().into();
+        let finalizers_empty = new.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(|f| f.is_empty());
+        if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers_empty {
+            inner.objects.remove(&key);
+            Self::record(&mut inner, t.kind.plural, &ns, "DELETED", &new);
+        } else {
+            inner.objects.insert(key, new.clone());
+            Self::record(&mut inner, t.kind.plural, &ns, "MODIFIED", &new);
+        }
+        drop(inner);
+        self.notify(rv);
+        axum::Json(new).into_response()
+    }
+
+    fn delete(&self, t: &Target, name: &str) -> Response {
+        let ns = t.namespace.clone().unwrap_or_default();
+        let key = (t.kind.plural.to_string(), ns.clone(), name.to_string());
+        let mut inner = lock(&self.inner);
+        let Some(mut obj) = inner.objects.get(&key).cloned() else {
+            return status_error(404, "NotFound", format!("{} \"{name}\" not found", t.kind.plural));
+        };
+        let has_finalizers = obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        inner.rv += 1;
+        let rv = inner.rv;
+        obj["metadata"]["resourceVersion"] = rv.to_string().into();
+        if has_finalizers {
+            if obj.pointer("/metadata/deletionTimestamp").is_none() {
+                obj["metadata"]["deletionTimestamp"] = now().into();
+                if t.kind.custom {
+                    // Custom resources bump generation when deletion starts.
+                    let g = obj.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+                    obj["metadata"]["generation"] = (g + 1).into();
+                }
+            }
+            inner.objects.insert(key, obj.clone());
+            Self::record(&mut inner, t.kind.plural, &ns, "MODIFIED", &obj);
+        } else {
+            inner.objects.remove(&key);
+            Self::record(&mut inner, t.kind.plural, &ns, "DELETED", &obj);
+        }
+        drop(inner);
+        self.notify(rv);
+        axum::Json(obj).into_response()
+    }
+
+    fn list_response(&self, t: &Target) -> Response {
+        let inner = lock(&self.inner);
+        let items: Vec<Value> = inner
+            .objects
+            .iter()
+            .filter(|(k, _)| k.0 == t.kind.plural && t.namespace.as_ref().is_none_or(|ns| *ns == k.1))
+            .map(|(_, v)| v.clone())
+            .collect();
+        axum::Json(json!({
+            "apiVersion": t.kind.api_version,
+            "kind": format!("{}List", t.kind.kind),
+            "metadata": {"resourceVersion": inner.rv.to_string()},
+            "items": items,
+        }))
+        .into_response()
+    }
+
+    fn watch(&self, t: &Target, since: u64, timeout: Duration) -> Response {
+        let plural = t.kind.plural.to_string();
+        let namespace = t.namespace.clone();
+        let me = self.clone();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = self.changed.subscribe();
+        let stream = async_stream(move |tx| async move {
+            let mut last = since;
+            loop {
+                let batch: Vec<LogEntry> = {
+                    let inner = lock(&me.inner);
+                    let start = inner.log.partition_point(|e| e.rv <= last);
+                    inner.log[start..].to_vec()
+                };
+                for e in batch {
+                    last = e.rv;
+                    if e.plural != plural || namespace.as_ref().is_some_and(|ns| *ns != e.namespace) {
+                        continue;
+                    }
+                    let mut line = serde_json::to_vec(&json!({"type": e.kind, "object": e.object})).unwrap_or_default();
+                    line.push(b'\n');
+                    if tx.send(Ok(Bytes::from(line))).await.is_err() {
+                        return;
+                    }
+                }
+                tokio::select! {
+                    r = rx.changed() => if r.is_err() { return },
+                    _ = tokio::time::sleep_until(deadline) => return,
+                }
+            }
+        });
+        Response::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(stream))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    }
+}
+
+/// A stream fed by a task, so the watch loop can be written as plain async code.
+fn async_stream<F, Fut>(f: F) -> impl futures::Stream<Item = Result<Bytes, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Bytes, Infallible>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(f(tx));
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+fn query_map(q: Option<&str>) -> BTreeMap<String, String> {
+    q.map(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn apply_patch(old: &Value, headers: &HeaderMap, body: &[u8], status_only: bool) -> Result<Value, Response> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let bad = |e: String| status_error(422, "Invalid", e);
+    let mut new = old.clone();
+    if ct.starts_with("application/json-patch+json") {
+        let mut ops: Vec<Value> = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+        // Like the API server, a `test` for null passes on a missing path.
+        ops.retain(|op| {
+            !(op["op"] == "test" && op["value"].is_null() && op["path"].as_str().is_some_and(|p| old.pointer(p).is_none()))
+        });
+        let p: json_patch::Patch = serde_json::from_value(Value::Array(ops)).map_err(|e| bad(e.to_string()))?;
+        json_patch::patch(&mut new, &p).map_err(|e| bad(e.to_string()))?;
+    } else if ct.starts_with("application/merge-patch+json") || ct.starts_with("application/strategic-merge-patch+json") {
+        let p: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+        json_patch::merge(&mut new, &p);
+    } else if ct.starts_with("application/apply-patch+yaml") {
+        let mut p: Value = serde_json::from_slice(body).map_err(|e| bad(format!("apply patches must be JSON here: {e}")))?;
+        if status_only {
+            // One field manager owns all of status: what it sends is the whole status.
+            new["status"] = p.get("status").cloned().unwrap_or(Value::Null);
+        } else {
+            if let Some(m) = p.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("resourceVersion");
+            }
+            json_patch::merge(&mut new, &p);
+        }
+    } else {
+        return Err(status_error(415, "UnsupportedMediaType", format!("unsupported patch type {ct}")));
+    }
+    Ok(new)
+}
+
+async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = query_map(req.uri().query());
+    let headers = req.headers().clone();
+    let Some(t) = parse_path(&path) else {
+        return status_error(404, "NotFound", format!("the server could not find the requested resource ({path})"));
+    };
+    {
+        let mut inner = lock(&fake.inner);
+        let label = format!("{method} {}{}", t.kind.plural, if t.status { "/status" } else { "" });
+        *inner.requests.entry(label).or_default() += 1;
+        if let Some(i) = inner.faults.iter().position(|f| f.method == method && path.contains(&f.path_contains)) {
+            let status = inner.faults[i].status;
+            inner.faults[i].remaining -= 1;
+            if inner.faults[i].remaining == 0 {
+                inner.faults.remove(i);
+            }
+            return status_error(status, "InternalError", "injected failure");
+        }
+    }
+    let body = match axum::body::to_bytes(req.into_body(), 16 << 20).await {
+        Ok(b) => b,
+        Err(e) => return status_error(400, "BadRequest", e.to_string()),
+    };
+    match (&method, &t.name) {
+        (&Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
+            let since = query.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let timeout = query.get("timeoutSeconds").and_then(|v| v.parse().ok()).unwrap_or(290);
+            fake.watch(&t, since, Duration::from_secs(timeout))
+        }
+        (&Method::GET, None) => fake.list_response(&t),
+        (&Method::POST, None) => match serde_json::from_slice(&body) {
+            Ok(v) => fake.create(&t, v),
+            Err(e) => status_error(400, "BadRequest", e.to_string()),
+        },
+        (&Method::GET, Some(name)) => {
+            let ns = t.namespace.clone().unwrap_or_default();
+            match fake.get(t.kind.plural, &ns, name) {
+                Some(v) => axum::Json(v).into_response(),
+                None => status_error(404, "NotFound", format!("{} \"{name}\" not found", t.kind.plural)),
+            }
+        }
+        (&Method::PUT, Some(name)) => match serde_json::from_slice::<Value>(&body) {
+            Ok(v) => fake.update(&t, name, |_| Ok(v)),
+            Err(e) => status_error(400, "BadRequest", e.to_string()),
+        },
+        (&Method::PATCH, Some(name)) => {
+            let status_only = t.status;
+            // Server-side apply creates a missing object (used for Leases and ConfigMaps).
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let ns = t.namespace.clone().unwrap_or_default();
+            if ct.starts_with("application/apply-patch+yaml") && !status_only && fake.get(t.kind.plural, &ns, name).is_none() {
+                return match serde_json::from_slice(&body) {
+                    Ok(v) => fake.create(&t, v),
+                    Err(e) => status_error(400, "BadRequest", e.to_string()),
+                };
+            }
+            fake.update(&t, name, |old| apply_patch(old, &headers, &body, status_only))
+        }
+        (&Method::DELETE, Some(name)) => fake.delete(&t, name),
+        _ => status_error(405, "MethodNotAllowed", format!("{method} is not supported on {path}")),
+    }
+}

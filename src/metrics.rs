@@ -1,0 +1,132 @@
+//! Prometheus metrics of the operator (text format via prometheus-client).
+
+use std::sync::{
+    Mutex,
+    atomic::AtomicI64,
+};
+use std::time::Duration;
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    operation: String,
+    /// HTTP status code, or `error` when no response arrived.
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabel {
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+fn latency_buckets() -> Histogram {
+    Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+}
+
+/// All series the operator exports.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ResultLabel, Counter>,
+    reconcile_duration: Histogram,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: Family<OperationLabel, Histogram>,
+    resources: Family<StateLabel, Gauge>,
+    deletions_blocked: Counter,
+    leader: Gauge<i64, AtomicI64>,
+    /// Serializes encoding (the registry itself is lock-free for updates).
+    encode_lock: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("pio");
+        let reconciles = Family::<ResultLabel, Counter>::default();
+        let reconcile_duration = latency_buckets();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_duration = Family::<OperationLabel, Histogram>::new_with_constructor(latency_buckets as fn() -> Histogram);
+        let resources = Family::<StateLabel, Gauge>::default();
+        let deletions_blocked = Counter::default();
+        let leader = Gauge::<i64, AtomicI64>::default();
+        registry.register("reconciles", "Reconciles by result (ok, error)", reconciles.clone());
+        registry.register("reconcile_duration_seconds", "Duration of a reconcile", reconcile_duration.clone());
+        registry.register("pim_requests", "Provider Integration API requests by operation and HTTP status code", requests.clone());
+        registry.register("pim_request_duration_seconds", "Provider Integration API request latency by operation", request_duration.clone());
+        registry.register("resources", "ProviderIntegration resources by state (ready, stalled, reconciling)", resources.clone());
+        registry.register("deletions_blocked", "Deletions refused because connectors still use the integration", deletions_blocked.clone());
+        registry.register("leader", "1 when this replica holds the leader lease", leader.clone());
+        Self {
+            registry,
+            reconciles,
+            reconcile_duration,
+            requests,
+            request_duration,
+            resources,
+            deletions_blocked,
+            leader,
+            encode_lock: Mutex::new(()),
+        }
+    }
+
+    pub fn reconciled(&self, result: &str, elapsed: Duration) {
+        self.reconciles.get_or_create(&ResultLabel { result: result.into() }).inc();
+        self.reconcile_duration.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn deletion_blocked(&self) {
+        self.deletions_blocked.inc();
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(leader as i64);
+    }
+
+    /// Sets the number of resources per state.
+    pub fn set_resources(&self, ready: i64, stalled: i64, reconciling: i64) {
+        for (s, n) in [("ready", ready), ("stalled", stalled), ("reconciling", reconciling)] {
+            self.resources.get_or_create(&StateLabel { state: s.into() }).set(n);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let _g = self.encode_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl crate::pim::RequestObserver for Metrics {
+    fn observe(&self, operation: &'static str, status: Option<u16>, elapsed: Duration) {
+        let code = status.map(|s| s.to_string()).unwrap_or_else(|| "error".into());
+        self.requests
+            .get_or_create(&RequestLabels { operation: operation.into(), code })
+            .inc();
+        self.request_duration
+            .get_or_create(&OperationLabel { operation: operation.into() })
+            .observe(elapsed.as_secs_f64());
+    }
+}

@@ -1,0 +1,104 @@
+//! Wires the `run` subcommand: Kubernetes client, API client, health/metrics server, controller.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use axum::{Router, extract::State, http::StatusCode, routing::get};
+
+use crate::{
+    cli::RunArgs,
+    controller::{self, Context, DefaultCredentials},
+    metrics::Metrics,
+    pim::{Credentials, PimClient},
+};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Health state shared with the HTTP endpoint.
+#[derive(Default)]
+pub struct Health {
+    pub ready: AtomicBool,
+}
+
+#[derive(Clone)]
+struct HttpState {
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+/// `/healthz`, `/readyz` and `/metrics` on one port.
+pub fn http_router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(s): State<HttpState>| async move {
+                if s.health.ready.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(|State(s): State<HttpState>| async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    s.metrics.encode(),
+                )
+            }),
+        )
+        .with_state(HttpState { metrics, health })
+}
+
+fn default_credentials(args: &RunArgs) -> Result<DefaultCredentials, BoxError> {
+    if let Some(s) = &args.default_credentials_secret {
+        let (namespace, name) = s
+            .split_once('/')
+            .filter(|(n, m)| !n.is_empty() && !m.is_empty())
+            .ok_or("--default-credentials-secret must be NAMESPACE/NAME")?;
+        return Ok(DefaultCredentials::Secret { namespace: namespace.into(), name: name.into() });
+    }
+    match (&args.api_key, &args.api_secret) {
+        (Some(k), Some(s)) => Ok(DefaultCredentials::Static(Credentials::new(k, s))),
+        (None, None) => Ok(DefaultCredentials::None),
+        _ => Err("set both CONFLUENT_CLOUD_API_KEY and CONFLUENT_CLOUD_API_SECRET, or neither".into()),
+    }
+}
+
+pub async fn run(args: RunArgs) -> Result<(), BoxError> {
+    crate::install_crypto_provider();
+    let kube_config = match &args.context {
+        Some(ctx) => {
+            kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions { context: Some(ctx.clone()), ..Default::default() }).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    let client = kube::Client::try_from(kube_config)?;
+    let metrics = Arc::new(Metrics::new());
+    let pim = PimClient::new(&args.api_url, args.api_timeout)?.with_observer(metrics.clone());
+    let config = controller::Config {
+        resync: args.resync,
+        concurrency: args.concurrency,
+        default_credentials: default_credentials(&args)?,
+        namespace: args.namespace.clone(),
+        instance: args.pod_name.clone(),
+    };
+    let health = Arc::new(Health::default());
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, api_url = %args.api_url, namespace = ?args.namespace, "starting");
+    let app = http_router(metrics.clone(), health.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "health server stopped");
+        }
+    });
+    let ctx = Arc::new(Context::new(client, pim, config, metrics));
+    health.ready.store(true, Ordering::Relaxed);
+    controller::run(ctx, crate::shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
