@@ -1,1 +1,3 @@
-fn main(){ print!("{}", pio::crd::crd_yaml().unwrap()); }
+fn main() {
+    print!("{}", pio::crd::crd_yaml().unwrap());
+}

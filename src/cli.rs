@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use crate::{emulator::EmulatorArgs, telemetry::LogFormat};
 
 #[derive(Parser, Debug)]
-#[command(name = "provider-integration-operator", version, about = "Manages Confluent Cloud provider integrations from Kubernetes")]
+#[command(
+    name = "provider-integration-operator",
+    version,
+    about = "Manages Confluent Cloud provider integrations from Kubernetes"
+)]
 pub struct Cli {
     /// Log format: json, text, or auto (json inside a pod).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "LOG_FORMAT")]
@@ -34,7 +38,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    let d: jiff::SignedDuration = s.parse().map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+    let d: jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("invalid duration {s:?}: {e}"))?;
     Duration::try_from(d).map_err(|_| format!("duration {s:?} must be positive"))
 }
 
@@ -47,14 +53,22 @@ pub struct RunArgs {
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
     /// Base URL of the Provider Integration API.
-    #[arg(long, default_value = "https://api.confluent.cloud", env = "PIM_API_URL")]
+    #[arg(
+        long,
+        default_value = "https://api.confluent.cloud",
+        env = "PIM_API_URL"
+    )]
     pub api_url: String,
     /// Timeout of one API request.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub api_timeout: Duration,
     /// Default credentials for resources without credentialsRef: a Secret as NAMESPACE/NAME with
     /// keys apiKey and apiSecret.
-    #[arg(long, env = "DEFAULT_CREDENTIALS_SECRET", value_name = "NAMESPACE/NAME")]
+    #[arg(
+        long,
+        env = "DEFAULT_CREDENTIALS_SECRET",
+        value_name = "NAMESPACE/NAME"
+    )]
     pub default_credentials_secret: Option<String>,
     /// Default API key (used when no default Secret is given).
     #[arg(long, env = "CONFLUENT_CLOUD_API_KEY", hide_env_values = true)]

@@ -24,10 +24,27 @@ pub const FINALIZER: &str = "pim.confluent.cloud/cleanup";
     doc = "A Confluent Cloud provider integration, managed by provider-integration-operator.",
     printcolumn(name = "ID", type_ = "string", json_path = ".status.id"),
     printcolumn(name = "Provider", type_ = "string", json_path = ".spec.provider"),
-    printcolumn(name = "External ID", type_ = "string", json_path = ".status.externalId"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "External ID",
+        type_ = "string",
+        json_path = ".status.externalId"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new("self.provider != 'AWS' || has(self.aws)").message("provider AWS requires spec.aws.customerIamRoleArn").reason(kube::core::Reason::FieldValueRequired).field_path(".aws"))]
 #[serde(rename_all = "camelCase")]
@@ -213,31 +230,39 @@ pub fn conditions(
     stalled: CondState,
     now: &Time,
 ) -> Vec<Condition> {
-    [(READY, ready), (RECONCILING, reconciling), (STALLED, stalled)]
-        .into_iter()
-        .map(|(ty, s)| {
-            let status = if s.status { "True" } else { "False" }.to_string();
-            let last = previous
-                .iter()
-                .find(|c| c.type_ == ty && c.status == status)
-                .map(|c| c.last_transition_time.clone())
-                .unwrap_or_else(|| now.clone());
-            Condition {
-                type_: ty.to_string(),
-                status,
-                reason: s.reason,
-                // The API caps messages at 32 KiB; ours stay far below, but be safe.
-                message: s.message.chars().take(4096).collect(),
-                observed_generation: generation,
-                last_transition_time: last,
-            }
-        })
-        .collect()
+    [
+        (READY, ready),
+        (RECONCILING, reconciling),
+        (STALLED, stalled),
+    ]
+    .into_iter()
+    .map(|(ty, s)| {
+        let status = if s.status { "True" } else { "False" }.to_string();
+        let last = previous
+            .iter()
+            .find(|c| c.type_ == ty && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| now.clone());
+        Condition {
+            type_: ty.to_string(),
+            status,
+            reason: s.reason,
+            // The API caps messages at 32 KiB; ours stay far below, but be safe.
+            message: s.message.chars().take(4096).collect(),
+            observed_generation: generation,
+            last_transition_time: last,
+        }
+    })
+    .collect()
 }
 
 impl ProviderIntegration {
     pub fn condition(&self, ty: &str) -> Option<&Condition> {
-        self.status.as_ref()?.conditions.iter().find(|c| c.type_ == ty)
+        self.status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == ty)
     }
 
     /// True when `Ready` is True for the current generation.

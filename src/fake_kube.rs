@@ -36,11 +36,36 @@ struct Kind {
 }
 
 const KINDS: &[Kind] = &[
-    Kind { plural: "providerintegrations", api_version: "pim.confluent.cloud/v1alpha1", kind: "ProviderIntegration", custom: true },
-    Kind { plural: "secrets", api_version: "v1", kind: "Secret", custom: false },
-    Kind { plural: "configmaps", api_version: "v1", kind: "ConfigMap", custom: false },
-    Kind { plural: "events", api_version: "events.k8s.io/v1", kind: "Event", custom: false },
-    Kind { plural: "leases", api_version: "coordination.k8s.io/v1", kind: "Lease", custom: false },
+    Kind {
+        plural: "providerintegrations",
+        api_version: "pim.confluent.cloud/v1alpha1",
+        kind: "ProviderIntegration",
+        custom: true,
+    },
+    Kind {
+        plural: "secrets",
+        api_version: "v1",
+        kind: "Secret",
+        custom: false,
+    },
+    Kind {
+        plural: "configmaps",
+        api_version: "v1",
+        kind: "ConfigMap",
+        custom: false,
+    },
+    Kind {
+        plural: "events",
+        api_version: "events.k8s.io/v1",
+        kind: "Event",
+        custom: false,
+    },
+    Kind {
+        plural: "leases",
+        api_version: "coordination.k8s.io/v1",
+        kind: "Lease",
+        custom: false,
+    },
 ];
 
 fn kind(plural: &str) -> Option<&'static Kind> {
@@ -64,6 +89,8 @@ pub struct Fault {
     pub method: Method,
     /// Substring of the request path, e.g. `/status`.
     pub path_contains: String,
+    /// Matching requests let through before the failures start.
+    pub skip: u32,
     pub remaining: u32,
     pub status: u16,
 }
@@ -91,7 +118,9 @@ impl Default for FakeKube {
 }
 
 fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 fn status_error(code: u16, reason: &str, message: impl Into<String>) -> Response {
@@ -100,7 +129,11 @@ fn status_error(code: u16, reason: &str, message: impl Into<String>) -> Response
         "kind": "Status", "apiVersion": "v1", "metadata": {},
         "status": "Failure", "message": message, "reason": reason, "code": code,
     });
-    (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(body)).into_response()
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 /// A parsed API path.
@@ -128,7 +161,12 @@ fn parse_path(path: &str) -> Option<Target> {
         [p, n, "status"] => (*p, Some(n.to_string()), true),
         _ => return None,
     };
-    Some(Target { kind: kind(plural)?, namespace, name, status })
+    Some(Target {
+        kind: kind(plural)?,
+        namespace,
+        name,
+        status,
+    })
 }
 
 fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
@@ -138,7 +176,10 @@ fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 impl FakeKube {
     pub fn new() -> Self {
         let (tx, _) = tokio::sync::watch::channel(0);
-        Self { inner: Arc::default(), changed: Arc::new(tx) }
+        Self {
+            inner: Arc::default(),
+            changed: Arc::new(tx),
+        }
     }
 
     /// A `kube::Client` talking to this fake in-process, with `default_ns` as default namespace.
@@ -163,7 +204,30 @@ impl FakeKube {
 
     /// Refuses the next `count` requests of `method` whose path contains `path_contains`.
     pub fn fail_next(&self, method: Method, path_contains: &str, count: u32, status: u16) {
-        lock(&self.inner).faults.push(Fault { method, path_contains: path_contains.into(), remaining: count, status });
+        self.fail_after(method, path_contains, 0, count, status);
+    }
+
+    /// Lets `skip` matching requests pass, then refuses `count`.
+    pub fn fail_after(
+        &self,
+        method: Method,
+        path_contains: &str,
+        skip: u32,
+        count: u32,
+        status: u16,
+    ) {
+        lock(&self.inner).faults.push(Fault {
+            method,
+            path_contains: path_contains.into(),
+            skip,
+            remaining: count,
+            status,
+        });
+    }
+
+    /// Drops all pending faults.
+    pub fn clear_faults(&self) {
+        lock(&self.inner).faults.clear();
     }
 
     /// Requests served, keyed by `METHOD plural[/status]`.
@@ -173,12 +237,20 @@ impl FakeKube {
 
     /// A stored object, as JSON.
     pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
-        lock(&self.inner).objects.get(&(plural.into(), namespace.into(), name.into())).cloned()
+        lock(&self.inner)
+            .objects
+            .get(&(plural.into(), namespace.into(), name.into()))
+            .cloned()
     }
 
     /// All stored objects of a type.
     pub fn list(&self, plural: &str) -> Vec<Value> {
-        lock(&self.inner).objects.iter().filter(|(k, _)| k.0 == plural).map(|(_, v)| v.clone()).collect()
+        lock(&self.inner)
+            .objects
+            .iter()
+            .filter(|(k, _)| k.0 == plural)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// Resolves when any object changes (or after `timeout`).
@@ -187,8 +259,20 @@ impl FakeKube {
         let _ = tokio::time::timeout(timeout, rx.changed()).await;
     }
 
-    fn record(inner: &mut Inner, plural: &str, namespace: &str, kind: &'static str, object: &Value) {
-        inner.log.push(LogEntry { rv: inner.rv, plural: plural.into(), namespace: namespace.into(), kind, object: object.clone() });
+    fn record(
+        inner: &mut Inner,
+        plural: &str,
+        namespace: &str,
+        kind: &'static str,
+        object: &Value,
+    ) {
+        inner.log.push(LogEntry {
+            rv: inner.rv,
+            plural: plural.into(),
+            namespace: namespace.into(),
+            kind,
+            object: object.clone(),
+        });
     }
 
     fn notify(&self, rv: u64) {
@@ -197,13 +281,21 @@ impl FakeKube {
 
     fn create(&self, t: &Target, mut obj: Value) -> Response {
         let ns = t.namespace.clone().unwrap_or_default();
-        let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str).map(String::from) else {
+        let Some(name) = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .map(String::from)
+        else {
             return status_error(422, "Invalid", "metadata.name: Required value");
         };
         let key = (t.kind.plural.to_string(), ns.clone(), name.clone());
         let mut inner = lock(&self.inner);
         if inner.objects.contains_key(&key) {
-            return status_error(409, "AlreadyExists", format!("{} \"{name}\" already exists", t.kind.plural));
+            return status_error(
+                409,
+                "AlreadyExists",
+                format!("{} \"{name}\" already exists", t.kind.plural),
+            );
         }
         inner.rv += 1;
         let rv = inner.rv;
@@ -212,7 +304,9 @@ impl FakeKube {
             o.insert("kind".into(), t.kind.kind.into());
             o.get_mut("metadata").and_then(Value::as_object_mut)
         });
-        let Some(meta) = meta else { return status_error(400, "BadRequest", "metadata must be an object") };
+        let Some(meta) = meta else {
+            return status_error(400, "BadRequest", "metadata must be an object");
+        };
         meta.insert("namespace".into(), ns.clone().into());
         meta.insert("uid".into(), uuid::Uuid::new_v4().to_string().into());
         meta.insert("resourceVersion".into(), rv.to_string().into());
@@ -233,22 +327,43 @@ impl FakeKube {
     }
 
     /// Stores `new` as the next version of an object, applying the API server's rules.
-    fn update(&self, t: &Target, name: &str, edit: impl FnOnce(&Value) -> Result<Value, Response>) -> Response {
+    fn update(
+        &self,
+        t: &Target,
+        name: &str,
+        edit: impl FnOnce(&Value) -> Result<Value, Response>,
+    ) -> Response {
         let ns = t.namespace.clone().unwrap_or_default();
         let key = (t.kind.plural.to_string(), ns.clone(), name.to_string());
         let mut inner = lock(&self.inner);
         let Some(old) = inner.objects.get(&key).cloned() else {
-            return status_error(404, "NotFound", format!("{} \"{name}\" not found", t.kind.plural));
+            return status_error(
+                404,
+                "NotFound",
+                format!("{} \"{name}\" not found", t.kind.plural),
+            );
         };
         let mut new = match edit(&old) {
             Ok(v) => v,
             Err(r) => return r,
         };
         // Optimistic concurrency: a stated resourceVersion must be current.
-        if let Some(want) = new.pointer("/metadata/resourceVersion").and_then(Value::as_str)
-            && Some(want) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+        if let Some(want) = new
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            && Some(want)
+                != old
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
         {
-            return status_error(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{name}\": the object has been modified", t.kind.plural));
+            return status_error(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": the object has been modified",
+                    t.kind.plural
+                ),
+            );
         }
         if t.kind.custom {
             if t.status {
@@ -276,7 +391,14 @@ impl FakeKube {
             }
         }
         // Server-owned metadata cannot be changed by clients.
-        for f in ["uid", "creationTimestamp", "deletionTimestamp", "generation", "namespace", "name"] {
+        for f in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "generation",
+            "namespace",
+            "name",
+        ] {
             match old.pointer(&format!("/metadata/{f}")) {
                 Some(v) => new["metadata"][f] = v.clone(),
                 None => {
@@ -293,13 +415,19 @@ impl FakeKube {
             return axum::Json(new).into_response();
         }
         if t.kind.custom && new.get("spec") != old.get("spec") {
-            let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+            let g = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
             new["metadata"]["generation"] = (g + 1).into();
         }
         inner.rv += 1;
         let rv = inner.rv;
         new["metadata"]["resourceVersion"] = rv.to_string().into();
-        let finalizers_empty = new.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(|f| f.is_empty());
+        let finalizers_empty = new
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(|f| f.is_empty());
         if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers_empty {
             inner.objects.remove(&key);
             Self::record(&mut inner, t.kind.plural, &ns, "DELETED", &new);
@@ -317,9 +445,16 @@ impl FakeKube {
         let key = (t.kind.plural.to_string(), ns.clone(), name.to_string());
         let mut inner = lock(&self.inner);
         let Some(mut obj) = inner.objects.get(&key).cloned() else {
-            return status_error(404, "NotFound", format!("{} \"{name}\" not found", t.kind.plural));
+            return status_error(
+                404,
+                "NotFound",
+                format!("{} \"{name}\" not found", t.kind.plural),
+            );
         };
-        let has_finalizers = obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        let has_finalizers = obj
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
         inner.rv += 1;
         let rv = inner.rv;
         obj["metadata"]["resourceVersion"] = rv.to_string().into();
@@ -328,7 +463,10 @@ impl FakeKube {
                 obj["metadata"]["deletionTimestamp"] = now().into();
                 if t.kind.custom {
                     // Custom resources bump generation when deletion starts.
-                    let g = obj.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+                    let g = obj
+                        .pointer("/metadata/generation")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1);
                     obj["metadata"]["generation"] = (g + 1).into();
                 }
             }
@@ -348,7 +486,9 @@ impl FakeKube {
         let items: Vec<Value> = inner
             .objects
             .iter()
-            .filter(|(k, _)| k.0 == t.kind.plural && t.namespace.as_ref().is_none_or(|ns| *ns == k.1))
+            .filter(|(k, _)| {
+                k.0 == t.kind.plural && t.namespace.as_ref().is_none_or(|ns| *ns == k.1)
+            })
             .map(|(_, v)| v.clone())
             .collect();
         axum::Json(json!({
@@ -376,10 +516,12 @@ impl FakeKube {
                 };
                 for e in batch {
                     last = e.rv;
-                    if e.plural != plural || namespace.as_ref().is_some_and(|ns| *ns != e.namespace) {
+                    if e.plural != plural || namespace.as_ref().is_some_and(|ns| *ns != e.namespace)
+                    {
                         continue;
                     }
-                    let mut line = serde_json::to_vec(&json!({"type": e.kind, "object": e.object})).unwrap_or_default();
+                    let mut line = serde_json::to_vec(&json!({"type": e.kind, "object": e.object}))
+                        .unwrap_or_default();
                     line.push(b'\n');
                     if tx.send(Ok(Bytes::from(line))).await.is_err() {
                         return;
@@ -419,23 +561,39 @@ fn query_map(q: Option<&str>) -> BTreeMap<String, String> {
     .unwrap_or_default()
 }
 
-fn apply_patch(old: &Value, headers: &HeaderMap, body: &[u8], status_only: bool) -> Result<Value, Response> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+fn apply_patch(
+    old: &Value,
+    headers: &HeaderMap,
+    body: &[u8],
+    status_only: bool,
+) -> Result<Value, Response> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let bad = |e: String| status_error(422, "Invalid", e);
     let mut new = old.clone();
     if ct.starts_with("application/json-patch+json") {
         let mut ops: Vec<Value> = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
         // Like the API server, a `test` for null passes on a missing path.
         ops.retain(|op| {
-            !(op["op"] == "test" && op["value"].is_null() && op["path"].as_str().is_some_and(|p| old.pointer(p).is_none()))
+            !(op["op"] == "test"
+                && op["value"].is_null()
+                && op["path"]
+                    .as_str()
+                    .is_some_and(|p| old.pointer(p).is_none()))
         });
-        let p: json_patch::Patch = serde_json::from_value(Value::Array(ops)).map_err(|e| bad(e.to_string()))?;
+        let p: json_patch::Patch =
+            serde_json::from_value(Value::Array(ops)).map_err(|e| bad(e.to_string()))?;
         json_patch::patch(&mut new, &p).map_err(|e| bad(e.to_string()))?;
-    } else if ct.starts_with("application/merge-patch+json") || ct.starts_with("application/strategic-merge-patch+json") {
+    } else if ct.starts_with("application/merge-patch+json")
+        || ct.starts_with("application/strategic-merge-patch+json")
+    {
         let p: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
         json_patch::merge(&mut new, &p);
     } else if ct.starts_with("application/apply-patch+yaml") {
-        let mut p: Value = serde_json::from_slice(body).map_err(|e| bad(format!("apply patches must be JSON here: {e}")))?;
+        let mut p: Value = serde_json::from_slice(body)
+            .map_err(|e| bad(format!("apply patches must be JSON here: {e}")))?;
         if status_only {
             // One field manager owns all of status: what it sends is the whole status.
             new["status"] = p.get("status").cloned().unwrap_or(Value::Null);
@@ -446,7 +604,11 @@ fn apply_patch(old: &Value, headers: &HeaderMap, body: &[u8], status_only: bool)
             json_patch::merge(&mut new, &p);
         }
     } else {
-        return Err(status_error(415, "UnsupportedMediaType", format!("unsupported patch type {ct}")));
+        return Err(status_error(
+            415,
+            "UnsupportedMediaType",
+            format!("unsupported patch type {ct}"),
+        ));
     }
     Ok(new)
 }
@@ -457,19 +619,35 @@ async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
     let query = query_map(req.uri().query());
     let headers = req.headers().clone();
     let Some(t) = parse_path(&path) else {
-        return status_error(404, "NotFound", format!("the server could not find the requested resource ({path})"));
+        return status_error(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        );
     };
     {
         let mut inner = lock(&fake.inner);
-        let label = format!("{method} {}{}", t.kind.plural, if t.status { "/status" } else { "" });
+        let label = format!(
+            "{method} {}{}",
+            t.kind.plural,
+            if t.status { "/status" } else { "" }
+        );
         *inner.requests.entry(label).or_default() += 1;
-        if let Some(i) = inner.faults.iter().position(|f| f.method == method && path.contains(&f.path_contains)) {
-            let status = inner.faults[i].status;
-            inner.faults[i].remaining -= 1;
-            if inner.faults[i].remaining == 0 {
-                inner.faults.remove(i);
+        if let Some(i) = inner
+            .faults
+            .iter()
+            .position(|f| f.method == method && path.contains(&f.path_contains))
+        {
+            if inner.faults[i].skip > 0 {
+                inner.faults[i].skip -= 1;
+            } else {
+                let status = inner.faults[i].status;
+                inner.faults[i].remaining -= 1;
+                if inner.faults[i].remaining == 0 {
+                    inner.faults.remove(i);
+                }
+                return status_error(status, "InternalError", "injected failure");
             }
-            return status_error(status, "InternalError", "injected failure");
         }
     }
     let body = match axum::body::to_bytes(req.into_body(), 16 << 20).await {
@@ -478,8 +656,14 @@ async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
     };
     match (&method, &t.name) {
         (&Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
-            let since = query.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
-            let timeout = query.get("timeoutSeconds").and_then(|v| v.parse().ok()).unwrap_or(290);
+            let since = query
+                .get("resourceVersion")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let timeout = query
+                .get("timeoutSeconds")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(290);
             fake.watch(&t, since, Duration::from_secs(timeout))
         }
         (&Method::GET, None) => fake.list_response(&t),
@@ -491,7 +675,11 @@ async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
             let ns = t.namespace.clone().unwrap_or_default();
             match fake.get(t.kind.plural, &ns, name) {
                 Some(v) => axum::Json(v).into_response(),
-                None => status_error(404, "NotFound", format!("{} \"{name}\" not found", t.kind.plural)),
+                None => status_error(
+                    404,
+                    "NotFound",
+                    format!("{} \"{name}\" not found", t.kind.plural),
+                ),
             }
         }
         (&Method::PUT, Some(name)) => match serde_json::from_slice::<Value>(&body) {
@@ -501,17 +689,29 @@ async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
         (&Method::PATCH, Some(name)) => {
             let status_only = t.status;
             // Server-side apply creates a missing object (used for Leases and ConfigMaps).
-            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let ct = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             let ns = t.namespace.clone().unwrap_or_default();
-            if ct.starts_with("application/apply-patch+yaml") && !status_only && fake.get(t.kind.plural, &ns, name).is_none() {
+            if ct.starts_with("application/apply-patch+yaml")
+                && !status_only
+                && fake.get(t.kind.plural, &ns, name).is_none()
+            {
                 return match serde_json::from_slice(&body) {
                     Ok(v) => fake.create(&t, v),
                     Err(e) => status_error(400, "BadRequest", e.to_string()),
                 };
             }
-            fake.update(&t, name, |old| apply_patch(old, &headers, &body, status_only))
+            fake.update(&t, name, |old| {
+                apply_patch(old, &headers, &body, status_only)
+            })
         }
         (&Method::DELETE, Some(name)) => fake.delete(&t, name),
-        _ => status_error(405, "MethodNotAllowed", format!("{method} is not supported on {path}")),
+        _ => status_error(
+            405,
+            "MethodNotAllowed",
+            format!("{method} is not supported on {path}"),
+        ),
     }
 }

@@ -1,9 +1,6 @@
 //! Prometheus metrics of the operator (text format via prometheus-client).
 
-use std::sync::{
-    Mutex,
-    atomic::AtomicI64,
-};
+use std::sync::{Mutex, atomic::AtomicI64};
 use std::time::Duration;
 
 use prometheus_client::{
@@ -35,7 +32,9 @@ struct StateLabel {
 }
 
 fn latency_buckets() -> Histogram {
-    Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ])
 }
 
 /// All series the operator exports.
@@ -64,17 +63,47 @@ impl Metrics {
         let reconciles = Family::<ResultLabel, Counter>::default();
         let reconcile_duration = latency_buckets();
         let requests = Family::<RequestLabels, Counter>::default();
-        let request_duration = Family::<OperationLabel, Histogram>::new_with_constructor(latency_buckets as fn() -> Histogram);
+        let request_duration = Family::<OperationLabel, Histogram>::new_with_constructor(
+            latency_buckets as fn() -> Histogram,
+        );
         let resources = Family::<StateLabel, Gauge>::default();
         let deletions_blocked = Counter::default();
         let leader = Gauge::<i64, AtomicI64>::default();
-        registry.register("reconciles", "Reconciles by result (ok, error)", reconciles.clone());
-        registry.register("reconcile_duration_seconds", "Duration of a reconcile", reconcile_duration.clone());
-        registry.register("pim_requests", "Provider Integration API requests by operation and HTTP status code", requests.clone());
-        registry.register("pim_request_duration_seconds", "Provider Integration API request latency by operation", request_duration.clone());
-        registry.register("resources", "ProviderIntegration resources by state (ready, stalled, reconciling)", resources.clone());
-        registry.register("deletions_blocked", "Deletions refused because connectors still use the integration", deletions_blocked.clone());
-        registry.register("leader", "1 when this replica holds the leader lease", leader.clone());
+        registry.register(
+            "reconciles",
+            "Reconciles by result (ok, error)",
+            reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of a reconcile",
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "pim_requests",
+            "Provider Integration API requests by operation and HTTP status code",
+            requests.clone(),
+        );
+        registry.register(
+            "pim_request_duration_seconds",
+            "Provider Integration API request latency by operation",
+            request_duration.clone(),
+        );
+        registry.register(
+            "resources",
+            "ProviderIntegration resources by state (ready, stalled, reconciling)",
+            resources.clone(),
+        );
+        registry.register(
+            "deletions_blocked",
+            "Deletions refused because connectors still use the integration",
+            deletions_blocked.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 when this replica holds the leader lease",
+            leader.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -89,7 +118,11 @@ impl Metrics {
     }
 
     pub fn reconciled(&self, result: &str, elapsed: Duration) {
-        self.reconciles.get_or_create(&ResultLabel { result: result.into() }).inc();
+        self.reconciles
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
         self.reconcile_duration.observe(elapsed.as_secs_f64());
     }
 
@@ -103,8 +136,14 @@ impl Metrics {
 
     /// Sets the number of resources per state.
     pub fn set_resources(&self, ready: i64, stalled: i64, reconciling: i64) {
-        for (s, n) in [("ready", ready), ("stalled", stalled), ("reconciling", reconciling)] {
-            self.resources.get_or_create(&StateLabel { state: s.into() }).set(n);
+        for (s, n) in [
+            ("ready", ready),
+            ("stalled", stalled),
+            ("reconciling", reconciling),
+        ] {
+            self.resources
+                .get_or_create(&StateLabel { state: s.into() })
+                .set(n);
         }
     }
 
@@ -121,12 +160,19 @@ impl Metrics {
 
 impl crate::pim::RequestObserver for Metrics {
     fn observe(&self, operation: &'static str, status: Option<u16>, elapsed: Duration) {
-        let code = status.map(|s| s.to_string()).unwrap_or_else(|| "error".into());
+        let code = status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "error".into());
         self.requests
-            .get_or_create(&RequestLabels { operation: operation.into(), code })
+            .get_or_create(&RequestLabels {
+                operation: operation.into(),
+                code,
+            })
             .inc();
         self.request_duration
-            .get_or_create(&OperationLabel { operation: operation.into() })
+            .get_or_create(&OperationLabel {
+                operation: operation.into(),
+            })
             .observe(elapsed.as_secs_f64());
     }
 }

@@ -46,7 +46,10 @@ pub fn http_router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
             "/metrics",
             get(|State(s): State<HttpState>| async move {
                 (
-                    [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
                     s.metrics.encode(),
                 )
             }),
@@ -60,12 +63,17 @@ fn default_credentials(args: &RunArgs) -> Result<DefaultCredentials, BoxError> {
             .split_once('/')
             .filter(|(n, m)| !n.is_empty() && !m.is_empty())
             .ok_or("--default-credentials-secret must be NAMESPACE/NAME")?;
-        return Ok(DefaultCredentials::Secret { namespace: namespace.into(), name: name.into() });
+        return Ok(DefaultCredentials::Secret {
+            namespace: namespace.into(),
+            name: name.into(),
+        });
     }
     match (&args.api_key, &args.api_secret) {
         (Some(k), Some(s)) => Ok(DefaultCredentials::Static(Credentials::new(k, s))),
         (None, None) => Ok(DefaultCredentials::None),
-        _ => Err("set both CONFLUENT_CLOUD_API_KEY and CONFLUENT_CLOUD_API_SECRET, or neither".into()),
+        _ => Err(
+            "set both CONFLUENT_CLOUD_API_KEY and CONFLUENT_CLOUD_API_SECRET, or neither".into(),
+        ),
     }
 }
 
@@ -73,7 +81,11 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
     crate::install_crypto_provider();
     let kube_config = match &args.context {
         Some(ctx) => {
-            kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions { context: Some(ctx.clone()), ..Default::default() }).await?
+            kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
+                context: Some(ctx.clone()),
+                ..Default::default()
+            })
+            .await?
         }
         None => kube::Config::infer().await?,
     };
@@ -86,6 +98,7 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
         default_credentials: default_credentials(&args)?,
         namespace: args.namespace.clone(),
         instance: args.pod_name.clone(),
+        ..Default::default()
     };
     let health = Arc::new(Health::default());
     let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;

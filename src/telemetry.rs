@@ -20,7 +20,14 @@ pub fn init(format: LogFormat, level: &str) {
     };
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {
-        registry.with(fmt::layer().json().flatten_event(true).with_current_span(false)).try_init()
+        registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false),
+            )
+            .try_init()
     } else {
         registry.with(fmt::layer().with_target(false)).try_init()
     };

@@ -43,10 +43,22 @@ impl T {
     fn url(&self, p: &str) -> String {
         format!("{}{p}", self.em.base_url)
     }
-    async fn req(&self, m: reqwest::Method, p: &str, body: Option<Value>) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    async fn req(
+        &self,
+        m: reqwest::Method,
+        p: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         self.req_as(KEY, SECRET, m, p, body).await
     }
-    async fn req_as(&self, k: &str, s: &str, m: reqwest::Method, p: &str, body: Option<Value>) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    async fn req_as(
+        &self,
+        k: &str,
+        s: &str,
+        m: reqwest::Method,
+        p: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         let mut r = self.http.request(m, self.url(p)).basic_auth(k, Some(s));
         if let Some(b) = body {
             r = r.json(&b);
@@ -55,11 +67,21 @@ impl T {
         let st = resp.status();
         let h = resp.headers().clone();
         let text = resp.text().await.unwrap();
-        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (st, h, v)
     }
     async fn create(&self, name: &str, arn: &str) -> Value {
-        let (s, _, v) = self.req(reqwest::Method::POST, "/pim/v1/integrations", Some(aws_body(name, arn, ENV))).await;
+        let (s, _, v) = self
+            .req(
+                reqwest::Method::POST,
+                "/pim/v1/integrations",
+                Some(aws_body(name, arn, ENV)),
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         v
     }
@@ -71,7 +93,14 @@ impl T {
         r.send().await.unwrap().status()
     }
     async fn stats(&self) -> Value {
-        self.http.get(self.url("/_emulator/stats")).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(self.url("/_emulator/stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 }
 
@@ -97,11 +126,23 @@ use reqwest::Method as M;
 #[tokio::test]
 async fn create_get_list_delete_with_documented_shapes() {
     let t = T::new().await;
-    let (s, h, v) = t.req(M::POST, "/pim/v1/integrations", Some(aws_body("my-int", &arn(1), ENV))).await;
+    let (s, h, v) = t
+        .req(
+            M::POST,
+            "/pim/v1/integrations",
+            Some(aws_body("my-int", &arn(1), ENV)),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED);
     let id = v["id"].as_str().unwrap().to_string();
-    assert!(id.starts_with("dlz-") && id.len() == 11 && id[4..].chars().all(|c| c.is_ascii_hexdigit()), "{id}");
-    assert_eq!(h["location"].to_str().unwrap(), t.url(&format!("/pim/v1/integrations/{id}")));
+    assert!(
+        id.starts_with("dlz-") && id.len() == 11 && id[4..].chars().all(|c| c.is_ascii_hexdigit()),
+        "{id}"
+    );
+    assert_eq!(
+        h["location"].to_str().unwrap(),
+        t.url(&format!("/pim/v1/integrations/{id}"))
+    );
     assert_eq!(v["api_version"], "pim/v1");
     assert_eq!(v["kind"], "Integration");
     assert_eq!(v["display_name"], "my-int");
@@ -111,18 +152,43 @@ async fn create_get_list_delete_with_documented_shapes() {
     let ext = v["config"]["external_id"].as_str().unwrap();
     let u = uuid::Uuid::parse_str(ext).unwrap();
     assert_eq!(u.get_version_num(), 4);
-    assert!(v["config"]["iam_role_arn"].as_str().unwrap().starts_with("arn:aws:iam::"));
+    assert!(
+        v["config"]["iam_role_arn"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:iam::")
+    );
     assert_eq!(v["usages"], json!([]));
     assert_eq!(v["environment"]["id"], ENV);
-    assert_eq!(v["environment"]["related"], t.url(&format!("/v2/environments/{ENV}")));
-    assert!(v["environment"]["resource_name"].as_str().unwrap().starts_with(&t.url("/organization=")));
+    assert_eq!(
+        v["environment"]["related"],
+        t.url(&format!("/v2/environments/{ENV}"))
+    );
+    assert!(
+        v["environment"]["resource_name"]
+            .as_str()
+            .unwrap()
+            .starts_with(&t.url("/organization="))
+    );
     assert!(v.get("status").is_none(), "v1 has no status field");
 
-    let (s, _, got) = t.req(M::GET, &format!("/pim/v1/integrations/{id}?environment={ENV}"), None).await;
+    let (s, _, got) = t
+        .req(
+            M::GET,
+            &format!("/pim/v1/integrations/{id}?environment={ENV}"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(got, v);
 
-    let (s, _, list) = t.req(M::GET, &format!("/pim/v1/integrations?environment={ENV}"), None).await;
+    let (s, _, list) = t
+        .req(
+            M::GET,
+            &format!("/pim/v1/integrations?environment={ENV}"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(list["api_version"], "pim/v1");
     assert_eq!(list["kind"], "IntegrationList");
@@ -130,37 +196,95 @@ async fn create_get_list_delete_with_documented_shapes() {
     assert!(list["metadata"].get("next").is_none());
     assert_eq!(list["data"][0], v);
 
-    let (s, _, body) = t.req(M::DELETE, &format!("/pim/v1/integrations/{id}?environment={ENV}"), None).await;
+    let (s, _, body) = t
+        .req(
+            M::DELETE,
+            &format!("/pim/v1/integrations/{id}?environment={ENV}"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(body, Value::Null);
-    let (s, _, e) = t.req(M::GET, &format!("/pim/v1/integrations/{id}?environment={ENV}"), None).await;
+    let (s, _, e) = t
+        .req(
+            M::GET,
+            &format!("/pim/v1/integrations/{id}?environment={ENV}"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(first_error(&e)["code"], "resource_not_found");
-    let (s, _, _) = t.req(M::DELETE, &format!("/pim/v1/integrations/{id}?environment={ENV}"), None).await;
+    let (s, _, _) = t
+        .req(
+            M::DELETE,
+            &format!("/pim/v1/integrations/{id}?environment={ENV}"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn authentication_and_authorization() {
     let t = T::new().await;
-    let r = t.http.get(t.url(&format!("/pim/v1/integrations?environment={ENV}"))).send().await.unwrap();
+    let r = t
+        .http
+        .get(t.url(&format!("/pim/v1/integrations?environment={ENV}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let v: Value = r.json().await.unwrap();
     assert_eq!(first_error(&v)["code"], "user_unauthenticated");
     assert_eq!(first_error(&v)["status"], "401");
 
-    let (s, _, v) = t.req_as(KEY, "wrong", M::GET, &format!("/pim/v1/integrations?environment={ENV}"), None).await;
+    let (s, _, v) = t
+        .req_as(
+            KEY,
+            "wrong",
+            M::GET,
+            &format!("/pim/v1/integrations?environment={ENV}"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(first_error(&v)["code"], "user_unauthenticated");
 
     // The read-only key may list but not write.
-    let (s, _, _) = t.req_as(RO_KEY, RO_SECRET, M::GET, &format!("/pim/v1/integrations?environment={ENV}"), None).await;
+    let (s, _, _) = t
+        .req_as(
+            RO_KEY,
+            RO_SECRET,
+            M::GET,
+            &format!("/pim/v1/integrations?environment={ENV}"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, _, v) = t.req_as(RO_KEY, RO_SECRET, M::POST, "/pim/v1/integrations", Some(aws_body("x", &arn(1), ENV))).await;
+    let (s, _, v) = t
+        .req_as(
+            RO_KEY,
+            RO_SECRET,
+            M::POST,
+            "/pim/v1/integrations",
+            Some(aws_body("x", &arn(1), ENV)),
+        )
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_eq!(first_error(&v)["code"], "user_unauthorized");
-    let id = t.create("x", &arn(1)).await["id"].as_str().unwrap().to_string();
-    let (s, _, _) = t.req_as(RO_KEY, RO_SECRET, M::DELETE, &format!("/pim/v1/integrations/{id}?environment={ENV}"), None).await;
+    let id = t.create("x", &arn(1)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _, _) = t
+        .req_as(
+            RO_KEY,
+            RO_SECRET,
+            M::DELETE,
+            &format!("/pim/v1/integrations/{id}?environment={ENV}"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
@@ -169,29 +293,77 @@ async fn validation_errors_name_the_field() {
     let t = T::new().await;
     let long_arn = format!("arn:aws:iam::123456789012:role/{}", "r".repeat(2048));
     let cases: Vec<(Value, u16, &str)> = vec![
-        (json!({"provider": "AWS", "config": {"kind": "AwsIntegrationConfig", "customer_iam_role_arn": arn(1)}, "environment": {"id": ENV}}), 400, "/display_name"),
+        (
+            json!({"provider": "AWS", "config": {"kind": "AwsIntegrationConfig", "customer_iam_role_arn": arn(1)}, "environment": {"id": ENV}}),
+            400,
+            "/display_name",
+        ),
         (aws_body("", &arn(1), ENV), 400, "/display_name"),
-        (aws_body(&"n".repeat(61), &arn(1), ENV), 400, "/display_name"),
-        (json!({"display_name": "a", "provider": "AZURE", "config": {"kind": "AwsIntegrationConfig", "customer_iam_role_arn": arn(1)}, "environment": {"id": ENV}}), 400, "/provider"),
-        (json!({"display_name": "a", "provider": "AWS", "config": {"kind": "GcpIntegrationConfig", "customer_iam_role_arn": arn(1)}, "environment": {"id": ENV}}), 400, "/config/kind"),
-        (json!({"display_name": "a", "provider": "AWS", "environment": {"id": ENV}}), 400, "/config"),
-        (aws_body("a", "arn:short", ENV), 400, "/config/customer_iam_role_arn"),
-        (aws_body("a", &long_arn, ENV), 400, "/config/customer_iam_role_arn"),
-        (json!({"display_name": "a", "provider": "AWS", "config": {"kind": "AwsIntegrationConfig", "customer_iam_role_arn": arn(1)}}), 400, "/environment/id"),
+        (
+            aws_body(&"n".repeat(61), &arn(1), ENV),
+            400,
+            "/display_name",
+        ),
+        (
+            json!({"display_name": "a", "provider": "AZURE", "config": {"kind": "AwsIntegrationConfig", "customer_iam_role_arn": arn(1)}, "environment": {"id": ENV}}),
+            400,
+            "/provider",
+        ),
+        (
+            json!({"display_name": "a", "provider": "AWS", "config": {"kind": "GcpIntegrationConfig", "customer_iam_role_arn": arn(1)}, "environment": {"id": ENV}}),
+            400,
+            "/config/kind",
+        ),
+        (
+            json!({"display_name": "a", "provider": "AWS", "environment": {"id": ENV}}),
+            400,
+            "/config",
+        ),
+        (
+            aws_body("a", "arn:short", ENV),
+            400,
+            "/config/customer_iam_role_arn",
+        ),
+        (
+            aws_body("a", &long_arn, ENV),
+            400,
+            "/config/customer_iam_role_arn",
+        ),
+        (
+            json!({"display_name": "a", "provider": "AWS", "config": {"kind": "AwsIntegrationConfig", "customer_iam_role_arn": arn(1)}}),
+            400,
+            "/environment/id",
+        ),
     ];
     for (body, status, pointer) in cases {
-        let (s, _, v) = t.req(M::POST, "/pim/v1/integrations", Some(body.clone())).await;
+        let (s, _, v) = t
+            .req(M::POST, "/pim/v1/integrations", Some(body.clone()))
+            .await;
         assert_eq!(s.as_u16(), status, "{body} -> {v}");
         let e = first_error(&v);
         assert_eq!(e["source"]["pointer"], pointer, "{body} -> {v}");
         assert_eq!(e["status"], status.to_string());
-        assert!(e["id"].is_string() && e["title"].is_string() && e["detail"].is_string() && e["code"].is_string(), "{v}");
+        assert!(
+            e["id"].is_string()
+                && e["title"].is_string()
+                && e["detail"].is_string()
+                && e["code"].is_string(),
+            "{v}"
+        );
     }
     // Exactly 60 characters and a 20-character ARN are fine.
     t.create(&"n".repeat(60), "arn:aws:iam::1:role/").await;
 
     // A body that is not JSON.
-    let r = t.http.post(t.url("/pim/v1/integrations")).basic_auth(KEY, Some(SECRET)).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    let r = t
+        .http
+        .post(t.url("/pim/v1/integrations"))
+        .basic_auth(KEY, Some(SECRET))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let v: Value = r.json().await.unwrap();
     assert_eq!(first_error(&v)["code"], "malformed_request");
@@ -199,17 +371,31 @@ async fn validation_errors_name_the_field() {
     // Query parameters.
     for (q, param) in [
         ("/pim/v1/integrations", "environment"),
-        ("/pim/v1/integrations?environment=env-1&page_size=0", "page_size"),
-        ("/pim/v1/integrations?environment=env-1&page_size=101", "page_size"),
-        ("/pim/v1/integrations?environment=env-1&page_size=ten", "page_size"),
-        ("/pim/v1/integrations?environment=env-1&page_token=garbage", "page_token"),
+        (
+            "/pim/v1/integrations?environment=env-1&page_size=0",
+            "page_size",
+        ),
+        (
+            "/pim/v1/integrations?environment=env-1&page_size=101",
+            "page_size",
+        ),
+        (
+            "/pim/v1/integrations?environment=env-1&page_size=ten",
+            "page_size",
+        ),
+        (
+            "/pim/v1/integrations?environment=env-1&page_token=garbage",
+            "page_token",
+        ),
         ("/pim/v1/integrations/dlz-1234567", "environment"),
     ] {
         let (s, _, v) = t.req(M::GET, q, None).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{q}");
         assert_eq!(first_error(&v)["source"]["parameter"], param, "{q}: {v}");
     }
-    let (s, _, _) = t.req(M::DELETE, "/pim/v1/integrations/dlz-1234567", None).await;
+    let (s, _, _) = t
+        .req(M::DELETE, "/pim/v1/integrations/dlz-1234567", None)
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
 
@@ -218,47 +404,127 @@ async fn other_environment_is_not_found_and_role_is_unique_per_environment() {
     let t = T::new().await;
     let v = t.create("a", &arn(1)).await;
     let id = v["id"].as_str().unwrap();
-    let (s, _, _) = t.req(M::GET, &format!("/pim/v1/integrations/{id}?environment=env-other"), None).await;
+    let (s, _, _) = t
+        .req(
+            M::GET,
+            &format!("/pim/v1/integrations/{id}?environment=env-other"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _, _) = t.req(M::DELETE, &format!("/pim/v1/integrations/{id}?environment=env-other"), None).await;
+    let (s, _, _) = t
+        .req(
+            M::DELETE,
+            &format!("/pim/v1/integrations/{id}?environment=env-other"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
-    let (s, _, e) = t.req(M::POST, "/pim/v1/integrations", Some(aws_body("b", &arn(1), ENV))).await;
+    let (s, _, e) = t
+        .req(
+            M::POST,
+            "/pim/v1/integrations",
+            Some(aws_body("b", &arn(1), ENV)),
+        )
+        .await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(first_error(&e)["code"], "resource_already_exists");
     assert!(first_error(&e)["detail"].as_str().unwrap().contains(id));
-    let (s, _, _) = t.req(M::POST, "/pim/v1/integrations", Some(aws_body("b", &arn(1), "env-other"))).await;
+    let (s, _, _) = t
+        .req(
+            M::POST,
+            "/pim/v1/integrations",
+            Some(aws_body("b", &arn(1), "env-other")),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED);
 }
 
 #[tokio::test]
 async fn quotas_per_org_and_per_env() {
     let mut c = config();
-    c.quotas = pio::emulator::Quotas { per_org: 3, per_env: Some(2) };
+    c.quotas = pio::emulator::Quotas {
+        per_org: 3,
+        per_env: Some(2),
+    };
     let t = T::with(c).await;
     t.create("a", &arn(1)).await;
     t.create("b", &arn(2)).await;
-    let (s, _, e) = t.req(M::POST, "/pim/v1/integrations", Some(aws_body("c", &arn(3), ENV))).await;
+    let (s, _, e) = t
+        .req(
+            M::POST,
+            "/pim/v1/integrations",
+            Some(aws_body("c", &arn(3), ENV)),
+        )
+        .await;
     assert_eq!(s, StatusCode::PAYMENT_REQUIRED);
     assert_eq!(first_error(&e)["code"], "quota_exceeded");
-    assert!(first_error(&e)["detail"].as_str().unwrap().contains("per_env"));
-    let (s, _, _) = t.req(M::POST, "/pim/v1/integrations", Some(aws_body("c", &arn(3), "env-2"))).await;
+    assert!(
+        first_error(&e)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("per_env")
+    );
+    let (s, _, _) = t
+        .req(
+            M::POST,
+            "/pim/v1/integrations",
+            Some(aws_body("c", &arn(3), "env-2")),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED);
-    let (s, _, e) = t.req(M::POST, "/pim/v1/integrations", Some(aws_body("d", &arn(4), "env-3"))).await;
+    let (s, _, e) = t
+        .req(
+            M::POST,
+            "/pim/v1/integrations",
+            Some(aws_body("d", &arn(4), "env-3")),
+        )
+        .await;
     assert_eq!(s, StatusCode::PAYMENT_REQUIRED);
-    assert!(first_error(&e)["detail"].as_str().unwrap().contains("per_org"));
+    assert!(
+        first_error(&e)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("per_org")
+    );
     // Raised at run time through the admin endpoint.
-    assert_eq!(t.admin(M::PUT, "/_emulator/quotas", Some(json!({"per_org": 10, "per_env": null}))).await, StatusCode::NO_CONTENT);
-    let (s, _, _) = t.req(M::POST, "/pim/v1/integrations", Some(aws_body("d", &arn(4), ENV))).await;
+    assert_eq!(
+        t.admin(
+            M::PUT,
+            "/_emulator/quotas",
+            Some(json!({"per_org": 10, "per_env": null}))
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
+    let (s, _, _) = t
+        .req(
+            M::POST,
+            "/pim/v1/integrations",
+            Some(aws_body("d", &arn(4), ENV)),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED);
 }
 
 async fn walk(t: &T, size: usize) -> (Vec<String>, usize) {
-    let mut url = t.url(&format!("/pim/v1/integrations?environment={ENV}&page_size={size}"));
+    let mut url = t.url(&format!(
+        "/pim/v1/integrations?environment={ENV}&page_size={size}"
+    ));
     let mut ids = Vec::new();
     let mut pages = 0;
     loop {
-        let v: Value = t.http.get(&url).basic_auth(KEY, Some(SECRET)).send().await.unwrap().json().await.unwrap();
+        let v: Value = t
+            .http
+            .get(&url)
+            .basic_auth(KEY, Some(SECRET))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         pages += 1;
         assert_eq!(v["metadata"]["total_size"], 250);
         assert!(v["data"].as_array().unwrap().len() <= size);
@@ -266,11 +532,20 @@ async fn walk(t: &T, size: usize) -> (Vec<String>, usize) {
             ids.push(d["id"].as_str().unwrap().to_string());
         }
         for link in ["first", "last"] {
-            assert!(v["metadata"][link].as_str().unwrap().contains("page_token="), "{link}");
+            assert!(
+                v["metadata"][link]
+                    .as_str()
+                    .unwrap()
+                    .contains("page_token="),
+                "{link}"
+            );
         }
         match v["metadata"].get("next").and_then(Value::as_str) {
             Some(n) => {
-                assert!(n.starts_with(&t.em.base_url) && n.contains("page_token="), "{n}");
+                assert!(
+                    n.starts_with(&t.em.base_url) && n.contains("page_token="),
+                    "{n}"
+                );
                 url = n.to_string();
             }
             None => break,
@@ -286,10 +561,21 @@ async fn pagination_walks_250_items_at_page_sizes_1_10_100() {
     let t = T::with(c).await;
     let mut want = HashSet::new();
     for i in 0..250 {
-        want.insert(t.create(&format!("i{i}"), &arn(i)).await["id"].as_str().unwrap().to_string());
+        want.insert(
+            t.create(&format!("i{i}"), &arn(i)).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     // Other environments' integrations never show up.
-    let (s, _, _) = t.req(M::POST, "/pim/v1/integrations", Some(aws_body("x", &arn(0), "env-zzz"))).await;
+    let (s, _, _) = t
+        .req(
+            M::POST,
+            "/pim/v1/integrations",
+            Some(aws_body("x", &arn(0), "env-zzz")),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED);
     for (size, pages) in [(1, 250), (10, 25), (100, 3)] {
         let (ids, n) = walk(&t, size).await;
@@ -299,13 +585,37 @@ async fn pagination_walks_250_items_at_page_sizes_1_10_100() {
         assert_eq!(set, want, "page size {size}");
     }
     // Default page size is 10, and prev goes back.
-    let (_, _, p1) = t.req(M::GET, &format!("/pim/v1/integrations?environment={ENV}"), None).await;
+    let (_, _, p1) = t
+        .req(
+            M::GET,
+            &format!("/pim/v1/integrations?environment={ENV}"),
+            None,
+        )
+        .await;
     assert_eq!(p1["data"].as_array().unwrap().len(), 10);
     assert!(p1["metadata"].get("prev").is_none());
     let next = p1["metadata"]["next"].as_str().unwrap();
-    let p2: Value = t.http.get(next).basic_auth(KEY, Some(SECRET)).send().await.unwrap().json().await.unwrap();
+    let p2: Value = t
+        .http
+        .get(next)
+        .basic_auth(KEY, Some(SECRET))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let prev = p2["metadata"]["prev"].as_str().unwrap();
-    let back: Value = t.http.get(prev).basic_auth(KEY, Some(SECRET)).send().await.unwrap().json().await.unwrap();
+    let back: Value = t
+        .http
+        .get(prev)
+        .basic_auth(KEY, Some(SECRET))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(back["data"], p1["data"]);
 }
 
@@ -317,18 +627,48 @@ async fn pagination_is_stable_under_concurrent_creates_and_deletes() {
     let mut stable = HashSet::new();
     let mut doomed = Vec::new();
     for i in 0..120 {
-        let id = t.create(&format!("i{i}"), &arn(i)).await["id"].as_str().unwrap().to_string();
-        if i % 3 == 0 { doomed.push(id) } else { stable.insert(id); }
+        let id = t.create(&format!("i{i}"), &arn(i)).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if i % 3 == 0 {
+            doomed.push(id)
+        } else {
+            stable.insert(id);
+        }
     }
-    let mut url = t.url(&format!("/pim/v1/integrations?environment={ENV}&page_size=7"));
+    let mut url = t.url(&format!(
+        "/pim/v1/integrations?environment={ENV}&page_size=7"
+    ));
     let mut seen = Vec::new();
     let mut churn = 0;
     loop {
-        let v: Value = t.http.get(&url).basic_auth(KEY, Some(SECRET)).send().await.unwrap().json().await.unwrap();
-        seen.extend(v["data"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_string()));
+        let v: Value = t
+            .http
+            .get(&url)
+            .basic_auth(KEY, Some(SECRET))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        seen.extend(
+            v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["id"].as_str().unwrap().to_string()),
+        );
         // Between pages: delete one of the doomed and create a new one.
         if let Some(d) = doomed.pop() {
-            let (s, _, _) = t.req(M::DELETE, &format!("/pim/v1/integrations/{d}?environment={ENV}"), None).await;
+            let (s, _, _) = t
+                .req(
+                    M::DELETE,
+                    &format!("/pim/v1/integrations/{d}?environment={ENV}"),
+                    None,
+                )
+                .await;
             assert_eq!(s, StatusCode::NO_CONTENT);
         }
         t.create(&format!("new{churn}"), &arn(10_000 + churn)).await;
@@ -349,36 +689,110 @@ async fn pagination_is_stable_under_concurrent_creates_and_deletes() {
 #[tokio::test]
 async fn usages_block_delete_until_detached_and_admin_deletes_out_of_band() {
     let t = T::new().await;
-    let id = t.create("a", &arn(1)).await["id"].as_str().unwrap().to_string();
+    let id = t.create("a", &arn(1)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let crn = "crn://confluent.cloud/organization=o/environment=env-abc12/cloud-cluster=lkc-1/connector=c1";
-    assert_eq!(t.admin(M::PUT, &format!("/_emulator/integrations/{id}/usages"), Some(json!([crn]))).await, StatusCode::OK);
-    let (_, _, v) = t.req(M::GET, &format!("/pim/v1/integrations/{id}?environment={ENV}"), None).await;
+    assert_eq!(
+        t.admin(
+            M::PUT,
+            &format!("/_emulator/integrations/{id}/usages"),
+            Some(json!([crn]))
+        )
+        .await,
+        StatusCode::OK
+    );
+    let (_, _, v) = t
+        .req(
+            M::GET,
+            &format!("/pim/v1/integrations/{id}?environment={ENV}"),
+            None,
+        )
+        .await;
     assert_eq!(v["usages"], json!([crn]));
-    let (s, _, e) = t.req(M::DELETE, &format!("/pim/v1/integrations/{id}?environment={ENV}"), None).await;
+    let (s, _, e) = t
+        .req(
+            M::DELETE,
+            &format!("/pim/v1/integrations/{id}?environment={ENV}"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::CONFLICT);
-    assert!(first_error(&e)["detail"].as_str().unwrap().contains("in use"), "{e}");
+    assert!(
+        first_error(&e)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("in use"),
+        "{e}"
+    );
     assert!(first_error(&e)["detail"].as_str().unwrap().contains(crn));
-    assert_eq!(t.admin(M::PUT, &format!("/_emulator/integrations/{id}/usages"), Some(json!([]))).await, StatusCode::OK);
-    let (s, _, _) = t.req(M::DELETE, &format!("/pim/v1/integrations/{id}?environment={ENV}"), None).await;
+    assert_eq!(
+        t.admin(
+            M::PUT,
+            &format!("/_emulator/integrations/{id}/usages"),
+            Some(json!([]))
+        )
+        .await,
+        StatusCode::OK
+    );
+    let (s, _, _) = t
+        .req(
+            M::DELETE,
+            &format!("/pim/v1/integrations/{id}?environment={ENV}"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
 
-    let id = t.create("b", &arn(2)).await["id"].as_str().unwrap().to_string();
-    t.admin(M::PUT, &format!("/_emulator/integrations/{id}/usages"), Some(json!([crn]))).await;
-    assert_eq!(t.admin(M::DELETE, &format!("/_emulator/integrations/{id}"), None).await, StatusCode::NO_CONTENT);
-    let (s, _, _) = t.req(M::GET, &format!("/pim/v1/integrations/{id}?environment={ENV}"), None).await;
+    let id = t.create("b", &arn(2)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.admin(
+        M::PUT,
+        &format!("/_emulator/integrations/{id}/usages"),
+        Some(json!([crn])),
+    )
+    .await;
+    assert_eq!(
+        t.admin(M::DELETE, &format!("/_emulator/integrations/{id}"), None)
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    let (s, _, _) = t
+        .req(
+            M::GET,
+            &format!("/pim/v1/integrations/{id}?environment={ENV}"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(t.admin(M::DELETE, &format!("/_emulator/integrations/{id}"), None).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        t.admin(M::DELETE, &format!("/_emulator/integrations/{id}"), None)
+            .await,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
 async fn injected_rates_and_fail_next_with_counters() {
     let t = T::new().await;
     let faults = json!({"error_rate_429": 0.2, "error_rate_500": 0.1, "error_rate_503": 0.1, "retry_after_secs": 3});
-    assert_eq!(t.admin(M::PUT, "/_emulator/faults", Some(faults)).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        t.admin(M::PUT, "/_emulator/faults", Some(faults)).await,
+        StatusCode::NO_CONTENT
+    );
     let n = 2000;
     let (mut c429, mut c500, mut c503, mut ok) = (0, 0, 0, 0);
     for _ in 0..n {
-        let r = t.http.get(t.url(&format!("/pim/v1/integrations?environment={ENV}"))).basic_auth(KEY, Some(SECRET)).send().await.unwrap();
+        let r = t
+            .http
+            .get(t.url(&format!("/pim/v1/integrations?environment={ENV}")))
+            .basic_auth(KEY, Some(SECRET))
+            .send()
+            .await
+            .unwrap();
         match r.status().as_u16() {
             429 => {
                 assert_eq!(r.headers()["retry-after"], "3");
@@ -407,32 +821,80 @@ async fn injected_rates_and_fail_next_with_counters() {
     assert_eq!(stats["total"], n);
 
     // Invalid fault settings are refused.
-    assert_eq!(t.admin(M::PUT, "/_emulator/faults", Some(json!({"error_rate_500": 1.5}))).await, StatusCode::BAD_REQUEST);
-    assert_eq!(t.admin(M::PUT, "/_emulator/faults", Some(json!({"bogus": 1}))).await.as_u16(), 422);
+    assert_eq!(
+        t.admin(
+            M::PUT,
+            "/_emulator/faults",
+            Some(json!({"error_rate_500": 1.5}))
+        )
+        .await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        t.admin(M::PUT, "/_emulator/faults", Some(json!({"bogus": 1})))
+            .await
+            .as_u16(),
+        422
+    );
 
     // fail the next 2 creates, everything else passes.
-    assert_eq!(t.admin(M::PUT, "/_emulator/faults", Some(json!({}))).await, StatusCode::NO_CONTENT);
-    assert_eq!(t.admin(M::DELETE, "/_emulator/stats", None).await, StatusCode::NO_CONTENT);
-    assert_eq!(t.admin(M::POST, "/_emulator/faults/fail-next", Some(json!({"operation": "create", "count": 2, "status": 503}))).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        t.admin(M::PUT, "/_emulator/faults", Some(json!({}))).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        t.admin(M::DELETE, "/_emulator/stats", None).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        t.admin(
+            M::POST,
+            "/_emulator/faults/fail-next",
+            Some(json!({"operation": "create", "count": 2, "status": 503}))
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
     for want in [503, 503, 201] {
-        let (s, _, _) = t.req(M::POST, "/pim/v1/integrations", Some(aws_body("f", &arn(9), ENV))).await;
+        let (s, _, _) = t
+            .req(
+                M::POST,
+                "/pim/v1/integrations",
+                Some(aws_body("f", &arn(9), ENV)),
+            )
+            .await;
         assert_eq!(s.as_u16(), want);
     }
     let stats = t.stats().await;
-    assert_eq!(stats["operations"]["v1_create"], json!({"201": 1, "503": 2}));
+    assert_eq!(
+        stats["operations"]["v1_create"],
+        json!({"201": 1, "503": 2})
+    );
 }
 
 #[tokio::test]
 async fn latency_is_added() {
     let mut c = config();
-    c.faults = Faults { latency_ms: 60, jitter_ms: 20, ..Default::default() };
+    c.faults = Faults {
+        latency_ms: 60,
+        jitter_ms: 20,
+        ..Default::default()
+    };
     let t = T::with(c).await;
     let start = std::time::Instant::now();
     for _ in 0..5 {
-        t.req(M::GET, &format!("/pim/v1/integrations?environment={ENV}"), None).await;
+        t.req(
+            M::GET,
+            &format!("/pim/v1/integrations?environment={ENV}"),
+            None,
+        )
+        .await;
     }
     let avg = start.elapsed() / 5;
-    assert!(avg >= Duration::from_millis(60) && avg < Duration::from_millis(400), "{avg:?}");
+    assert!(
+        avg >= Duration::from_millis(60) && avg < Duration::from_millis(400),
+        "{avg:?}"
+    );
 }
 
 #[tokio::test]
@@ -442,7 +904,13 @@ async fn rate_limit_answers_429_with_headers() {
     let t = T::with(c).await;
     let mut statuses = Vec::new();
     for _ in 0..8 {
-        let r = t.http.get(t.url(&format!("/pim/v1/integrations?environment={ENV}"))).basic_auth(KEY, Some(SECRET)).send().await.unwrap();
+        let r = t
+            .http
+            .get(t.url(&format!("/pim/v1/integrations?environment={ENV}")))
+            .basic_auth(KEY, Some(SECRET))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.headers()["x-ratelimit-limit"], "5");
         assert!(r.headers().contains_key("x-ratelimit-remaining"));
         assert!(r.headers().contains_key("x-ratelimit-reset"));
@@ -453,8 +921,16 @@ async fn rate_limit_answers_429_with_headers() {
         }
     }
     // The window is one second; all 8 requests fit in it unless the machine stalls.
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 3, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        3,
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]
@@ -466,18 +942,44 @@ async fn state_file_survives_restart() {
     let t = T::with(c.clone()).await;
     let created = t.create("persisted", &arn(1)).await;
     let id = created["id"].as_str().unwrap().to_string();
-    let gone = t.create("gone", &arn(2)).await["id"].as_str().unwrap().to_string();
-    t.req(M::DELETE, &format!("/pim/v1/integrations/{gone}?environment={ENV}"), None).await;
+    let gone = t.create("gone", &arn(2)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.req(
+        M::DELETE,
+        &format!("/pim/v1/integrations/{gone}?environment={ENV}"),
+        None,
+    )
+    .await;
     t.em.shutdown().await;
 
     let t2 = T::with(c).await;
-    let (s, _, got) = t2.req(M::GET, &format!("/pim/v1/integrations/{id}?environment={ENV}"), None).await;
+    let (s, _, got) = t2
+        .req(
+            M::GET,
+            &format!("/pim/v1/integrations/{id}?environment={ENV}"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(got["config"], created["config"]);
-    let (s, _, _) = t2.req(M::GET, &format!("/pim/v1/integrations/{gone}?environment={ENV}"), None).await;
+    let (s, _, _) = t2
+        .req(
+            M::GET,
+            &format!("/pim/v1/integrations/{gone}?environment={ENV}"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // Uniqueness is enforced against restored state too.
-    let (s, _, _) = t2.req(M::POST, "/pim/v1/integrations", Some(aws_body("again", &arn(1), ENV))).await;
+    let (s, _, _) = t2
+        .req(
+            M::POST,
+            "/pim/v1/integrations",
+            Some(aws_body("again", &arn(1), ENV)),
+        )
+        .await;
     assert_eq!(s, StatusCode::CONFLICT);
 }
 
@@ -491,7 +993,13 @@ async fn concurrent_creates_are_safe() {
         let t = t.clone();
         // Every role twice: exactly one of each pair may win.
         tasks.push(tokio::spawn(async move {
-            let (s, _, _) = t.req(M::POST, "/pim/v1/integrations", Some(aws_body("c", &arn(i / 2), ENV))).await;
+            let (s, _, _) = t
+                .req(
+                    M::POST,
+                    "/pim/v1/integrations",
+                    Some(aws_body("c", &arn(i / 2), ENV)),
+                )
+                .await;
             s.as_u16()
         }));
     }
@@ -523,12 +1031,30 @@ fn v2_body(name: &str, provider: &str) -> Value {
 async fn v2_draft_patch_validate_for_each_provider() {
     let t = T::new().await;
     let cases = [
-        ("AWS", json!({"kind": "AwsIntegrationConfig", "customer_iam_role_arn": arn(1)}), "iam_role_arn"),
-        ("GCP", json!({"kind": "GcpIntegrationConfig", "customer_google_service_account": "sa@proj.iam.gserviceaccount.com"}), "google_service_account"),
-        ("AZURE", json!({"kind": "AzureIntegrationConfig", "customer_azure_tenant_id": "8d3e0c7a-1c1f-4b1e-9c7e-2f1d2a3b4c5d"}), "confluent_multi_tenant_app_id"),
+        (
+            "AWS",
+            json!({"kind": "AwsIntegrationConfig", "customer_iam_role_arn": arn(1)}),
+            "iam_role_arn",
+        ),
+        (
+            "GCP",
+            json!({"kind": "GcpIntegrationConfig", "customer_google_service_account": "sa@proj.iam.gserviceaccount.com"}),
+            "google_service_account",
+        ),
+        (
+            "AZURE",
+            json!({"kind": "AzureIntegrationConfig", "customer_azure_tenant_id": "8d3e0c7a-1c1f-4b1e-9c7e-2f1d2a3b4c5d"}),
+            "confluent_multi_tenant_app_id",
+        ),
     ];
     for (provider, config, generated) in cases {
-        let (s, h, v) = t.req(M::POST, "/pim/v2/integrations", Some(v2_body(&format!("{provider}-int"), provider))).await;
+        let (s, h, v) = t
+            .req(
+                M::POST,
+                "/pim/v2/integrations",
+                Some(v2_body(&format!("{provider}-int"), provider)),
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         assert!(h.contains_key("location"));
         assert_eq!(v["api_version"], "pim/v2");
@@ -537,62 +1063,178 @@ async fn v2_draft_patch_validate_for_each_provider() {
         let id = v["id"].as_str().unwrap().to_string();
 
         // Validation before a config exists fails.
-        let (s, _, _) = t.req(M::POST, "/pim/v2/integrations:validate", Some(json!({"id": id, "environment": {"id": ENV}}))).await;
+        let (s, _, _) = t
+            .req(
+                M::POST,
+                "/pim/v2/integrations:validate",
+                Some(json!({"id": id, "environment": {"id": ENV}})),
+            )
+            .await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
 
-        let (s, _, v) = t.req(M::PATCH, &format!("/pim/v2/integrations/{id}"), Some(json!({"config": config, "environment": {"id": ENV}}))).await;
+        let (s, _, v) = t
+            .req(
+                M::PATCH,
+                &format!("/pim/v2/integrations/{id}"),
+                Some(json!({"config": config, "environment": {"id": ENV}})),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["status"], "CREATED");
         assert!(v["config"][generated].is_string(), "{provider}: {v}");
 
         // A second PATCH is refused: config only changes while DRAFT.
-        let (s, _, _) = t.req(M::PATCH, &format!("/pim/v2/integrations/{id}"), Some(json!({"config": config, "environment": {"id": ENV}}))).await;
+        let (s, _, _) = t
+            .req(
+                M::PATCH,
+                &format!("/pim/v2/integrations/{id}"),
+                Some(json!({"config": config, "environment": {"id": ENV}})),
+            )
+            .await;
         assert_eq!(s, StatusCode::CONFLICT);
 
-        let (s, _, e) = t.req(M::POST, "/pim/v2/integrations:validate", Some(json!({"id": id, "environment": {"id": ENV}}))).await;
+        let (s, _, e) = t
+            .req(
+                M::POST,
+                "/pim/v2/integrations:validate",
+                Some(json!({"id": id, "environment": {"id": ENV}})),
+            )
+            .await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         assert_eq!(first_error(&e)["code"], "invalid_configuration");
-        assert_eq!(t.admin(M::PUT, &format!("/_emulator/integrations/{id}/access"), Some(json!({"granted": true}))).await, StatusCode::NO_CONTENT);
-        let (s, _, _) = t.req(M::POST, "/pim/v2/integrations:validate", Some(json!({"id": id, "environment": {"id": ENV}}))).await;
+        assert_eq!(
+            t.admin(
+                M::PUT,
+                &format!("/_emulator/integrations/{id}/access"),
+                Some(json!({"granted": true}))
+            )
+            .await,
+            StatusCode::NO_CONTENT
+        );
+        let (s, _, _) = t
+            .req(
+                M::POST,
+                "/pim/v2/integrations:validate",
+                Some(json!({"id": id, "environment": {"id": ENV}})),
+            )
+            .await;
         assert_eq!(s, StatusCode::NO_CONTENT);
-        let (_, _, v) = t.req(M::GET, &format!("/pim/v2/integrations/{id}?environment={ENV}"), None).await;
+        let (_, _, v) = t
+            .req(
+                M::GET,
+                &format!("/pim/v2/integrations/{id}?environment={ENV}"),
+                None,
+            )
+            .await;
         assert_eq!(v["status"], "ACTIVE");
 
         // v1 sees AWS integrations only.
-        let (s, _, _) = t.req(M::GET, &format!("/pim/v1/integrations/{id}?environment={ENV}"), None).await;
+        let (s, _, _) = t
+            .req(
+                M::GET,
+                &format!("/pim/v1/integrations/{id}?environment={ENV}"),
+                None,
+            )
+            .await;
         assert_eq!(s.as_u16(), if provider == "AWS" { 200 } else { 404 });
     }
     // List filters.
-    let (_, _, v) = t.req(M::GET, &format!("/pim/v2/integrations?environment={ENV}&display_name=GCP-int"), None).await;
+    let (_, _, v) = t
+        .req(
+            M::GET,
+            &format!("/pim/v2/integrations?environment={ENV}&display_name=GCP-int"),
+            None,
+        )
+        .await;
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
     assert_eq!(v["data"][0]["provider"], "GCP");
-    t.req(M::POST, "/pim/v2/integrations", Some(v2_body("draft", "GCP"))).await;
-    let (_, _, v) = t.req(M::GET, &format!("/pim/v2/integrations?environment={ENV}&status=DRAFT"), None).await;
+    t.req(
+        M::POST,
+        "/pim/v2/integrations",
+        Some(v2_body("draft", "GCP")),
+    )
+    .await;
+    let (_, _, v) = t
+        .req(
+            M::GET,
+            &format!("/pim/v2/integrations?environment={ENV}&status=DRAFT"),
+            None,
+        )
+        .await;
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
     assert_eq!(v["data"][0]["display_name"], "draft");
-    let (_, _, v) = t.req(M::GET, &format!("/pim/v1/integrations?environment={ENV}"), None).await;
+    let (_, _, v) = t
+        .req(
+            M::GET,
+            &format!("/pim/v1/integrations?environment={ENV}"),
+            None,
+        )
+        .await;
     assert_eq!(v["metadata"]["total_size"], 1, "v1 lists AWS only");
 }
 
 #[tokio::test]
 async fn v2_validation_errors() {
     let t = T::new().await;
-    let (s, _, e) = t.req(M::POST, "/pim/v2/integrations", Some(v2_body("x", "ORACLE"))).await;
+    let (s, _, e) = t
+        .req(
+            M::POST,
+            "/pim/v2/integrations",
+            Some(v2_body("x", "ORACLE")),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(first_error(&e)["source"]["pointer"], "/provider");
-    let id = t.req(M::POST, "/pim/v2/integrations", Some(v2_body("x", "GCP"))).await.2["id"].as_str().unwrap().to_string();
+    let id = t
+        .req(M::POST, "/pim/v2/integrations", Some(v2_body("x", "GCP")))
+        .await
+        .2["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for (config, pointer) in [
-        (json!({"kind": "GcpIntegrationConfig", "customer_google_service_account": "not-an-email"}), "/config/customer_google_service_account"),
-        (json!({"kind": "AzureIntegrationConfig", "customer_azure_tenant_id": "8d3e0c7a-1c1f-4b1e-9c7e-2f1d2a3b4c5d"}), "/config/kind"),
+        (
+            json!({"kind": "GcpIntegrationConfig", "customer_google_service_account": "not-an-email"}),
+            "/config/customer_google_service_account",
+        ),
+        (
+            json!({"kind": "AzureIntegrationConfig", "customer_azure_tenant_id": "8d3e0c7a-1c1f-4b1e-9c7e-2f1d2a3b4c5d"}),
+            "/config/kind",
+        ),
     ] {
-        let (s, _, e) = t.req(M::PATCH, &format!("/pim/v2/integrations/{id}"), Some(json!({"config": config, "environment": {"id": ENV}}))).await;
+        let (s, _, e) = t
+            .req(
+                M::PATCH,
+                &format!("/pim/v2/integrations/{id}"),
+                Some(json!({"config": config, "environment": {"id": ENV}})),
+            )
+            .await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         assert_eq!(first_error(&e)["source"]["pointer"], pointer);
     }
-    let az = t.req(M::POST, "/pim/v2/integrations", Some(v2_body("az", "AZURE"))).await.2["id"].as_str().unwrap().to_string();
+    let az = t
+        .req(
+            M::POST,
+            "/pim/v2/integrations",
+            Some(v2_body("az", "AZURE")),
+        )
+        .await
+        .2["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (s, _, e) = t.req(M::PATCH, &format!("/pim/v2/integrations/{az}"), Some(json!({"config": {"kind": "AzureIntegrationConfig", "customer_azure_tenant_id": "nope"}, "environment": {"id": ENV}}))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(first_error(&e)["source"]["pointer"], "/config/customer_azure_tenant_id");
-    let (s, _, _) = t.req(M::PATCH, &format!("/pim/v2/integrations/{id}"), Some(json!({"config": {}, "environment": {"id": "env-other"}}))).await;
+    assert_eq!(
+        first_error(&e)["source"]["pointer"],
+        "/config/customer_azure_tenant_id"
+    );
+    let (s, _, _) = t
+        .req(
+            M::PATCH,
+            &format!("/pim/v2/integrations/{id}"),
+            Some(json!({"config": {}, "environment": {"id": "env-other"}})),
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }

@@ -162,8 +162,14 @@ pub enum Action {
     /// Take over the integration named by `spec.integrationId`.
     Adopt(Integration),
     /// Delete this integration so that a new one can be created from the changed spec.
-    Recreate { old: Integration, changed: Vec<&'static str> },
-    Stall { reason: StallReason, message: String },
+    Recreate {
+        old: Integration,
+        changed: Vec<&'static str>,
+    },
+    Stall {
+        reason: StallReason,
+        message: String,
+    },
 }
 
 /// The immutable fields that differ between the spec and an integration.
@@ -185,11 +191,7 @@ pub fn changed_fields(desired: &Desired, i: &Integration, adopted: bool) -> Vec<
 }
 
 /// Decides the apply path from the looked-up remote state.
-pub fn decide(
-    desired: &Desired,
-    status: &ProviderIntegrationStatus,
-    observed: Observed,
-) -> Action {
+pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: Observed) -> Action {
     let adopting = desired.adopt_id.is_some();
     if let (Some(recorded), Some(wanted)) = (&status.id, &desired.adopt_id)
         && recorded != wanted
@@ -301,7 +303,12 @@ pub fn cleanup(policy: DeletionPolicy, status: &ProviderIntegrationStatus) -> Cl
             environment: status
                 .environment
                 .clone()
-                .or_else(|| status.pending_create.as_ref().map(|p| p.environment.clone()))
+                .or_else(|| {
+                    status
+                        .pending_create
+                        .as_ref()
+                        .map(|p| p.environment.clone())
+                })
                 .unwrap_or_default(),
         },
         (None, Some(p)) => Cleanup::FindThenDelete(p.clone()),

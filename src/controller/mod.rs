@@ -60,6 +60,11 @@ pub struct Config {
     pub namespace: Option<String>,
     /// The pod name, to tell replicas apart in events.
     pub instance: Option<String>,
+    /// First retry delay after a transient error; doubles up to two minutes.
+    pub retry_base: Duration,
+    /// First re-check of a stalled resource (Secrets and quotas change without an event here);
+    /// doubles up to the resync period.
+    pub stall_retry: Duration,
 }
 
 impl Default for Config {
@@ -70,6 +75,8 @@ impl Default for Config {
             default_credentials: DefaultCredentials::None,
             namespace: None,
             instance: None,
+            retry_base: Duration::from_secs(1),
+            stall_retry: Duration::from_secs(30),
         }
     }
 }
@@ -106,7 +113,11 @@ pub enum CredentialsError {
     #[error("Secret {namespace}/{name} not found")]
     SecretNotFound { namespace: String, name: String },
     #[error("Secret {namespace}/{name} has no non-empty key \"{key}\"")]
-    MissingKey { namespace: String, name: String, key: String },
+    MissingKey {
+        namespace: String,
+        name: String,
+        key: String,
+    },
     #[error("no credentialsRef and the operator has no default credentials")]
     NoDefault,
     #[error(transparent)]
@@ -132,7 +143,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Context {
-    pub fn new(client: Client, pim: PimClient, config: Config, metrics: Arc<crate::metrics::Metrics>) -> Self {
+    pub fn new(
+        client: Client,
+        pim: PimClient,
+        config: Config,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
         let reporter = Reporter {
             controller: MANAGER.into(),
             instance: config.instance.clone(),
@@ -169,12 +185,21 @@ impl Context {
         self.config.resync.mul_f64(0.9 + fastrand::f64() * 0.2)
     }
 
-    async fn read_secret(&self, namespace: &str, name: &str, key_field: &str, secret_field: &str) -> Result<Credentials, CredentialsError> {
+    async fn read_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        key_field: &str,
+        secret_field: &str,
+    ) -> Result<Credentials, CredentialsError> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let secret = api.get_opt(name).await?.ok_or_else(|| CredentialsError::SecretNotFound {
-            namespace: namespace.into(),
-            name: name.into(),
-        })?;
+        let secret = api
+            .get_opt(name)
+            .await?
+            .ok_or_else(|| CredentialsError::SecretNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            })?;
         let field = |k: &str| {
             secret
                 .data
@@ -195,10 +220,14 @@ impl Context {
     async fn credentials(&self, pi: &ProviderIntegration) -> Result<Credentials, CredentialsError> {
         let ns = pi.namespace().unwrap_or_default();
         let creds = match (&pi.spec.credentials_ref, &self.config.default_credentials) {
-            (Some(r), _) => self.read_secret(&ns, &r.name, &r.api_key_field, &r.api_secret_field).await?,
+            (Some(r), _) => {
+                self.read_secret(&ns, &r.name, &r.api_key_field, &r.api_secret_field)
+                    .await?
+            }
             (None, DefaultCredentials::Static(c)) => c.clone(),
             (None, DefaultCredentials::Secret { namespace, name }) => {
-                self.read_secret(namespace, name, "apiKey", "apiSecret").await?
+                self.read_secret(namespace, name, "apiKey", "apiSecret")
+                    .await?
             }
             (None, DefaultCredentials::None) => return Err(CredentialsError::NoDefault),
         };
@@ -207,7 +236,9 @@ impl Context {
     }
 
     fn remembered_credentials(&self, pi: &ProviderIntegration) -> Option<Credentials> {
-        lock(&self.last_credentials).get(&pi.uid().unwrap_or_default()).cloned()
+        lock(&self.last_credentials)
+            .get(&pi.uid().unwrap_or_default())
+            .cloned()
     }
 
     async fn event(&self, pi: &ProviderIntegration, type_: EventType, reason: &str, note: String) {
@@ -224,18 +255,27 @@ impl Context {
     }
 
     /// Writes status by server-side apply, unless it is already what we want.
-    async fn write_status(&self, pi: &ProviderIntegration, status: ProviderIntegrationStatus) -> Result<(), Error> {
+    async fn write_status(
+        &self,
+        pi: &ProviderIntegration,
+        status: ProviderIntegrationStatus,
+    ) -> Result<(), Error> {
         if pi.status.as_ref() == Some(&status) {
             return Ok(());
         }
-        let api: Api<ProviderIntegration> = Api::namespaced(self.client.clone(), &pi.namespace().unwrap_or_default());
+        let api: Api<ProviderIntegration> =
+            Api::namespaced(self.client.clone(), &pi.namespace().unwrap_or_default());
         let patch = json!({
             "apiVersion": ProviderIntegration::api_version(&()),
             "kind": ProviderIntegration::kind(&()),
             "status": status,
         });
-        api.patch_status(&pi.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
-            .await?;
+        api.patch_status(
+            &pi.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
         Ok(())
     }
 }
@@ -275,10 +315,22 @@ impl<'a> StatusBuilder<'a> {
         self
     }
 
-    fn build(mut self, ready: CondState, reconciling: CondState, stalled: CondState) -> ProviderIntegrationStatus {
+    fn build(
+        mut self,
+        ready: CondState,
+        reconciling: CondState,
+        stalled: CondState,
+    ) -> ProviderIntegrationStatus {
         let generation = self.pi.metadata.generation;
         let now = Time(jiff::Timestamp::now());
-        self.status.conditions = conditions(&self.status.conditions, generation, ready, reconciling, stalled, &now);
+        self.status.conditions = conditions(
+            &self.status.conditions,
+            generation,
+            ready,
+            reconciling,
+            stalled,
+            &now,
+        );
         self.status.observed_generation = generation;
         self.status
     }
@@ -292,7 +344,12 @@ impl<'a> StatusBuilder<'a> {
         )
     }
 
-    fn progressing(self, ready_reason: &str, reason: &str, message: String) -> ProviderIntegrationStatus {
+    fn progressing(
+        self,
+        ready_reason: &str,
+        reason: &str,
+        message: String,
+    ) -> ProviderIntegrationStatus {
         self.build(
             CondState::new(false, ready_reason, message.clone()),
             CondState::new(true, reason, message),
@@ -333,12 +390,16 @@ fn transient_reason(e: &PimError) -> &'static str {
 
 fn user_hint(e: &PimError, creds: &Credentials) -> String {
     match e {
-        PimError::Unauthenticated { .. } => format!("{e}; check the API key {} and its secret", creds.key),
+        PimError::Unauthenticated { .. } => {
+            format!("{e}; check the API key {} and its secret", creds.key)
+        }
         PimError::Forbidden { .. } => format!(
             "{e}; API key {} needs the EnvironmentAdmin or OrganizationAdmin role",
             creds.key
         ),
-        PimError::QuotaExceeded { .. } => format!("{e}; delete unused integrations or ask Confluent to raise the quota"),
+        PimError::QuotaExceeded { .. } => {
+            format!("{e}; delete unused integrations or ask Confluent to raise the quota")
+        }
         _ => e.to_string(),
     }
 }
@@ -346,7 +407,8 @@ fn user_hint(e: &PimError, creds: &Credentials) -> String {
 /// The controller's reconcile function.
 pub async fn reconcile(pi: Arc<ProviderIntegration>, ctx: Arc<Context>) -> Result<Action, Error> {
     let start = std::time::Instant::now();
-    let api: Api<ProviderIntegration> = Api::namespaced(ctx.client.clone(), &pi.namespace().unwrap_or_default());
+    let api: Api<ProviderIntegration> =
+        Api::namespaced(ctx.client.clone(), &pi.namespace().unwrap_or_default());
     let result = finalizer(&api, FINALIZER, pi, |event| async {
         match event {
             Finalizer::Apply(pi) => apply(&pi, &ctx).await,
@@ -355,7 +417,8 @@ pub async fn reconcile(pi: Arc<ProviderIntegration>, ctx: Arc<Context>) -> Resul
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
-    ctx.metrics.reconciled(if result.is_ok() { "ok" } else { "error" }, start.elapsed());
+    ctx.metrics
+        .reconciled(if result.is_ok() { "ok" } else { "error" }, start.elapsed());
     result
 }
 
@@ -364,7 +427,7 @@ pub fn error_policy(pi: Arc<ProviderIntegration>, err: &Error, ctx: Arc<Context>
     match err.retry_in() {
         Some(d) => Action::requeue(d),
         None => {
-            let d = ctx.backoff(&pi, Duration::from_millis(500), Duration::from_secs(120));
+            let d = ctx.backoff(&pi, ctx.config.retry_base / 2, Duration::from_secs(120));
             warn!(namespace = %pi.namespace().unwrap_or_default(), name = %pi.name_any(), error = %err, retry_in_ms = d.as_millis() as u64, "reconcile failed");
             Action::requeue(d)
         }
@@ -372,12 +435,17 @@ pub fn error_policy(pi: Arc<ProviderIntegration>, err: &Error, ctx: Arc<Context>
 }
 
 /// Handles a `pim` error on the apply path: stall, or requeue without flapping Ready.
-async fn api_error(ctx: &Context, pi: &ProviderIntegration, creds: &Credentials, e: PimError) -> Result<Action, Error> {
+async fn api_error(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    creds: &Credentials,
+    e: PimError,
+) -> Result<Action, Error> {
     let ns = pi.namespace().unwrap_or_default();
     let name = pi.name_any();
     if e.class() == ErrorClass::Transient {
         let delay = ctx
-            .backoff(pi, Duration::from_secs(1), Duration::from_secs(120))
+            .backoff(pi, ctx.config.retry_base, Duration::from_secs(120))
             .max(e.retry_after().unwrap_or_default());
         info!(namespace = %ns, name = %name, error = %e, retry_in_ms = delay.as_millis() as u64, "transient API error");
         // A Ready resource of this generation stays Ready through a blip.
@@ -387,7 +455,11 @@ async fn api_error(ctx: &Context, pi: &ProviderIntegration, creds: &Credentials,
                 .map(|c| c.reason.clone())
                 .filter(|r| !r.is_empty() && r != "Synced")
                 .unwrap_or_else(|| "Reconciling".into());
-            let status = StatusBuilder::new(pi).progressing(&ready_reason, transient_reason(&e), format!("{e}; retrying"));
+            let status = StatusBuilder::new(pi).progressing(
+                &ready_reason,
+                transient_reason(&e),
+                format!("{e}; retrying"),
+            );
             ctx.write_status(pi, status).await?;
         }
         return Ok(Action::requeue(delay));
@@ -395,28 +467,56 @@ async fn api_error(ctx: &Context, pi: &ProviderIntegration, creds: &Credentials,
     let reason = stall_reason(&e);
     let message = user_hint(&e, creds);
     warn!(namespace = %ns, name = %name, reason, %message, "stalled");
-    ctx.write_status(pi, StatusBuilder::new(pi).stalled(reason, message.clone())).await?;
+    ctx.write_status(pi, StatusBuilder::new(pi).stalled(reason, message.clone()))
+        .await?;
     ctx.event(pi, EventType::Warning, reason, message).await;
     // Credentials and quotas change outside this resource; look again later.
-    Ok(Action::requeue(ctx.backoff(pi, Duration::from_secs(30), ctx.config.resync)))
+    Ok(Action::requeue(ctx.backoff(
+        pi,
+        ctx.config.stall_retry,
+        ctx.config.resync,
+    )))
 }
 
-async fn stall(ctx: &Context, pi: &ProviderIntegration, reason: &str, message: String) -> Result<Action, Error> {
+async fn stall(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    reason: &str,
+    message: String,
+) -> Result<Action, Error> {
     warn!(namespace = %pi.namespace().unwrap_or_default(), name = %pi.name_any(), reason, %message, "stalled");
-    let already = pi.condition(crate::crd::STALLED).is_some_and(|c| c.status == "True" && c.reason == reason && c.message == message);
-    ctx.write_status(pi, StatusBuilder::new(pi).stalled(reason, message.clone())).await?;
+    let already = pi
+        .condition(crate::crd::STALLED)
+        .is_some_and(|c| c.status == "True" && c.reason == reason && c.message == message);
+    ctx.write_status(pi, StatusBuilder::new(pi).stalled(reason, message.clone()))
+        .await?;
     if !already {
         ctx.event(pi, EventType::Warning, reason, message).await;
     }
-    Ok(Action::requeue(ctx.backoff(pi, Duration::from_secs(30), ctx.config.resync)))
+    Ok(Action::requeue(ctx.backoff(
+        pi,
+        ctx.config.stall_retry,
+        ctx.config.resync,
+    )))
 }
 
-async fn load_credentials(ctx: &Context, pi: &ProviderIntegration) -> Result<Result<Credentials, Action>, Error> {
+async fn load_credentials(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+) -> Result<Result<Credentials, Action>, Error> {
     match ctx.credentials(pi).await {
         Ok(c) => Ok(Ok(c)),
         Err(CredentialsError::Kube(e)) => Err(Error::Kube(e)),
-        Err(e @ CredentialsError::NoDefault) => Ok(Err(stall(ctx, pi, "NoCredentials", format!("{e}; set spec.credentialsRef")).await?)),
-        Err(e) => Ok(Err(stall(ctx, pi, "CredentialsNotFound", e.to_string()).await?)),
+        Err(e @ CredentialsError::NoDefault) => Ok(Err(stall(
+            ctx,
+            pi,
+            "NoCredentials",
+            format!("{e}; set spec.credentialsRef"),
+        )
+        .await?)),
+        Err(e) => Ok(Err(
+            stall(ctx, pi, "CredentialsNotFound", e.to_string()).await?
+        )),
     }
 }
 
@@ -432,14 +532,22 @@ async fn apply(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Error>
     };
     let observed = match decide::lookup(&desired, &status) {
         Lookup::ById { id, environment } => {
-            match ctx.cache.by_id(&ctx.pim, &creds, &environment, &id, ctx.config.resync).await {
+            match ctx
+                .cache
+                .by_id(&ctx.pim, &creds, &environment, &id, ctx.config.resync)
+                .await
+            {
                 Ok(Some(i)) => Observed::Found(i),
                 Ok(None) => Observed::Missing,
                 Err(e) => return api_error(ctx, pi, &creds, e).await,
             }
         }
         Lookup::ByKey { key, fresh } => {
-            let age = if fresh { Duration::ZERO } else { ctx.config.resync };
+            let age = if fresh {
+                Duration::ZERO
+            } else {
+                ctx.config.resync
+            };
             match ctx.cache.by_key(&ctx.pim, &creds, &key, age).await {
                 Ok(found) => Observed::ByKey(found),
                 Err(e) => return api_error(ctx, pi, &creds, e).await,
@@ -451,21 +559,39 @@ async fn apply(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Error>
     let name = pi.name_any();
     match decision {
         Decision::InSync(i) => {
-            ctx.write_status(pi, StatusBuilder::new(pi).ready(&i)).await?;
+            ctx.write_status(pi, StatusBuilder::new(pi).ready(&i))
+                .await?;
             ctx.succeeded(pi);
             Ok(Action::requeue(ctx.resync_delay()))
         }
         Decision::Adopt(i) => {
             info!(namespace = %ns, name = %name, id = %i.id, "adopted");
-            ctx.write_status(pi, StatusBuilder::new(pi).ready(&i)).await?;
-            ctx.event(pi, EventType::Normal, "Adopted", format!("adopted existing integration {}", i.id)).await;
+            ctx.write_status(pi, StatusBuilder::new(pi).ready(&i))
+                .await?;
+            ctx.event(
+                pi,
+                EventType::Normal,
+                "Adopted",
+                format!("adopted existing integration {}", i.id),
+            )
+            .await;
             ctx.succeeded(pi);
             Ok(Action::requeue(ctx.resync_delay()))
         }
         Decision::Claim(i) => {
             info!(namespace = %ns, name = %name, id = %i.id, "found the integration of an interrupted create");
-            ctx.write_status(pi, StatusBuilder::new(pi).ready(&i)).await?;
-            ctx.event(pi, EventType::Normal, "Created", format!("created integration {} (recorded after an interrupted attempt)", i.id)).await;
+            ctx.write_status(pi, StatusBuilder::new(pi).ready(&i))
+                .await?;
+            ctx.event(
+                pi,
+                EventType::Normal,
+                "Created",
+                format!(
+                    "created integration {} (recorded after an interrupted attempt)",
+                    i.id
+                ),
+            )
+            .await;
             ctx.succeeded(pi);
             Ok(Action::requeue(ctx.resync_delay()))
         }
@@ -475,7 +601,13 @@ async fn apply(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Error>
     }
 }
 
-async fn create(ctx: &Context, pi: &ProviderIntegration, desired: &Desired, creds: &Credentials, replaces: Option<String>) -> Result<Action, Error> {
+async fn create(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    desired: &Desired,
+    creds: &Credentials,
+    replaces: Option<String>,
+) -> Result<Action, Error> {
     let ns = pi.namespace().unwrap_or_default();
     let name = pi.name_any();
     let intent = desired.intent();
@@ -487,7 +619,11 @@ async fn create(ctx: &Context, pi: &ProviderIntegration, desired: &Desired, cred
             b = b.forget_integration();
         }
         b.status.pending_create = Some(intent.clone());
-        let status = b.progressing("Creating", "Creating", format!("creating the integration in {}", desired.environment));
+        let status = b.progressing(
+            "Creating",
+            "Creating",
+            format!("creating the integration in {}", desired.environment),
+        );
         ctx.write_status(pi, status).await?;
     }
     let body = crate::pim::CreateIntegration {
@@ -497,7 +633,9 @@ async fn create(ctx: &Context, pi: &ProviderIntegration, desired: &Desired, cred
             kind: crate::pim::KIND_AWS_CONFIG.into(),
             customer_iam_role_arn: desired.customer_iam_role_arn.clone(),
         },
-        environment: crate::pim::EnvId { id: desired.environment.clone() },
+        environment: crate::pim::EnvId {
+            id: desired.environment.clone(),
+        },
     };
     // The status we build from must carry the intent, even if `pi` predates its write.
     let mut base = pi.clone();
@@ -510,7 +648,8 @@ async fn create(ctx: &Context, pi: &ProviderIntegration, desired: &Desired, cred
         Ok(i) => {
             info!(namespace = %ns, name = %name, id = %i.id, "created");
             ctx.cache.insert(creds, &i).await;
-            ctx.write_status(&base, StatusBuilder::new(&base).ready(&i)).await?;
+            ctx.write_status(&base, StatusBuilder::new(&base).ready(&i))
+                .await?;
             ctx.succeeded(pi);
             match replaces {
                 Some(old) => {
@@ -523,14 +662,19 @@ async fn create(ctx: &Context, pi: &ProviderIntegration, desired: &Desired, cred
             Ok(Action::requeue(ctx.resync_delay()))
         }
         Err(e @ PimError::Conflict { .. }) if e.code() == Some("resource_already_exists") => {
-            let found = match ctx.cache.by_key(&ctx.pim, creds, &intent, Duration::ZERO).await {
+            let found = match ctx
+                .cache
+                .by_key(&ctx.pim, creds, &intent, Duration::ZERO)
+                .await
+            {
                 Ok(f) => f,
                 Err(e) => return api_error(ctx, &base, creds, e).await,
             };
             match found {
                 Some(i) if had_intent => {
                     info!(namespace = %ns, name = %name, id = %i.id, "found the integration of an interrupted create");
-                    ctx.write_status(&base, StatusBuilder::new(&base).ready(&i)).await?;
+                    ctx.write_status(&base, StatusBuilder::new(&base).ready(&i))
+                        .await?;
                     ctx.succeeded(pi);
                     Ok(Action::requeue(ctx.resync_delay()))
                 }
@@ -543,11 +687,20 @@ async fn create(ctx: &Context, pi: &ProviderIntegration, desired: &Desired, cred
                             "integration {} already uses role {} in environment {} and was not created by this resource; set spec.integrationId: {} to adopt it",
                             i.id, desired.customer_iam_role_arn, desired.environment, i.id
                         ),
-                        None => format!("{e}; another integration uses role {} in {}", desired.customer_iam_role_arn, desired.environment),
+                        None => format!(
+                            "{e}; another integration uses role {} in {}",
+                            desired.customer_iam_role_arn, desired.environment
+                        ),
                     };
-                    ctx.write_status(pi, b.stalled("AlreadyExists", msg.clone())).await?;
-                    ctx.event(pi, EventType::Warning, "AlreadyExists", msg).await;
-                    Ok(Action::requeue(ctx.backoff(pi, Duration::from_secs(30), ctx.config.resync)))
+                    ctx.write_status(pi, b.stalled("AlreadyExists", msg.clone()))
+                        .await?;
+                    ctx.event(pi, EventType::Warning, "AlreadyExists", msg)
+                        .await;
+                    Ok(Action::requeue(ctx.backoff(
+                        pi,
+                        ctx.config.stall_retry,
+                        ctx.config.resync,
+                    )))
                 }
             }
         }
@@ -555,7 +708,13 @@ async fn create(ctx: &Context, pi: &ProviderIntegration, desired: &Desired, cred
     }
 }
 
-async fn recreate(ctx: &Context, pi: &ProviderIntegration, creds: &Credentials, old: Integration, changed: Vec<&'static str>) -> Result<Action, Error> {
+async fn recreate(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    creds: &Credentials,
+    old: Integration,
+    changed: Vec<&'static str>,
+) -> Result<Action, Error> {
     let env = old.environment.id.clone();
     match ctx.pim.delete(creds, &env, &old.id).await {
         Ok(()) | Err(PimError::NotFound { .. }) => {
@@ -565,23 +724,50 @@ async fn recreate(ctx: &Context, pi: &ProviderIntegration, creds: &Credentials, 
                 old.id,
                 changed.join(", ")
             );
-            ctx.write_status(pi, StatusBuilder::new(pi).forget_integration().progressing("Recreating", "Recreating", msg.clone())).await?;
+            ctx.write_status(
+                pi,
+                StatusBuilder::new(pi).forget_integration().progressing(
+                    "Recreating",
+                    "Recreating",
+                    msg.clone(),
+                ),
+            )
+            .await?;
             ctx.event(pi, EventType::Warning, "Recreating", msg).await;
             Ok(Action::requeue(Duration::from_millis(50)))
         }
-        Err(e) if e.class() == ErrorClass::Permanent && !matches!(e, PimError::Unauthenticated { .. } | PimError::Forbidden { .. }) => {
+        Err(e)
+            if e.class() == ErrorClass::Permanent
+                && !matches!(
+                    e,
+                    PimError::Unauthenticated { .. } | PimError::Forbidden { .. }
+                ) =>
+        {
             let read_back = ctx.pim.get(creds, &env, &old.id).await.ok();
             let msg = match decide::refusal(&e.to_string(), read_back.as_ref()) {
-                Refusal::InUse(u) => format!("cannot recreate integration {}: it is in use by {}; delete or reconfigure those connectors", old.id, u.join(", ")),
+                Refusal::InUse(u) => format!(
+                    "cannot recreate integration {}: it is in use by {}; delete or reconfigure those connectors",
+                    old.id,
+                    u.join(", ")
+                ),
                 Refusal::Other(d) => format!("cannot recreate integration {}: {d}", old.id),
             };
             let mut b = StatusBuilder::new(pi);
             if let Some(i) = &read_back {
                 b.status.usages = i.usages.clone();
             }
-            ctx.write_status(pi, b.progressing("RecreateBlocked", "RecreateBlocked", msg.clone())).await?;
-            ctx.event(pi, EventType::Warning, "RecreateBlocked", msg).await;
-            Ok(Action::requeue(ctx.backoff(pi, Duration::from_secs(5), Duration::from_secs(300))))
+            ctx.write_status(
+                pi,
+                b.progressing("RecreateBlocked", "RecreateBlocked", msg.clone()),
+            )
+            .await?;
+            ctx.event(pi, EventType::Warning, "RecreateBlocked", msg)
+                .await;
+            Ok(Action::requeue(ctx.backoff(
+                pi,
+                ctx.config.retry_base * 5,
+                Duration::from_secs(300),
+            )))
         }
         Err(e) => api_error(ctx, pi, creds, e).await,
     }
@@ -596,7 +782,13 @@ async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Erro
         Cleanup::Orphan => {
             if let Some(id) = &status.id {
                 info!(namespace = %ns, name = %name, %id, "orphaned");
-                ctx.event(pi, EventType::Normal, "Orphaned", format!("left integration {id} in Confluent Cloud (deletionPolicy: Orphan)")).await;
+                ctx.event(
+                    pi,
+                    EventType::Normal,
+                    "Orphaned",
+                    format!("left integration {id} in Confluent Cloud (deletionPolicy: Orphan)"),
+                )
+                .await;
             }
             return Ok(Action::await_change());
         }
@@ -610,16 +802,29 @@ async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Erro
         Err(e) => match ctx.remembered_credentials(pi) {
             Some(c) => c,
             None => {
-                let msg = format!("cannot delete the integration: {e}; restore it, or set spec.deletionPolicy: Orphan");
-                ctx.write_status(pi, StatusBuilder::new(pi).stalled("CredentialsNotFound", msg.clone())).await?;
-                return Err(Error::DeletionPending { message: msg, retry_in: ctx.backoff(pi, Duration::from_secs(30), ctx.config.resync) });
+                let msg = format!(
+                    "cannot delete the integration: {e}; restore it, or set spec.deletionPolicy: Orphan"
+                );
+                ctx.write_status(
+                    pi,
+                    StatusBuilder::new(pi).stalled("CredentialsNotFound", msg.clone()),
+                )
+                .await?;
+                return Err(Error::DeletionPending {
+                    message: msg,
+                    retry_in: ctx.backoff(pi, ctx.config.stall_retry, ctx.config.resync),
+                });
             }
         },
     };
     let id = match id {
         Some(id) => id,
         None => match &status.pending_create {
-            Some(key) => match ctx.cache.by_key(&ctx.pim, &creds, key, Duration::ZERO).await {
+            Some(key) => match ctx
+                .cache
+                .by_key(&ctx.pim, &creds, key, Duration::ZERO)
+                .await
+            {
                 Ok(Some(i)) => i.id,
                 Ok(None) => return Ok(Action::await_change()),
                 Err(e) => return deletion_retry(ctx, pi, &creds, e).await,
@@ -631,16 +836,30 @@ async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Erro
         Ok(()) | Err(PimError::NotFound { .. }) => {
             info!(namespace = %ns, name = %name, %id, "deleted");
             ctx.cache.remove(&creds, &env, &id).await;
-            ctx.event(pi, EventType::Normal, "Deleted", format!("deleted integration {id}")).await;
+            ctx.event(
+                pi,
+                EventType::Normal,
+                "Deleted",
+                format!("deleted integration {id}"),
+            )
+            .await;
             ctx.succeeded(pi);
             Ok(Action::await_change())
         }
         Err(e) if e.is_transient() => deletion_retry(ctx, pi, &creds, e).await,
         Err(e @ (PimError::Unauthenticated { .. } | PimError::Forbidden { .. })) => {
             let msg = format!("cannot delete integration {id}: {}", user_hint(&e, &creds));
-            ctx.write_status(pi, StatusBuilder::new(pi).stalled(stall_reason(&e), msg.clone())).await?;
-            ctx.event(pi, EventType::Warning, stall_reason(&e), msg.clone()).await;
-            Err(Error::DeletionPending { message: msg, retry_in: ctx.backoff(pi, Duration::from_secs(30), ctx.config.resync) })
+            ctx.write_status(
+                pi,
+                StatusBuilder::new(pi).stalled(stall_reason(&e), msg.clone()),
+            )
+            .await?;
+            ctx.event(pi, EventType::Warning, stall_reason(&e), msg.clone())
+                .await;
+            Err(Error::DeletionPending {
+                message: msg,
+                retry_in: ctx.backoff(pi, ctx.config.stall_retry, ctx.config.resync),
+            })
         }
         Err(e) => {
             // Refused: find out whether connectors use it (by its usages, not the status code).
@@ -655,37 +874,65 @@ async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Erro
             let (reason, msg, usages) = match decide::refusal(&e.to_string(), read_back.as_ref()) {
                 Refusal::InUse(u) => (
                     "DeletionBlocked",
-                    format!("integration {id} is in use by {}; delete or reconfigure those connectors, deletion is retried", u.join(", ")),
+                    format!(
+                        "integration {id} is in use by {}; delete or reconfigure those connectors, deletion is retried",
+                        u.join(", ")
+                    ),
                     u,
                 ),
-                Refusal::Other(d) => ("DeletionFailed", format!("deleting integration {id} failed: {d}; retrying"), Vec::new()),
+                Refusal::Other(d) => (
+                    "DeletionFailed",
+                    format!("deleting integration {id} failed: {d}; retrying"),
+                    Vec::new(),
+                ),
             };
-            let retry_in = ctx.backoff(pi, Duration::from_secs(5), Duration::from_secs(300));
+            let retry_in = ctx.backoff(pi, ctx.config.retry_base * 5, Duration::from_secs(300));
             warn!(namespace = %ns, name = %name, %id, reason, retry_in_s = retry_in.as_secs(), "deletion blocked");
             let mut b = StatusBuilder::new(pi);
             b.status.usages = usages;
-            let first = pi.condition(crate::crd::READY).is_none_or(|c| c.reason != reason);
-            ctx.write_status(pi, b.progressing(reason, reason, msg.clone())).await?;
+            let first = pi
+                .condition(crate::crd::READY)
+                .is_none_or(|c| c.reason != reason);
+            ctx.write_status(pi, b.progressing(reason, reason, msg.clone()))
+                .await?;
             if first {
                 ctx.metrics.deletion_blocked();
             }
             ctx.event(pi, EventType::Warning, reason, msg.clone()).await;
-            Err(Error::DeletionPending { message: msg, retry_in })
+            Err(Error::DeletionPending {
+                message: msg,
+                retry_in,
+            })
         }
     }
 }
 
-async fn deletion_retry(ctx: &Context, pi: &ProviderIntegration, creds: &Credentials, e: PimError) -> Result<Action, Error> {
+async fn deletion_retry(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    creds: &Credentials,
+    e: PimError,
+) -> Result<Action, Error> {
     let retry_in = ctx
-        .backoff(pi, Duration::from_secs(1), Duration::from_secs(120))
+        .backoff(pi, ctx.config.retry_base, Duration::from_secs(120))
         .max(e.retry_after().unwrap_or_default());
     let msg = format!("deleting: {}; retrying", user_hint(&e, creds));
-    ctx.write_status(pi, StatusBuilder::new(pi).progressing("Deleting", transient_reason(&e), msg.clone())).await?;
-    Err(Error::DeletionPending { message: msg, retry_in })
+    ctx.write_status(
+        pi,
+        StatusBuilder::new(pi).progressing("Deleting", transient_reason(&e), msg.clone()),
+    )
+    .await?;
+    Err(Error::DeletionPending {
+        message: msg,
+        retry_in,
+    })
 }
 
 /// Runs the controller until `shutdown` resolves.
-pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     let api: Api<ProviderIntegration> = match &ctx.config.namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),

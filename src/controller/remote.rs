@@ -30,7 +30,9 @@ pub struct RemoteCache {
 impl RemoteCache {
     fn entry(&self, creds: &Credentials, env: &str) -> Entry {
         let mut envs = self.envs.lock().unwrap_or_else(|e| e.into_inner());
-        envs.entry((creds.key.clone(), env.to_string())).or_default().clone()
+        envs.entry((creds.key.clone(), env.to_string()))
+            .or_default()
+            .clone()
     }
 
     /// Refreshes the snapshot when it is older than `max_age` (zero forces a LIST).
@@ -93,8 +95,14 @@ impl RemoteCache {
         max_age: Duration,
     ) -> Result<Option<Integration>, PimError> {
         let entry = self.entry(creds, &key.environment);
-        let snap = self.fresh(&entry, pim, creds, &key.environment, max_age).await?;
-        Ok(snap.items.values().find(|i| matches_intent(i, key)).cloned())
+        let snap = self
+            .fresh(&entry, pim, creds, &key.environment, max_age)
+            .await?;
+        Ok(snap
+            .items
+            .values()
+            .find(|i| matches_intent(i, key))
+            .cloned())
     }
 
     /// Records an integration we just created or read.

@@ -83,7 +83,11 @@ impl Faults {
         if self.error_rate_429 + self.error_rate_500 + self.error_rate_503 > 1.0 {
             return Err("the error rates add up to more than 1".into());
         }
-        if self.fail_next.iter().any(|f| !(400..=599).contains(&f.status)) {
+        if self
+            .fail_next
+            .iter()
+            .any(|f| !(400..=599).contains(&f.status))
+        {
             return Err("fail_next status must be 400..=599".into());
         }
         Ok(())
@@ -147,8 +151,10 @@ impl Stats {
             .by_op
             .iter()
             .map(|(op, m)| {
-                let inner: serde_json::Map<String, serde_json::Value> =
-                    m.iter().map(|(s, n)| (s.to_string(), (*n).into())).collect();
+                let inner: serde_json::Map<String, serde_json::Value> = m
+                    .iter()
+                    .map(|(s, n)| (s.to_string(), (*n).into()))
+                    .collect();
                 (op.clone(), inner.into())
             })
             .collect();
@@ -237,6 +243,10 @@ mod tests {
         assert!(r.check("k", t).unwrap().allowed);
         assert!(!r.check("k", t).unwrap().allowed);
         assert!(r.check("other", t).unwrap().allowed);
-        assert!(r.check("k", t + Duration::from_millis(1001)).unwrap().allowed);
+        assert!(
+            r.check("k", t + Duration::from_millis(1001))
+                .unwrap()
+                .allowed
+        );
     }
 }

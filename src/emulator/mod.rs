@@ -28,9 +28,9 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 
 pub use faults::{FailNext, Faults};
-pub use store::{Phase, Quotas};
 use faults::{Injected, RateLimiter, Stats};
 use store::{ApiError, Cursor, Filter, Record, Store, Version};
+pub use store::{Phase, Quotas};
 
 /// The key and secret accepted when the emulator is started without credentials.
 pub const DEMO_API_KEY: &str = "EMULATORDEMOKEY1";
@@ -217,7 +217,10 @@ impl Emulator {
             Some(p) if p.exists() => {
                 let text = std::fs::read_to_string(p)?;
                 let mut s: Store = serde_json::from_str(&text).map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{}: {e}", p.display()),
+                    )
                 })?;
                 s.reindex();
                 s
@@ -269,7 +272,11 @@ impl Emulator {
 
     /// How many requests of `op` were answered (any status).
     pub fn count(&self, op: &str) -> u64 {
-        lock(&self.stats).by_op.get(op).map(|m| m.values().sum()).unwrap_or(0)
+        lock(&self.stats)
+            .by_op
+            .get(op)
+            .map(|m| m.values().sum())
+            .unwrap_or(0)
     }
 
     /// Number of stored integrations.
@@ -317,17 +324,32 @@ pub fn router(state: Arc<Emulator>) -> Router {
         .route("/pim/v1/integrations/{id}", get(v1_get).delete(v1_delete))
         .route("/pim/v2/integrations", get(v2_list).post(v2_create))
         .route("/pim/v2/integrations:validate", post(v2_validate))
-        .route("/pim/v2/integrations/{id}", get(v2_get).delete(v2_delete).patch(v2_patch))
+        .route(
+            "/pim/v2/integrations/{id}",
+            get(v2_get).delete(v2_delete).patch(v2_patch),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), api_layer));
     let admin = Router::new()
         .route("/_emulator/integrations", get(admin_list))
-        .route("/_emulator/integrations/{id}", axum::routing::delete(admin_delete))
+        .route(
+            "/_emulator/integrations/{id}",
+            axum::routing::delete(admin_delete),
+        )
         .route("/_emulator/integrations/{id}/usages", put(admin_usages))
         .route("/_emulator/integrations/{id}/access", put(admin_access))
-        .route("/_emulator/faults", get(admin_faults_get).put(admin_faults_put))
+        .route(
+            "/_emulator/faults",
+            get(admin_faults_get).put(admin_faults_put),
+        )
         .route("/_emulator/faults/fail-next", post(admin_fail_next))
-        .route("/_emulator/quotas", get(admin_quotas_get).put(admin_quotas_put))
-        .route("/_emulator/stats", get(admin_stats).delete(admin_stats_reset))
+        .route(
+            "/_emulator/quotas",
+            get(admin_quotas_get).put(admin_quotas_put),
+        )
+        .route(
+            "/_emulator/stats",
+            get(admin_stats).delete(admin_stats_reset),
+        )
         .route("/_emulator/reset", post(admin_reset));
     api.merge(admin)
         .fallback(|| async {
@@ -370,7 +392,13 @@ fn injected(status: u16, retry_after: u64) -> Response {
         // The real API answers 429 with no body.
         code.into_response()
     } else {
-        ApiError::new(code, "injected_fault", "Injected Fault", format!("emulator injected a {status} answer")).into_response()
+        ApiError::new(
+            code,
+            "injected_fault",
+            "Injected Fault",
+            format!("emulator injected a {status} answer"),
+        )
+        .into_response()
     };
     if status == 429 || status == 503 {
         resp.headers_mut()
@@ -414,8 +442,12 @@ async fn api_layer(State(em): State<Arc<Emulator>>, mut req: Request, next: Next
 }
 
 async fn authorize_and_run(em: &Emulator, op: &str, req: &mut Request, next: Next) -> Response {
-    let key = basic_credentials(req.headers())
-        .and_then(|(k, s)| em.keys.iter().find(|c| c.key == k && c.secret == s).cloned());
+    let key = basic_credentials(req.headers()).and_then(|(k, s)| {
+        em.keys
+            .iter()
+            .find(|c| c.key == k && c.secret == s)
+            .cloned()
+    });
     let Some(key) = key else {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -474,12 +506,22 @@ fn query_environment(q: &HashMap<String, String>) -> Result<String, ApiError> {
 
 fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", "Bad Request", format!("request body is not valid JSON: {e}"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            "Bad Request",
+            format!("request body is not valid JSON: {e}"),
+        )
     })?;
     if v.is_object() {
         Ok(v)
     } else {
-        Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", "Bad Request", "request body must be a JSON object"))
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            "Bad Request",
+            "request body must be a JSON object",
+        ))
     }
 }
 
@@ -529,7 +571,11 @@ fn list(em: &Emulator, q: &HashMap<String, String>, v: Version) -> Result<Respon
         (s.page(&filter, size, cursor), s.org_id.clone())
     };
     let meta = store::list_meta(&em.base, v, &filter, size, &page);
-    let data: Vec<_> = page.items.iter().map(|r| r.to_api(v, &em.base, &org)).collect();
+    let data: Vec<_> = page
+        .items
+        .iter()
+        .map(|r| r.to_api(v, &em.base, &org))
+        .collect();
     Ok(Json(json!({
         "api_version": v.path(),
         "kind": "IntegrationList",
@@ -548,7 +594,12 @@ fn created(em: &Emulator, r: &Record, v: Version) -> Response {
     resp
 }
 
-fn get_one(em: &Emulator, id: &str, q: &HashMap<String, String>, v: Version) -> Result<Response, ApiError> {
+fn get_one(
+    em: &Emulator,
+    id: &str,
+    q: &HashMap<String, String>,
+    v: Version,
+) -> Result<Response, ApiError> {
     let env = query_environment(q)?;
     let r = lock(&em.store).get_in_env(id, &env)?.clone();
     if v == Version::V1 && r.provider != "AWS" {
@@ -581,11 +632,19 @@ async fn v1_create(State(em): State<Arc<Emulator>>, body: Bytes) -> Result<Respo
     Ok(created(&em, &r, Version::V1))
 }
 
-async fn v1_get(State(em): State<Arc<Emulator>>, Path(id): Path<String>, Query(q): Params) -> Result<Response, ApiError> {
+async fn v1_get(
+    State(em): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
     get_one(&em, &id, &q, Version::V1)
 }
 
-async fn v1_delete(State(em): State<Arc<Emulator>>, Path(id): Path<String>, Query(q): Params) -> Result<Response, ApiError> {
+async fn v1_delete(
+    State(em): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
     delete_one(&em, &id, &q)
 }
 
@@ -607,11 +666,19 @@ async fn v2_create(State(em): State<Arc<Emulator>>, body: Bytes) -> Result<Respo
     Ok(created(&em, &r, Version::V2))
 }
 
-async fn v2_get(State(em): State<Arc<Emulator>>, Path(id): Path<String>, Query(q): Params) -> Result<Response, ApiError> {
+async fn v2_get(
+    State(em): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
     get_one(&em, &id, &q, Version::V2)
 }
 
-async fn v2_delete(State(em): State<Arc<Emulator>>, Path(id): Path<String>, Query(q): Params) -> Result<Response, ApiError> {
+async fn v2_delete(
+    State(em): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
     delete_one(&em, &id, &q)
 }
 
@@ -637,7 +704,11 @@ async fn v2_patch(
     Ok(Json(em.view(&r, Version::V2)).into_response())
 }
 
-async fn v2_validate(State(em): State<Arc<Emulator>>, Query(q): Params, body: Bytes) -> Result<Response, ApiError> {
+async fn v2_validate(
+    State(em): State<Arc<Emulator>>,
+    Query(q): Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let body = parse_json(&body)?;
     let id = match body.get("id").and_then(Value::as_str) {
         Some(id) if !id.is_empty() => id.to_string(),
@@ -656,7 +727,12 @@ async fn v2_validate(State(em): State<Arc<Emulator>>, Query(q): Params, body: By
 // ---- admin endpoints: what happens outside the API ----
 
 fn admin_not_found(id: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "resource_not_found", "Not Found", format!("integration \"{id}\" not found"))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "resource_not_found",
+        "Not Found",
+        format!("integration \"{id}\" not found"),
+    )
 }
 
 async fn admin_list(State(em): State<Arc<Emulator>>) -> Json<Value> {
@@ -670,8 +746,15 @@ async fn admin_list(State(em): State<Arc<Emulator>>) -> Json<Value> {
 }
 
 /// Deletes an integration out of band, as the Console would, regardless of usages.
-async fn admin_delete(State(em): State<Arc<Emulator>>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    em.mutate(|s| s.remove(&id).map(|_| ()).ok_or_else(|| admin_not_found(&id)))?;
+async fn admin_delete(
+    State(em): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    em.mutate(|s| {
+        s.remove(&id)
+            .map(|_| ())
+            .ok_or_else(|| admin_not_found(&id))
+    })?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -717,7 +800,8 @@ async fn admin_faults_get(State(em): State<Arc<Emulator>>) -> Json<Faults> {
 
 async fn admin_faults_put(State(em): State<Arc<Emulator>>, Json(f): Json<Faults>) -> Response {
     if let Err(e) = f.validate() {
-        return ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", "Bad Request", e).into_response();
+        return ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", "Bad Request", e)
+            .into_response();
     }
     *lock(&em.faults) = f;
     StatusCode::NO_CONTENT.into_response()
@@ -725,7 +809,13 @@ async fn admin_faults_put(State(em): State<Arc<Emulator>>, Json(f): Json<Faults>
 
 async fn admin_fail_next(State(em): State<Arc<Emulator>>, Json(f): Json<FailNext>) -> Response {
     if !(400..=599).contains(&f.status) {
-        return ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", "Bad Request", "status must be 400..=599").into_response();
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "Bad Request",
+            "status must be 400..=599",
+        )
+        .into_response();
     }
     lock(&em.faults).fail_next.push(f);
     StatusCode::NO_CONTENT.into_response()
@@ -777,7 +867,9 @@ pub async fn run(args: EmulatorArgs) -> Result<(), Box<dyn std::error::Error + S
     let handle = spawn(config, args.listen).await?;
     println!("PIM emulator listening on {}", handle.base_url);
     if demo {
-        println!("accepting the demo credentials: API key {DEMO_API_KEY}  secret {DEMO_API_SECRET}");
+        println!(
+            "accepting the demo credentials: API key {DEMO_API_KEY}  secret {DEMO_API_SECRET}"
+        );
     }
     crate::shutdown_signal().await;
     handle.shutdown().await;

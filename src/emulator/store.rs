@@ -104,7 +104,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             code,
@@ -115,7 +120,12 @@ impl ApiError {
         }
     }
     pub fn invalid_field(pointer: &str, detail: impl Into<String>) -> Self {
-        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_input", "Validation Failed", detail);
+        let mut e = Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "Validation Failed",
+            detail,
+        );
         e.pointer = Some(pointer.to_string());
         e
     }
@@ -231,16 +241,29 @@ fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 
 /// Validates the `environment: {id}` object of a body.
 pub fn body_environment(body: &Value) -> Result<String, ApiError> {
-    match body.get("environment").and_then(|e| e.get("id")).and_then(Value::as_str) {
+    match body
+        .get("environment")
+        .and_then(|e| e.get("id"))
+        .and_then(Value::as_str)
+    {
         Some(id) if !id.trim().is_empty() => Ok(id.to_string()),
-        _ => Err(ApiError::invalid_field("/environment/id", "environment.id is required")),
+        _ => Err(ApiError::invalid_field(
+            "/environment/id",
+            "environment.id is required",
+        )),
     }
 }
 
 pub fn body_display_name(body: &Value) -> Result<String, ApiError> {
     match str_field(body, "display_name") {
-        None => Err(ApiError::invalid_field("/display_name", "display_name is required")),
-        Some(n) if n.trim().is_empty() => Err(ApiError::invalid_field("/display_name", "display_name must not be empty")),
+        None => Err(ApiError::invalid_field(
+            "/display_name",
+            "display_name is required",
+        )),
+        Some(n) if n.trim().is_empty() => Err(ApiError::invalid_field(
+            "/display_name",
+            "display_name must not be empty",
+        )),
         Some(n) if n.chars().count() > MAX_DISPLAY_NAME => Err(ApiError::invalid_field(
             "/display_name",
             format!("display_name must be at most {MAX_DISPLAY_NAME} characters"),
@@ -259,7 +282,10 @@ pub fn body_provider(body: &Value, version: Version) -> Result<String, ApiError>
         Some(p) if allowed.contains(&p) => Ok(p.to_string()),
         Some(p) => Err(ApiError::invalid_field(
             "/provider",
-            format!("provider \"{p}\" is not supported; expected one of {}", allowed.join(", ")),
+            format!(
+                "provider \"{p}\" is not supported; expected one of {}",
+                allowed.join(", ")
+            ),
         )),
     }
 }
@@ -267,7 +293,10 @@ pub fn body_provider(body: &Value, version: Version) -> Result<String, ApiError>
 /// Parses the writable part of a config and checks it against the provider.
 pub fn body_config(config: &Value, provider: &str) -> Result<IntegrationConfig, ApiError> {
     if !config.is_object() {
-        return Err(ApiError::invalid_field("/config", "config must be an object"));
+        return Err(ApiError::invalid_field(
+            "/config",
+            "config must be an object",
+        ));
     }
     let want = expected_kind(provider);
     match str_field(config, "kind") {
@@ -278,13 +307,20 @@ pub fn body_config(config: &Value, provider: &str) -> Result<IntegrationConfig, 
                 format!("config.kind \"{k}\" does not match provider {provider}; expected {want}"),
             ));
         }
-        None => return Err(ApiError::invalid_field("/config/kind", "config.kind is required")),
+        None => {
+            return Err(ApiError::invalid_field(
+                "/config/kind",
+                "config.kind is required",
+            ));
+        }
     }
     match provider {
         "GCP" => {
             let sa = str_field(config, "customer_google_service_account").unwrap_or_default();
             // inferred: the spec has no pattern; a service account is an e-mail address.
-            let ok = sa.split_once('@').is_some_and(|(u, d)| !u.is_empty() && d.contains('.') && !d.contains('@'));
+            let ok = sa
+                .split_once('@')
+                .is_some_and(|(u, d)| !u.is_empty() && d.contains('.') && !d.contains('@'));
             if !ok {
                 return Err(ApiError::invalid_field(
                     "/config/customer_google_service_account",
@@ -331,7 +367,11 @@ pub fn body_config(config: &Value, provider: &str) -> Result<IntegrationConfig, 
 impl Store {
     /// Rebuilds the id index after loading.
     pub fn reindex(&mut self) {
-        self.index = self.records.iter().map(|(s, r)| (r.id.clone(), *s)).collect();
+        self.index = self
+            .records
+            .iter()
+            .map(|(s, r)| (r.id.clone(), *s))
+            .collect();
     }
 
     pub fn get(&self, id: &str) -> Option<&Record> {
@@ -372,13 +412,19 @@ impl Store {
             ));
         }
         if let Some(limit) = quotas.per_env {
-            let n = self.records.values().filter(|r| r.environment == env).count();
+            let n = self
+                .records
+                .values()
+                .filter(|r| r.environment == env)
+                .count();
             if n >= limit {
                 return Err(ApiError::new(
                     StatusCode::PAYMENT_REQUIRED,
                     "quota_exceeded",
                     "Quota Exceeded",
-                    format!("quota provider_integrations_per_env exceeded for {env}: limit is {limit}"),
+                    format!(
+                        "quota provider_integrations_per_env exceeded for {env}: limit is {limit}"
+                    ),
                 ));
             }
         }
@@ -386,8 +432,15 @@ impl Store {
     }
 
     /// inferred (Terraform docs): a customer role ARN is unique within an environment.
-    fn check_unique_role(&self, env: &str, config: &IntegrationConfig, except: Option<&str>) -> Result<(), ApiError> {
-        let IntegrationConfig::Aws(aws) = config else { return Ok(()) };
+    fn check_unique_role(
+        &self,
+        env: &str,
+        config: &IntegrationConfig,
+        except: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let IntegrationConfig::Aws(aws) = config else {
+            return Ok(());
+        };
         let clash = self.records.values().find(|r| {
             r.environment == env
                 && Some(r.id.as_str()) != except
@@ -476,7 +529,12 @@ impl Store {
     }
 
     /// `pim/v2` PATCH: sets the config of a DRAFT.
-    pub fn set_config(&mut self, id: &str, env: &str, config: IntegrationConfig) -> Result<Record, ApiError> {
+    pub fn set_config(
+        &mut self,
+        id: &str,
+        env: &str,
+        config: IntegrationConfig,
+    ) -> Result<Record, ApiError> {
         let r = self.get_in_env(id, env)?;
         if r.phase != Phase::Draft {
             // inferred: the spec only says PATCH is allowed while DRAFT; 409 is the closest fit.
@@ -484,19 +542,29 @@ impl Store {
                 StatusCode::CONFLICT,
                 "invalid_state",
                 "Conflict",
-                format!("integration {id} is {}; config can only be set while DRAFT", r.phase.as_str()),
+                format!(
+                    "integration {id} is {}; config can only be set while DRAFT",
+                    r.phase.as_str()
+                ),
             ));
         }
         self.check_unique_role(env, &config, Some(id))?;
         let config = self.complete_config(id, config);
-        let r = self.get_mut(id).ok_or_else(|| ApiError::not_found(id, env))?;
+        let r = self
+            .get_mut(id)
+            .ok_or_else(|| ApiError::not_found(id, env))?;
         r.config = Some(config);
         r.phase = Phase::Created;
         Ok(r.clone())
     }
 
     /// `pim/v2` validate: succeeds when the customer granted access on their side.
-    pub fn validate(&mut self, id: &str, env: &str, config: Option<IntegrationConfig>) -> Result<(), ApiError> {
+    pub fn validate(
+        &mut self,
+        id: &str,
+        env: &str,
+        config: Option<IntegrationConfig>,
+    ) -> Result<(), ApiError> {
         let r = self.get_in_env(id, env)?;
         if r.config.is_none() && config.is_none() {
             return Err(ApiError::new(
@@ -509,15 +577,21 @@ impl Store {
         if !r.access_granted {
             // inferred: the failure status of validate is not documented; 400 invalid_configuration.
             let hint = match r.provider.as_str() {
-                "GCP" => "grant Confluent's google_service_account the Service Account Token Creator role on your service account",
+                "GCP" => {
+                    "grant Confluent's google_service_account the Service Account Token Creator role on your service account"
+                }
                 "AZURE" => "grant admin consent to Confluent's multi-tenant app in your tenant",
-                _ => "let Confluent's iam_role_arn assume your role with the external_id in its trust policy",
+                _ => {
+                    "let Confluent's iam_role_arn assume your role with the external_id in its trust policy"
+                }
             };
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_configuration",
                 "Validation Failed",
-                format!("Confluent could not access your cloud resources for integration {id}: {hint}"),
+                format!(
+                    "Confluent could not access your cloud resources for integration {id}: {hint}"
+                ),
             ));
         }
         if let Some(r) = self.get_mut(id)
@@ -555,9 +629,18 @@ impl Store {
 
     /// One page of the integrations matching `filter`.
     pub fn page(&self, filter: &Filter, size: usize, cursor: Cursor) -> Page {
-        let matching: Vec<&Record> = self.records.values().filter(|r| r.matches(filter)).collect();
+        let matching: Vec<&Record> = self
+            .records
+            .values()
+            .filter(|r| r.matches(filter))
+            .collect();
         let items: Vec<&Record> = match cursor {
-            Cursor::After(s) => matching.iter().filter(|r| r.seq > s).take(size).copied().collect(),
+            Cursor::After(s) => matching
+                .iter()
+                .filter(|r| r.seq > s)
+                .take(size)
+                .copied()
+                .collect(),
             Cursor::Before(s) => {
                 let before: Vec<&Record> = matching.iter().filter(|r| r.seq < s).copied().collect();
                 before[before.len().saturating_sub(size)..].to_vec()
@@ -590,9 +673,15 @@ impl Record {
 
     fn matches(&self, f: &Filter) -> bool {
         self.environment == f.environment
-            && f.provider.as_ref().is_none_or(|p| p.eq_ignore_ascii_case(&self.provider))
-            && f.display_name.as_ref().is_none_or(|n| *n == self.display_name)
-            && f.phase.as_ref().is_none_or(|s| s.eq_ignore_ascii_case(self.phase.as_str()))
+            && f.provider
+                .as_ref()
+                .is_none_or(|p| p.eq_ignore_ascii_case(&self.provider))
+            && f.display_name
+                .as_ref()
+                .is_none_or(|n| *n == self.display_name)
+            && f.phase
+                .as_ref()
+                .is_none_or(|s| s.eq_ignore_ascii_case(self.phase.as_str()))
     }
 
     /// The API view of this record in one dialect.
@@ -619,7 +708,13 @@ impl Record {
 }
 
 /// Builds list metadata links that keep the request's filters.
-pub fn list_meta(base: &str, version: Version, filter: &Filter, size: usize, page: &Page) -> ListMeta {
+pub fn list_meta(
+    base: &str,
+    version: Version,
+    filter: &Filter,
+    size: usize,
+    page: &Page,
+) -> ListMeta {
     let link = |c: Cursor| {
         let mut url = format!(
             "{base}/{}/integrations?environment={}&page_size={size}",
@@ -667,7 +762,11 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
-        for c in [Cursor::After(0), Cursor::After(42), Cursor::Before(u64::MAX)] {
+        for c in [
+            Cursor::After(0),
+            Cursor::After(42),
+            Cursor::Before(u64::MAX),
+        ] {
             assert_eq!(Cursor::decode(&c.encode()), Some(c));
         }
         for bad in ["", "abc", "cGltOng6MQ", &"a".repeat(300)] {
@@ -678,12 +777,24 @@ mod tests {
     #[test]
     fn keyset_pages_survive_deletes() {
         let mut s = Store::default();
-        let q = Quotas { per_org: 1000, per_env: None };
+        let q = Quotas {
+            per_org: 1000,
+            per_env: None,
+        };
         for i in 0..25 {
-            s.create(format!("n{i}"), "AWS".into(), "env-1".into(), Some(aws(&format!("arn:aws:iam::123456789012:role/r{i}"))), q)
-                .unwrap();
+            s.create(
+                format!("n{i}"),
+                "AWS".into(),
+                "env-1".into(),
+                Some(aws(&format!("arn:aws:iam::123456789012:role/r{i}"))),
+                q,
+            )
+            .unwrap();
         }
-        let f = Filter { environment: "env-1".into(), ..Default::default() };
+        let f = Filter {
+            environment: "env-1".into(),
+            ..Default::default()
+        };
         let p1 = s.page(&f, 10, Cursor::After(0));
         assert_eq!(p1.items.len(), 10);
         assert!(p1.prev.is_none());
@@ -701,9 +812,13 @@ mod tests {
         let mut s = Store::default();
         let q = Quotas::default();
         let arn = "arn:aws:iam::123456789012:role/x";
-        s.create("a".into(), "AWS".into(), "env-1".into(), Some(aws(arn)), q).unwrap();
-        let e = s.create("b".into(), "AWS".into(), "env-1".into(), Some(aws(arn)), q).unwrap_err();
+        s.create("a".into(), "AWS".into(), "env-1".into(), Some(aws(arn)), q)
+            .unwrap();
+        let e = s
+            .create("b".into(), "AWS".into(), "env-1".into(), Some(aws(arn)), q)
+            .unwrap_err();
         assert_eq!(e.code, "resource_already_exists");
-        s.create("c".into(), "AWS".into(), "env-2".into(), Some(aws(arn)), q).unwrap();
+        s.create("c".into(), "AWS".into(), "env-2".into(), Some(aws(arn)), q)
+            .unwrap();
     }
 }

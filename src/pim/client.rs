@@ -53,7 +53,9 @@ pub struct PimClient {
 
 impl fmt::Debug for PimClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PimClient").field("base", &self.base).finish()
+        f.debug_struct("PimClient")
+            .field("base", &self.base)
+            .finish()
     }
 }
 
@@ -65,7 +67,10 @@ impl PimClient {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(64)
-            .user_agent(concat!("provider-integration-operator/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "provider-integration-operator/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()
             .map_err(|e| PimError::Transport(e.to_string()))?;
         Ok(Self {
@@ -171,7 +176,8 @@ impl PimClient {
             .map_err(|_| PimError::Transport("base URL cannot be a base".into()))?
             .pop_if_empty()
             .push(id);
-        url.query_pairs_mut().append_pair("environment", environment);
+        url.query_pairs_mut()
+            .append_pair("environment", environment);
         Ok(url)
     }
 

@@ -171,7 +171,8 @@ mod tests {
 
     #[test]
     fn parses_legacy_shape_and_raw_text() {
-        let e = PimError::from_response(404, None, r#"{"error_code":404,"message":"no such thing"}"#);
+        let e =
+            PimError::from_response(404, None, r#"{"error_code":404,"message":"no such thing"}"#);
         assert_eq!(e.to_string(), "not found: no such thing");
         let e = PimError::from_response(502, None, "<html>bad gateway</html>");
         assert!(e.is_transient());
@@ -184,7 +185,11 @@ mod tests {
     #[test]
     fn classifies_user_errors_as_permanent() {
         for s in [400, 401, 402, 403, 422] {
-            assert_eq!(PimError::from_response(s, None, "").class(), ErrorClass::Permanent, "{s}");
+            assert_eq!(
+                PimError::from_response(s, None, "").class(),
+                ErrorClass::Permanent,
+                "{s}"
+            );
         }
         for s in [408, 429, 500, 503] {
             assert!(PimError::from_response(s, None, "").is_transient(), "{s}");

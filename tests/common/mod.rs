@@ -1,0 +1,272 @@
+//! Test harness: the fake Kubernetes API (in-process, via `Client::new(service)`) plus the PIM
+//! emulator over loopback HTTP, with the real controller running against both.
+#![allow(dead_code)]
+
+use std::{sync::Arc, time::Duration};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+};
+use pio::{
+    controller::{self, Config, Context},
+    crd::ProviderIntegration,
+    emulator::{self, ApiKey, EmulatorConfig, EmulatorHandle},
+    fake_kube::FakeKube,
+    metrics::Metrics,
+    pim::PimClient,
+};
+use serde_json::{Value, json};
+
+pub const NS: &str = "apps";
+pub const KEY: &str = "TESTKEY";
+pub const SECRET: &str = "test-secret";
+pub const RO_KEY: &str = "READONLY";
+pub const RO_SECRET: &str = "ro-secret";
+pub const ENV: &str = "env-abc123";
+
+pub fn arn(i: usize) -> String {
+    format!("arn:aws:iam::123456789012:role/connector-role-{i}")
+}
+
+pub struct Harness {
+    pub fake: FakeKube,
+    pub client: kube::Client,
+    pub em: EmulatorHandle,
+    pub http: reqwest::Client,
+    pub metrics: Arc<Metrics>,
+    pub config: Config,
+    controller: Option<(tokio::task::JoinHandle<()>, tokio::sync::oneshot::Sender<()>)>,
+}
+
+pub fn test_config() -> Config {
+    Config {
+        resync: Duration::from_secs(300),
+        concurrency: 16,
+        retry_base: Duration::from_millis(50),
+        stall_retry: Duration::from_millis(200),
+        ..Default::default()
+    }
+}
+
+pub fn emulator_config() -> EmulatorConfig {
+    EmulatorConfig {
+        keys: vec![
+            ApiKey::parse(&format!("{KEY}:{SECRET}"), false).unwrap(),
+            ApiKey::parse(&format!("{RO_KEY}:{RO_SECRET}"), true).unwrap(),
+        ],
+        ..Default::default()
+    }
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        Self::with(test_config(), emulator_config()).await
+    }
+
+    pub async fn with(config: Config, em: EmulatorConfig) -> Self {
+        pio::install_crypto_provider();
+        let fake = FakeKube::new();
+        let client = fake.client(NS);
+        let em = emulator::spawn_local(em).await.unwrap();
+        let mut h = Self {
+            fake,
+            client,
+            em,
+            http: reqwest::Client::new(),
+            metrics: Arc::new(Metrics::new()),
+            config,
+            controller: None,
+        };
+        h.put_secret("pim-creds", KEY, SECRET).await;
+        h.start();
+        h
+    }
+
+    /// Starts a controller with fresh in-memory state (as after a restart).
+    pub fn start(&mut self) {
+        let pim = PimClient::new(&self.em.base_url, Duration::from_secs(5))
+            .unwrap()
+            .with_observer(self.metrics.clone());
+        let ctx = Arc::new(Context::new(self.client.clone(), pim, self.config.clone(), self.metrics.clone()));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(controller::run(ctx, async {
+            let _ = rx.await;
+        }));
+        self.controller = Some((task, tx));
+    }
+
+    /// Kills the controller at once, like a crash.
+    pub async fn crash(&mut self) {
+        if let Some((task, _)) = self.controller.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    pub async fn put_secret(&self, name: &str, key: &str, secret: &str) {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), NS);
+        let s: Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name},
+            "data": {"apiKey": b64(key), "apiSecret": b64(secret)},
+        }))
+        .unwrap();
+        let _ = api.delete(name, &DeleteParams::default()).await;
+        api.create(&PostParams::default(), &s).await.unwrap();
+    }
+
+    pub async fn delete_secret(&self, name: &str) {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), NS);
+        api.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+
+    pub fn api(&self) -> Api<ProviderIntegration> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    pub async fn create(&self, name: &str, spec: Value) -> ProviderIntegration {
+        let pi: ProviderIntegration = serde_json::from_value(json!({
+            "apiVersion": "pim.confluent.cloud/v1alpha1", "kind": "ProviderIntegration",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": spec,
+        }))
+        .unwrap();
+        self.api().create(&PostParams::default(), &pi).await.unwrap()
+    }
+
+    pub async fn patch_spec(&self, name: &str, spec: Value) {
+        self.api()
+            .patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": spec})))
+            .await
+            .unwrap();
+    }
+
+    pub async fn delete(&self, name: &str) {
+        self.api().delete(name, &DeleteParams::default()).await.unwrap();
+    }
+
+    pub fn get(&self, name: &str) -> Option<ProviderIntegration> {
+        self.fake
+            .get("providerintegrations", NS, name)
+            .map(|v| serde_json::from_value(v).unwrap())
+    }
+
+    /// Waits until `f` holds for the resource, or panics with its last state.
+    pub async fn wait(&self, name: &str, what: &str, f: impl Fn(&ProviderIntegration) -> bool) -> ProviderIntegration {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(pi) = self.get(name)
+                && f(&pi)
+            {
+                return pi;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out waiting for {name} to be {what}; last state: {:#?}", self.get(name).map(|p| p.status));
+            }
+            self.fake.wait_change(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_ready(&self, name: &str) -> ProviderIntegration {
+        self.wait(name, "Ready", |p| p.is_ready()).await
+    }
+
+    pub async fn wait_condition(&self, name: &str, ty: &str, reason: &str) -> ProviderIntegration {
+        self.wait(name, &format!("{ty}={reason}"), |p| {
+            p.condition(ty).is_some_and(|c| c.status == "True" && c.reason == reason && c.observed_generation == p.metadata.generation)
+        })
+        .await
+    }
+
+    pub async fn wait_gone(&self, name: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while self.get(name).is_some() {
+            if tokio::time::Instant::now() > deadline {
+                panic!("{name} was not deleted; last state: {:#?}", self.get(name));
+            }
+            self.fake.wait_change(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Events about a resource as (type, reason, note).
+    pub fn events(&self, name: &str) -> Vec<(String, String, String)> {
+        self.fake
+            .list("events")
+            .into_iter()
+            .filter(|e| e["regarding"]["name"] == name)
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap_or_default().to_string(),
+                    e["reason"].as_str().unwrap_or_default().to_string(),
+                    e["note"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn has_event(&self, name: &str, ty: &str, reason: &str) -> bool {
+        self.events(name).iter().any(|(t, r, _)| t == ty && r == reason)
+    }
+
+    /// Every integration the emulator holds.
+    pub async fn remote(&self) -> Vec<Value> {
+        let v: Value = self
+            .http
+            .get(format!("{}/_emulator/integrations", self.em.base_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["data"].as_array().unwrap().iter().map(|d| d["integration"].clone()).collect()
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> u16 {
+        let mut r = self.http.request(method, format!("{}{path}", self.em.base_url));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send().await.unwrap().status().as_u16()
+    }
+
+    /// Creates an integration directly through the API, as another tool would.
+    pub async fn create_remote(&self, name: &str, arn: &str) -> Value {
+        let r = self
+            .http
+            .post(format!("{}/pim/v1/integrations", self.em.base_url))
+            .basic_auth(KEY, Some(SECRET))
+            .json(&json!({"display_name": name, "provider": "AWS",
+                "config": {"kind": "AwsIntegrationConfig", "customer_iam_role_arn": arn},
+                "environment": {"id": ENV}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json().await.unwrap()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some((task, _)) = self.controller.take() {
+            task.abort();
+        }
+    }
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+pub fn aws_spec(i: usize) -> Value {
+    json!({
+        "environment": ENV,
+        "provider": "AWS",
+        "aws": {"customerIamRoleArn": arn(i)},
+        "credentialsRef": {"name": "pim-creds"},
+    })
+}
