@@ -19,10 +19,19 @@ async fn create_writes_ids_to_status_and_is_ready() {
     assert_eq!(remote.len(), 1);
     let r = &remote[0];
     assert_eq!(st.id.as_deref(), r["id"].as_str());
-    assert_eq!(st.external_id.as_deref(), r["config"]["external_id"].as_str());
-    assert_eq!(st.iam_role_arn.as_deref(), r["config"]["iam_role_arn"].as_str());
+    assert_eq!(
+        st.external_id.as_deref(),
+        r["config"]["external_id"].as_str()
+    );
+    assert_eq!(
+        st.iam_role_arn.as_deref(),
+        r["config"]["iam_role_arn"].as_str()
+    );
     assert_eq!(st.environment.as_deref(), Some(ENV));
-    assert_eq!(r["display_name"], "orders", "display name defaults to the resource name");
+    assert_eq!(
+        r["display_name"], "orders",
+        "display name defaults to the resource name"
+    );
     assert_eq!(r["config"]["customer_iam_role_arn"], arn(1));
     assert!(st.pending_create.is_none());
     assert_eq!(st.observed_generation, pi.metadata.generation);
@@ -31,15 +40,31 @@ async fn create_writes_ids_to_status_and_is_ready() {
     }
     assert_eq!(pi.condition(RECONCILING).unwrap().status, "False");
     assert_eq!(pi.condition(STALLED).unwrap().status, "False");
-    assert!(pi.metadata.finalizers.as_ref().unwrap().contains(&FINALIZER.to_string()));
+    assert!(
+        pi.metadata
+            .finalizers
+            .as_ref()
+            .unwrap()
+            .contains(&FINALIZER.to_string())
+    );
     assert!(h.has_event("orders", "Normal", "Created"));
 
     // Steady state: further reconciles call no API and write nothing.
     let creates = h.em.state.count("v1_create");
-    let patches = h.fake.requests().get("PATCH providerintegrations/status").copied();
+    let patches = h
+        .fake
+        .requests()
+        .get("PATCH providerintegrations/status")
+        .copied();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(h.em.state.count("v1_create"), creates);
-    assert_eq!(h.fake.requests().get("PATCH providerintegrations/status").copied(), patches);
+    assert_eq!(
+        h.fake
+            .requests()
+            .get("PATCH providerintegrations/status")
+            .copied(),
+        patches
+    );
 }
 
 #[tokio::test]
@@ -55,10 +80,19 @@ async fn explicit_display_name_and_many_resources_share_one_list() {
     for i in 2..12 {
         h.wait_ready(&format!("r{i}")).await;
     }
-    assert!(h.remote().await.iter().any(|r| r["display_name"] == "Orders Integration"));
+    assert!(
+        h.remote()
+            .await
+            .iter()
+            .any(|r| r["display_name"] == "Orders Integration")
+    );
     assert_eq!(h.em.state.count("v1_create"), 11);
     // The pre-create check is served by one shared LIST of the environment, not one per resource.
-    assert!(h.em.state.count("v1_list") <= 2, "lists: {}", h.em.state.count("v1_list"));
+    assert!(
+        h.em.state.count("v1_list") <= 2,
+        "lists: {}",
+        h.em.state.count("v1_list")
+    );
     assert_eq!(h.em.state.count("v1_get"), 0);
 }
 
@@ -73,7 +107,10 @@ async fn adopts_an_existing_integration_by_id() {
     let pi = h.wait_ready("adopted").await;
     let st = pi.status.unwrap();
     assert_eq!(st.id.as_deref(), Some(id));
-    assert_eq!(st.external_id.as_deref(), existing["config"]["external_id"].as_str());
+    assert_eq!(
+        st.external_id.as_deref(),
+        existing["config"]["external_id"].as_str()
+    );
     assert_eq!(h.remote().await.len(), 1);
     assert!(h.has_event("adopted", "Normal", "Adopted"));
 }
@@ -87,14 +124,28 @@ async fn adoption_errors_stall_with_actionable_reasons() {
     let mut spec = aws_spec(8);
     spec["integrationId"] = json!(id);
     h.create("mismatch", spec).await;
-    let pi = h.wait_condition("mismatch", STALLED, "AdoptedMismatch").await;
-    assert!(pi.condition(STALLED).unwrap().message.contains("aws.customerIamRoleArn"));
+    let pi = h
+        .wait_condition("mismatch", STALLED, "AdoptedMismatch")
+        .await;
+    assert!(
+        pi.condition(STALLED)
+            .unwrap()
+            .message
+            .contains("aws.customerIamRoleArn")
+    );
     // Nonexistent id.
     let mut spec = aws_spec(9);
     spec["integrationId"] = json!("dlz-0000000");
     h.create("ghost", spec).await;
-    let pi = h.wait_condition("ghost", STALLED, "AdoptionTargetNotFound").await;
-    assert!(pi.condition(STALLED).unwrap().message.contains("dlz-0000000"));
+    let pi = h
+        .wait_condition("ghost", STALLED, "AdoptionTargetNotFound")
+        .await;
+    assert!(
+        pi.condition(STALLED)
+            .unwrap()
+            .message
+            .contains("dlz-0000000")
+    );
     assert_eq!(h.remote().await.len(), 1, "nothing created");
 }
 
@@ -124,16 +175,30 @@ async fn immutable_change_stalls_and_revert_recovers() {
     let h = Harness::new().await;
     h.create("imm", aws_spec(1)).await;
     let before = h.wait_ready("imm").await;
-    h.patch_spec("imm", json!({"aws": {"customerIamRoleArn": arn(2)}})).await;
-    let pi = h.wait_condition("imm", STALLED, "ImmutableFieldChanged").await;
+    h.patch_spec("imm", json!({"aws": {"customerIamRoleArn": arn(2)}}))
+        .await;
+    let pi = h
+        .wait_condition("imm", STALLED, "ImmutableFieldChanged")
+        .await;
     assert!(pi.metadata.generation > before.metadata.generation);
-    assert_eq!(pi.status.as_ref().unwrap().observed_generation, pi.metadata.generation);
+    assert_eq!(
+        pi.status.as_ref().unwrap().observed_generation,
+        pi.metadata.generation
+    );
     let ready = pi.condition("Ready").unwrap();
     assert_eq!(ready.status, "False");
-    assert!(ready.message.contains("updatePolicy: Recreate"), "{}", ready.message);
+    assert!(
+        ready.message.contains("updatePolicy: Recreate"),
+        "{}",
+        ready.message
+    );
     // The integration is untouched.
-    assert_eq!(pi.status.as_ref().unwrap().id, before.status.as_ref().unwrap().id);
-    h.patch_spec("imm", json!({"aws": {"customerIamRoleArn": arn(1)}})).await;
+    assert_eq!(
+        pi.status.as_ref().unwrap().id,
+        before.status.as_ref().unwrap().id
+    );
+    h.patch_spec("imm", json!({"aws": {"customerIamRoleArn": arn(1)}}))
+        .await;
     let pi = h.wait_ready("imm").await;
     assert_eq!(pi.status.unwrap().id, before.status.unwrap().id);
     assert_eq!(h.em.state.count("v1_create"), 1);
@@ -147,8 +212,13 @@ async fn recreate_opt_in_replaces_the_integration() {
     spec["updatePolicy"] = json!("Recreate");
     h.create("rec", spec).await;
     let old = h.wait_ready("rec").await.status.unwrap();
-    h.patch_spec("rec", json!({"aws": {"customerIamRoleArn": arn(2)}})).await;
-    let pi = h.wait("rec", "recreated", |p| p.is_ready() && p.status.as_ref().unwrap().id != old.id).await;
+    h.patch_spec("rec", json!({"aws": {"customerIamRoleArn": arn(2)}}))
+        .await;
+    let pi = h
+        .wait("rec", "recreated", |p| {
+            p.is_ready() && p.status.as_ref().unwrap().id != old.id
+        })
+        .await;
     let new = pi.status.unwrap();
     assert_ne!(new.external_id, old.external_id);
     let remote = h.remote().await;
@@ -163,20 +233,50 @@ async fn deletion_waits_for_usages_then_finishes() {
     h.create("used", aws_spec(1)).await;
     let id = h.wait_ready("used").await.status.unwrap().id.unwrap();
     let crn = "crn://confluent.cloud/organization=o/environment=env-abc123/cloud-cluster=lkc-1/connector=s3-sink";
-    assert_eq!(h.admin(Method::PUT, &format!("/_emulator/integrations/{id}/usages"), Some(json!([crn]))).await, 200);
+    assert_eq!(
+        h.admin(
+            Method::PUT,
+            &format!("/_emulator/integrations/{id}/usages"),
+            Some(json!([crn]))
+        )
+        .await,
+        200
+    );
     h.delete("used").await;
-    let pi = h.wait_condition("used", RECONCILING, "DeletionBlocked").await;
+    let pi = h
+        .wait_condition("used", RECONCILING, "DeletionBlocked")
+        .await;
     let ready = pi.condition("Ready").unwrap();
     assert_eq!(ready.reason, "DeletionBlocked");
     assert!(ready.message.contains(crn), "{}", ready.message);
     assert_eq!(pi.status.as_ref().unwrap().usages, vec![crn.to_string()]);
-    assert!(pi.metadata.finalizers.unwrap().contains(&FINALIZER.to_string()));
-    assert!(h.events("used").iter().any(|(t, r, n)| t == "Warning" && r == "DeletionBlocked" && n.contains(crn)));
+    assert!(
+        pi.metadata
+            .finalizers
+            .unwrap()
+            .contains(&FINALIZER.to_string())
+    );
+    assert!(
+        h.events("used")
+            .iter()
+            .any(|(t, r, n)| t == "Warning" && r == "DeletionBlocked" && n.contains(crn))
+    );
     // Retries happen with backoff, not in a hot loop.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let deletes = h.em.state.count("v1_delete");
-    assert!((2..=8).contains(&deletes), "delete attempts in ~0.6 s: {deletes}");
-    assert_eq!(h.admin(Method::PUT, &format!("/_emulator/integrations/{id}/usages"), Some(json!([]))).await, 200);
+    assert!(
+        (2..=8).contains(&deletes),
+        "delete attempts in ~0.6 s: {deletes}"
+    );
+    assert_eq!(
+        h.admin(
+            Method::PUT,
+            &format!("/_emulator/integrations/{id}/usages"),
+            Some(json!([]))
+        )
+        .await,
+        200
+    );
     h.wait_gone("used").await;
     assert!(h.remote().await.is_empty());
     assert!(h.has_event("used", "Normal", "Deleted"));
@@ -204,11 +304,27 @@ async fn out_of_band_deletion_is_detected_and_recreated() {
     h.create("drift", aws_spec(1)).await;
     let old = h.wait_ready("drift").await.status.unwrap();
     let id = old.id.clone().unwrap();
-    assert_eq!(h.admin(Method::DELETE, &format!("/_emulator/integrations/{id}"), None).await, 204);
-    let pi = h.wait("drift", "recreated", |p| p.is_ready() && p.status.as_ref().unwrap().id != old.id).await;
+    assert_eq!(
+        h.admin(
+            Method::DELETE,
+            &format!("/_emulator/integrations/{id}"),
+            None
+        )
+        .await,
+        204
+    );
+    let pi = h
+        .wait("drift", "recreated", |p| {
+            p.is_ready() && p.status.as_ref().unwrap().id != old.id
+        })
+        .await;
     assert_ne!(pi.status.unwrap().external_id, old.external_id);
     assert_eq!(h.remote().await.len(), 1);
-    assert!(h.events("drift").iter().any(|(t, r, n)| t == "Warning" && r == "Recreated" && n.contains(&id)));
+    assert!(
+        h.events("drift")
+            .iter()
+            .any(|(t, r, n)| t == "Warning" && r == "Recreated" && n.contains(&id))
+    );
 }
 
 #[tokio::test]
@@ -219,8 +335,16 @@ async fn usages_are_refreshed_at_resync() {
     h.create("u", aws_spec(1)).await;
     let id = h.wait_ready("u").await.status.unwrap().id.unwrap();
     let crn = "crn://confluent.cloud/organization=o/environment=env-abc123/cloud-cluster=lkc-1/connector=c";
-    h.admin(Method::PUT, &format!("/_emulator/integrations/{id}/usages"), Some(json!([crn]))).await;
-    h.wait("u", "showing usages", |p| p.status.as_ref().unwrap().usages == vec![crn.to_string()]).await;
+    h.admin(
+        Method::PUT,
+        &format!("/_emulator/integrations/{id}/usages"),
+        Some(json!([crn])),
+    )
+    .await;
+    h.wait("u", "showing usages", |p| {
+        p.status.as_ref().unwrap().usages == vec![crn.to_string()]
+    })
+    .await;
     // Checked by LIST, not by one GET per resource.
     assert_eq!(h.em.state.count("v1_get"), 0);
 }
@@ -234,15 +358,26 @@ async fn bad_credentials_stall_with_the_api_detail() {
     h.create("unauth", spec).await;
     let pi = h.wait_condition("unauth", STALLED, "Unauthenticated").await;
     let msg = &pi.condition(STALLED).unwrap().message;
-    assert!(msg.contains("missing or invalid API key") && msg.contains(KEY), "{msg}");
-    assert!(!msg.contains("not-the-secret"), "the secret must never appear");
+    assert!(
+        msg.contains("missing or invalid API key") && msg.contains(KEY),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("not-the-secret"),
+        "the secret must never appear"
+    );
 
     h.put_secret("reader", RO_KEY, RO_SECRET).await;
     let mut spec = aws_spec(2);
     spec["credentialsRef"] = json!({"name": "reader"});
     h.create("forbidden", spec).await;
     let pi = h.wait_condition("forbidden", STALLED, "Forbidden").await;
-    assert!(pi.condition(STALLED).unwrap().message.contains("EnvironmentAdmin"));
+    assert!(
+        pi.condition(STALLED)
+            .unwrap()
+            .message
+            .contains("EnvironmentAdmin")
+    );
     assert!(h.has_event("forbidden", "Warning", "Forbidden"));
 
     // Fixing the Secret heals the resource without touching it.
@@ -256,12 +391,21 @@ async fn missing_secret_and_missing_key_stall_then_heal() {
     let mut spec = aws_spec(1);
     spec["credentialsRef"] = json!({"name": "later"});
     h.create("nosecret", spec).await;
-    let pi = h.wait_condition("nosecret", STALLED, "CredentialsNotFound").await;
-    assert!(pi.condition(STALLED).unwrap().message.contains("apps/later"));
+    let pi = h
+        .wait_condition("nosecret", STALLED, "CredentialsNotFound")
+        .await;
+    assert!(
+        pi.condition(STALLED)
+            .unwrap()
+            .message
+            .contains("apps/later")
+    );
     let mut spec = aws_spec(2);
     spec["credentialsRef"] = json!({"name": "pim-creds", "apiKeyField": "nope"});
     h.create("nokey", spec).await;
-    let pi = h.wait_condition("nokey", STALLED, "CredentialsNotFound").await;
+    let pi = h
+        .wait_condition("nokey", STALLED, "CredentialsNotFound")
+        .await;
     assert!(pi.condition(STALLED).unwrap().message.contains("\"nope\""));
     h.put_secret("later", KEY, SECRET).await;
     h.wait_ready("nosecret").await;
@@ -269,7 +413,8 @@ async fn missing_secret_and_missing_key_stall_then_heal() {
     let mut spec = aws_spec(3);
     spec.as_object_mut().unwrap().remove("credentialsRef");
     h.create("nodefault", spec).await;
-    h.wait_condition("nodefault", STALLED, "NoCredentials").await;
+    h.wait_condition("nodefault", STALLED, "NoCredentials")
+        .await;
 }
 
 #[tokio::test]
@@ -281,8 +426,21 @@ async fn quota_exceeded_stalls_and_recovers_when_raised() {
     h.wait_ready("q1").await;
     h.create("q2", aws_spec(2)).await;
     let pi = h.wait_condition("q2", STALLED, "QuotaExceeded").await;
-    assert!(pi.condition(STALLED).unwrap().message.contains("provider_integrations_per_org"));
-    assert_eq!(h.admin(Method::PUT, "/_emulator/quotas", Some(json!({"per_org": 5, "per_env": null}))).await, 204);
+    assert!(
+        pi.condition(STALLED)
+            .unwrap()
+            .message
+            .contains("provider_integrations_per_org")
+    );
+    assert_eq!(
+        h.admin(
+            Method::PUT,
+            "/_emulator/quotas",
+            Some(json!({"per_org": 5, "per_env": null}))
+        )
+        .await,
+        204
+    );
     h.wait_ready("q2").await;
     assert_eq!(h.remote().await.len(), 2);
 }
@@ -294,7 +452,12 @@ async fn invalid_spec_that_bypassed_the_schema_stalls() {
     spec.as_object_mut().unwrap().remove("aws");
     h.create("noaws", spec).await;
     let pi = h.wait_condition("noaws", STALLED, "InvalidSpec").await;
-    assert!(pi.condition(STALLED).unwrap().message.contains("customerIamRoleArn"));
+    assert!(
+        pi.condition(STALLED)
+            .unwrap()
+            .message
+            .contains("customerIamRoleArn")
+    );
 }
 
 #[tokio::test]
@@ -314,7 +477,16 @@ async fn rate_limit_and_server_error_storm_converges_without_duplicates() {
     let remote = h.remote().await;
     assert_eq!(remote.len(), 20, "exactly one integration per resource");
     let stats = h.em.state.stats();
-    assert!(stats["operations"]["v1_create"]["429"].as_u64().unwrap_or(0) + stats["operations"]["v1_create"]["500"].as_u64().unwrap_or(0) > 0, "{stats}");
+    assert!(
+        stats["operations"]["v1_create"]["429"]
+            .as_u64()
+            .unwrap_or(0)
+            + stats["operations"]["v1_create"]["500"]
+                .as_u64()
+                .unwrap_or(0)
+            > 0,
+        "{stats}"
+    );
     // Every recorded id exists remotely.
     for i in 0..20 {
         let id = h.get(&format!("s{i}")).unwrap().status.unwrap().id.unwrap();
@@ -329,12 +501,33 @@ async fn ready_resource_stays_ready_through_a_blip() {
     let h = Harness::with(config, emulator_config()).await;
     h.create("steady", aws_spec(1)).await;
     h.wait_ready("steady").await;
-    let patches = h.fake.requests().get("PATCH providerintegrations/status").copied();
-    h.admin(Method::POST, "/_emulator/faults/fail-next", Some(json!({"operation": "list", "count": 3, "status": 503}))).await;
+    let patches = h
+        .fake
+        .requests()
+        .get("PATCH providerintegrations/status")
+        .copied();
+    h.admin(
+        Method::POST,
+        "/_emulator/faults/fail-next",
+        Some(json!({"operation": "list", "count": 3, "status": 503})),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(h.em.state.stats()["operations"]["v1_list"]["503"].as_u64().unwrap_or(0) >= 1);
+    assert!(
+        h.em.state.stats()["operations"]["v1_list"]["503"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    );
     assert!(h.get("steady").unwrap().is_ready());
-    assert_eq!(h.fake.requests().get("PATCH providerintegrations/status").copied(), patches, "no status flapping");
+    assert_eq!(
+        h.fake
+            .requests()
+            .get("PATCH providerintegrations/status")
+            .copied(),
+        patches,
+        "no status flapping"
+    );
 }
 
 #[tokio::test]
@@ -354,18 +547,25 @@ async fn failed_status_write_after_create_leaves_exactly_one_integration() {
 async fn crash_between_create_and_status_write_recovers_after_restart() {
     let mut h = Harness::new().await;
     // Every status write after the intent fails, then the operator dies.
-    h.fake.fail_after(http::Method::PATCH, "/status", 1, 1000, 500);
+    h.fake
+        .fail_after(http::Method::PATCH, "/status", 1, 1000, 500);
     h.create("crash", aws_spec(1)).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while h.em.state.count("v1_create") == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "create never happened");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "create never happened"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     h.crash().await;
     let pi = h.get("crash").unwrap();
     let st = pi.status.unwrap();
-    assert!(st.id.is_none() && st.pending_create.is_some(), "intent recorded, id lost: {st:?}");
+    assert!(
+        st.id.is_none() && st.pending_create.is_some(),
+        "intent recorded, id lost: {st:?}"
+    );
     h.fake.clear_faults();
     h.start();
     let pi = h.wait_ready("crash").await;
@@ -395,7 +595,8 @@ async fn deleting_before_anything_was_created_is_immediate() {
     let mut spec = aws_spec(1);
     spec["credentialsRef"] = json!({"name": "missing"});
     h.create("never", spec).await;
-    h.wait_condition("never", STALLED, "CredentialsNotFound").await;
+    h.wait_condition("never", STALLED, "CredentialsNotFound")
+        .await;
     h.delete("never").await;
     h.wait_gone("never").await;
 }
@@ -406,7 +607,16 @@ async fn metrics_count_api_requests_and_reconciles() {
     h.create("m", aws_spec(1)).await;
     h.wait_ready("m").await;
     let text = h.metrics.encode();
-    assert!(text.contains("pio_pim_requests_total{operation=\"create\",code=\"201\"} 1"), "{text}");
-    assert!(text.contains("pio_reconciles_total{result=\"ok\"}"), "{text}");
-    assert!(text.contains("pio_pim_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("pio_pim_requests_total{operation=\"create\",code=\"201\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pio_reconciles_total{result=\"ok\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pio_pim_request_duration_seconds_bucket"),
+        "{text}"
+    );
 }

@@ -204,6 +204,13 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
             ),
         };
     }
+    let observed = match observed {
+        // Nothing tracked: an integration found is only a key match, never one to adopt.
+        Observed::Found(i) if status.id.is_none() && desired.adopt_id.is_none() => {
+            Observed::ByKey(Some(i))
+        }
+        o => o,
+    };
     match observed {
         Observed::Found(i) => {
             let changed = changed_fields(desired, &i, adopting);
@@ -331,3 +338,7 @@ pub fn refusal(detail: &str, read_back: Option<&Integration>) -> Refusal {
         _ => Refusal::Other(detail.to_string()),
     }
 }
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;

@@ -37,7 +37,10 @@ pub struct Harness {
     pub http: reqwest::Client,
     pub metrics: Arc<Metrics>,
     pub config: Config,
-    controller: Option<(tokio::task::JoinHandle<()>, tokio::sync::oneshot::Sender<()>)>,
+    controller: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<()>,
+    )>,
 }
 
 pub fn test_config() -> Config {
@@ -89,7 +92,12 @@ impl Harness {
         let pim = PimClient::new(&self.em.base_url, Duration::from_secs(5))
             .unwrap()
             .with_observer(self.metrics.clone());
-        let ctx = Arc::new(Context::new(self.client.clone(), pim, self.config.clone(), self.metrics.clone()));
+        let ctx = Arc::new(Context::new(
+            self.client.clone(),
+            pim,
+            self.config.clone(),
+            self.metrics.clone(),
+        ));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(ctx, async {
             let _ = rx.await;
@@ -133,18 +141,28 @@ impl Harness {
             "spec": spec,
         }))
         .unwrap();
-        self.api().create(&PostParams::default(), &pi).await.unwrap()
+        self.api()
+            .create(&PostParams::default(), &pi)
+            .await
+            .unwrap()
     }
 
     pub async fn patch_spec(&self, name: &str, spec: Value) {
         self.api()
-            .patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": spec})))
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": spec})),
+            )
             .await
             .unwrap();
     }
 
     pub async fn delete(&self, name: &str) {
-        self.api().delete(name, &DeleteParams::default()).await.unwrap();
+        self.api()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
     }
 
     pub fn get(&self, name: &str) -> Option<ProviderIntegration> {
@@ -154,7 +172,12 @@ impl Harness {
     }
 
     /// Waits until `f` holds for the resource, or panics with its last state.
-    pub async fn wait(&self, name: &str, what: &str, f: impl Fn(&ProviderIntegration) -> bool) -> ProviderIntegration {
+    pub async fn wait(
+        &self,
+        name: &str,
+        what: &str,
+        f: impl Fn(&ProviderIntegration) -> bool,
+    ) -> ProviderIntegration {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(pi) = self.get(name)
@@ -163,7 +186,10 @@ impl Harness {
                 return pi;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("timed out waiting for {name} to be {what}; last state: {:#?}", self.get(name).map(|p| p.status));
+                panic!(
+                    "timed out waiting for {name} to be {what}; last state: {:#?}",
+                    self.get(name).map(|p| p.status)
+                );
             }
             self.fake.wait_change(Duration::from_millis(50)).await;
         }
@@ -175,7 +201,11 @@ impl Harness {
 
     pub async fn wait_condition(&self, name: &str, ty: &str, reason: &str) -> ProviderIntegration {
         self.wait(name, &format!("{ty}={reason}"), |p| {
-            p.condition(ty).is_some_and(|c| c.status == "True" && c.reason == reason && c.observed_generation == p.metadata.generation)
+            p.condition(ty).is_some_and(|c| {
+                c.status == "True"
+                    && c.reason == reason
+                    && c.observed_generation == p.metadata.generation
+            })
         })
         .await
     }
@@ -207,7 +237,9 @@ impl Harness {
     }
 
     pub fn has_event(&self, name: &str, ty: &str, reason: &str) -> bool {
-        self.events(name).iter().any(|(t, r, _)| t == ty && r == reason)
+        self.events(name)
+            .iter()
+            .any(|(t, r, _)| t == ty && r == reason)
     }
 
     /// Every integration the emulator holds.
@@ -221,11 +253,18 @@ impl Harness {
             .json()
             .await
             .unwrap();
-        v["data"].as_array().unwrap().iter().map(|d| d["integration"].clone()).collect()
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["integration"].clone())
+            .collect()
     }
 
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> u16 {
-        let mut r = self.http.request(method, format!("{}{path}", self.em.base_url));
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.em.base_url));
         if let Some(b) = body {
             r = r.json(&b);
         }
