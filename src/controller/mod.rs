@@ -136,7 +136,16 @@ pub struct Context {
     /// Last credentials that worked per resource uid, so a deletion still works when the Secret
     /// went first (as it does when a whole namespace is deleted).
     last_credentials: Mutex<HashMap<String, Credentials>>,
+    /// Secrets read in the last `SECRET_TTL`, so a burst of reconciles reads each Secret once.
+    secrets: Mutex<HashMap<SecretKey, (std::time::Instant, Credentials)>>,
 }
+
+/// (namespace, name, key field, secret field)
+type SecretKey = (String, String, String, String);
+
+/// How long a Secret read is reused. Short, so a rotated key is picked up within seconds; a
+/// cached key that the API rejects is dropped at once.
+const SECRET_TTL: Duration = Duration::from_secs(5);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -162,6 +171,7 @@ impl Context {
             metrics,
             failures: Mutex::default(),
             last_credentials: Mutex::default(),
+            secrets: Mutex::default(),
         }
     }
 
@@ -192,6 +202,17 @@ impl Context {
         key_field: &str,
         secret_field: &str,
     ) -> Result<Credentials, CredentialsError> {
+        let cache_key = (
+            namespace.to_string(),
+            name.to_string(),
+            key_field.to_string(),
+            secret_field.to_string(),
+        );
+        if let Some((at, c)) = lock(&self.secrets).get(&cache_key)
+            && at.elapsed() < SECRET_TTL
+        {
+            return Ok(c.clone());
+        }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let secret = api
             .get_opt(name)
@@ -214,7 +235,14 @@ impl Context {
                     key: k.into(),
                 })
         };
-        Ok(Credentials::new(field(key_field)?, field(secret_field)?))
+        let creds = Credentials::new(field(key_field)?, field(secret_field)?);
+        lock(&self.secrets).insert(cache_key, (std::time::Instant::now(), creds.clone()));
+        Ok(creds)
+    }
+
+    /// Forgets cached Secrets holding credentials the API just rejected.
+    fn forget_credentials(&self, creds: &Credentials) {
+        lock(&self.secrets).retain(|_, (_, c)| c != creds);
     }
 
     async fn credentials(&self, pi: &ProviderIntegration) -> Result<Credentials, CredentialsError> {
@@ -409,6 +437,13 @@ pub async fn reconcile(pi: Arc<ProviderIntegration>, ctx: Arc<Context>) -> Resul
     let start = std::time::Instant::now();
     let api: Api<ProviderIntegration> =
         Api::namespaced(ctx.client.clone(), &pi.namespace().unwrap_or_default());
+    let pi = match ensure_finalizer(&api, pi).await {
+        Ok(pi) => pi,
+        Err(e) => {
+            ctx.metrics.reconciled("error", start.elapsed());
+            return Err(e);
+        }
+    };
     let result = finalizer(&api, FINALIZER, pi, |event| async {
         match event {
             Finalizer::Apply(pi) => apply(&pi, &ctx).await,
@@ -420,6 +455,40 @@ pub async fn reconcile(pi: Arc<ProviderIntegration>, ctx: Arc<Context>) -> Resul
     ctx.metrics
         .reconciled(if result.is_ok() { "ok" } else { "error" }, start.elapsed());
     result
+}
+
+/// Adds our finalizer to a live resource that lacks it and returns the stored result, so the
+/// same reconcile goes on to create the integration. (kube's `finalizer` helper would stop after
+/// the patch and wait for the watch event: one more round trip per new resource.) The patch is
+/// guarded by a `test` exactly like the helper's, so concurrent finalizer edits are not lost.
+async fn ensure_finalizer(
+    api: &Api<ProviderIntegration>,
+    pi: Arc<ProviderIntegration>,
+) -> Result<Arc<ProviderIntegration>, Error> {
+    if pi.meta().deletion_timestamp.is_some() || pi.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(pi);
+    }
+    let ops = if pi.finalizers().is_empty() {
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+        ])
+    } else {
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": pi.finalizers()},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+        ])
+    };
+    let patch: json_patch::Patch =
+        serde_json::from_value(ops).map_err(|e| Error::Kube(kube::Error::SerdeError(e)))?;
+    let updated = api
+        .patch(
+            &pi.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch),
+        )
+        .await?;
+    Ok(Arc::new(updated))
 }
 
 /// Requeue policy for errors that escaped `reconcile`.
@@ -463,6 +532,12 @@ async fn api_error(
             ctx.write_status(pi, status).await?;
         }
         return Ok(Action::requeue(delay));
+    }
+    if matches!(
+        e,
+        PimError::Unauthenticated { .. } | PimError::Forbidden { .. }
+    ) {
+        ctx.forget_credentials(creds);
     }
     let reason = stall_reason(&e);
     let message = user_hint(&e, creds);

@@ -52,6 +52,7 @@ impl RemoteCache {
             Some(t) => t < requested && requested.duration_since(t) >= max_age,
         };
         if stale {
+            tracing::debug!(env, forced = max_age.is_zero(), age_ms = ?snap.fetched.map(|t| t.elapsed().as_millis()), "listing integrations");
             let items = pim.list(creds, env, Some(crate::pim::PROVIDER_AWS)).await?;
             snap.items = items.into_iter().map(|i| (i.id.clone(), i)).collect();
             snap.fetched = Some(Instant::now());
@@ -86,7 +87,9 @@ impl RemoteCache {
         }
     }
 
-    /// The integration matching a natural key, if any.
+    /// The integration matching a natural key, if any. With `max_age` zero, a match already
+    /// cached is trusted (it was seen to exist), but a miss is confirmed by a fresh LIST: this is
+    /// the check before creating again after an interrupted create.
     pub async fn by_key(
         &self,
         pim: &PimClient,
@@ -95,6 +98,16 @@ impl RemoteCache {
         max_age: Duration,
     ) -> Result<Option<Integration>, PimError> {
         let entry = self.entry(creds, &key.environment);
+        if max_age.is_zero()
+            && let Some(i) = entry
+                .lock()
+                .await
+                .items
+                .values()
+                .find(|i| matches_intent(i, key))
+        {
+            return Ok(Some(i.clone()));
+        }
         let snap = self
             .fresh(&entry, pim, creds, &key.environment, max_age)
             .await?;

@@ -1,3 +1,0 @@
-fn main() {
-    print!("{}", pio::crd::crd_yaml().unwrap());
-}
