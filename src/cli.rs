@@ -77,7 +77,7 @@ pub struct RunArgs {
     #[arg(long, env = "CONFLUENT_CLOUD_API_SECRET", hide_env_values = true)]
     pub api_secret: Option<String>,
     /// Resources reconciled in parallel.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
     /// How often Ready integrations are checked against Confluent Cloud (one LIST per
     /// environment).

@@ -71,7 +71,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             resync: Duration::from_secs(300),
-            concurrency: 32,
+            concurrency: 64,
             default_credentials: DefaultCredentials::None,
             namespace: None,
             instance: None,

@@ -77,6 +77,12 @@ pub struct Store {
     pub records: BTreeMap<u64, Record>,
     #[serde(skip)]
     index: HashMap<String, u64>,
+    /// (environment, customer role ARN) → id, for the uniqueness rule.
+    #[serde(skip)]
+    roles: HashMap<(String, String), String>,
+    /// Integrations per environment, for the quota.
+    #[serde(skip)]
+    per_env: HashMap<String, usize>,
 }
 
 impl Default for Store {
@@ -88,6 +94,8 @@ impl Default for Store {
             next_seq: 1,
             records: BTreeMap::new(),
             index: HashMap::new(),
+            roles: HashMap::new(),
+            per_env: HashMap::new(),
         }
     }
 }
@@ -372,6 +380,21 @@ impl Store {
             .iter()
             .map(|(s, r)| (r.id.clone(), *s))
             .collect();
+        self.roles.clear();
+        self.per_env.clear();
+        let records: Vec<Record> = self.records.values().cloned().collect();
+        for r in &records {
+            self.track(r);
+        }
+    }
+
+    /// Adds a record to the secondary indexes.
+    fn track(&mut self, r: &Record) {
+        *self.per_env.entry(r.environment.clone()).or_default() += 1;
+        if let Some(role) = r.customer_role() {
+            self.roles
+                .insert((r.environment.clone(), role.to_string()), r.id.clone());
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<&Record> {
@@ -412,11 +435,7 @@ impl Store {
             ));
         }
         if let Some(limit) = quotas.per_env {
-            let n = self
-                .records
-                .values()
-                .filter(|r| r.environment == env)
-                .count();
+            let n = self.per_env.get(env).copied().unwrap_or(0);
             if n >= limit {
                 return Err(ApiError::new(
                     StatusCode::PAYMENT_REQUIRED,
@@ -441,11 +460,11 @@ impl Store {
         let IntegrationConfig::Aws(aws) = config else {
             return Ok(());
         };
-        let clash = self.records.values().find(|r| {
-            r.environment == env
-                && Some(r.id.as_str()) != except
-                && r.customer_role() == Some(aws.customer_iam_role_arn.as_str())
-        });
+        let clash = self
+            .roles
+            .get(&(env.to_string(), aws.customer_iam_role_arn.clone()))
+            .filter(|id| Some(id.as_str()) != except)
+            .and_then(|id| self.get(id));
         match clash {
             Some(r) => {
                 let mut e = ApiError::new(
@@ -525,6 +544,7 @@ impl Store {
         };
         self.records.insert(seq, r.clone());
         self.index.insert(id, seq);
+        self.track(&r);
         Ok(r)
     }
 
@@ -555,7 +575,12 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(id, env))?;
         r.config = Some(config);
         r.phase = Phase::Created;
-        Ok(r.clone())
+        let r = r.clone();
+        if let Some(role) = r.customer_role() {
+            self.roles
+                .insert((env.to_string(), role.to_string()), id.to_string());
+        }
+        Ok(r)
     }
 
     /// `pim/v2` validate: succeeds when the customer granted access on their side.
@@ -624,7 +649,15 @@ impl Store {
     /// Removes an integration regardless of usages (the admin's out-of-band delete).
     pub fn remove(&mut self, id: &str) -> Option<Record> {
         let seq = self.index.remove(id)?;
-        self.records.remove(&seq)
+        let r = self.records.remove(&seq)?;
+        if let Some(n) = self.per_env.get_mut(&r.environment) {
+            *n = n.saturating_sub(1);
+        }
+        if let Some(role) = r.customer_role() {
+            self.roles
+                .remove(&(r.environment.clone(), role.to_string()));
+        }
+        Some(r)
     }
 
     /// One page of the integrations matching `filter`.
