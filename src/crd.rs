@@ -12,6 +12,8 @@ pub const FINALIZER: &str = "pim.confluent.cloud/cleanup";
 /// A Confluent Cloud provider integration: lets Confluent's managed connectors assume an identity
 /// in your cloud account. The operator creates it and writes the values your cloud-side trust
 /// configuration needs to `.status`.
+// Each printcolumn repeats `type_`; clippy mistakes that for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "pim.confluent.cloud",

@@ -331,7 +331,7 @@ impl FakeKube {
         &self,
         t: &Target,
         name: &str,
-        edit: impl FnOnce(&Value) -> Result<Value, Response>,
+        edit: impl FnOnce(&Value) -> Result<Value, Box<Response>>,
     ) -> Response {
         let ns = t.namespace.clone().unwrap_or_default();
         let key = (t.kind.plural.to_string(), ns.clone(), name.to_string());
@@ -345,7 +345,7 @@ impl FakeKube {
         };
         let mut new = match edit(&old) {
             Ok(v) => v,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         // Optimistic concurrency: a stated resourceVersion must be current.
         if let Some(want) = new
@@ -566,12 +566,12 @@ fn apply_patch(
     headers: &HeaderMap,
     body: &[u8],
     status_only: bool,
-) -> Result<Value, Response> {
+) -> Result<Value, Box<Response>> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let bad = |e: String| status_error(422, "Invalid", e);
+    let bad = |e: String| Box::new(status_error(422, "Invalid", e));
     let mut new = old.clone();
     if ct.starts_with("application/json-patch+json") {
         let mut ops: Vec<Value> = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
@@ -604,11 +604,11 @@ fn apply_patch(
             json_patch::merge(&mut new, &p);
         }
     } else {
-        return Err(status_error(
+        return Err(Box::new(status_error(
             415,
             "UnsupportedMediaType",
             format!("unsupported patch type {ct}"),
-        ));
+        )));
     }
     Ok(new)
 }

@@ -11,7 +11,7 @@ async fn main() -> std::process::ExitCode {
             pio::telemetry::init(cli.log_format, &cli.log_level);
             pio::emulator::run(args).await
         }
-        Command::Crd => pio::crd::print_yaml().map_err(Into::into),
+        Command::Crd => pio::crd::print_yaml(),
         Command::Run(args) => {
             pio::telemetry::init(cli.log_format, &cli.log_level);
             pio::run::run(args).await

@@ -1,0 +1,363 @@
+//! End-to-end test against a real Kubernetes API server (envtest convention).
+//!
+//! Runs when `KUBECONFIG` points at a reachable cluster; otherwise it is skipped with a printed
+//! reason. It is careful with a shared cluster: everything it creates lives in a fresh
+//! namespace that it deletes at the end; the operator under test watches only that namespace;
+//! the CRD is applied (server-side, idempotent) and removed only if this test installed it and
+//! no ProviderIntegration is left anywhere. The Confluent side is the emulator on loopback.
+
+use std::{process::Command, sync::Arc, time::Duration};
+
+use k8s_openapi::{
+    api::core::v1::{Namespace, Secret},
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client, CustomResourceExt, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+};
+use pio::{
+    controller::{self, Config, Context},
+    crd::{FINALIZER, ProviderIntegration, RECONCILING, STALLED},
+    emulator::{self, EmulatorConfig},
+    metrics::Metrics,
+    pim::PimClient,
+};
+use serde_json::{Value, json};
+
+const ENV: &str = "env-e2e01";
+
+/// A client for the cluster named by KUBECONFIG, or the reason to skip.
+async fn cluster() -> Result<Client, String> {
+    let path = std::env::var("KUBECONFIG").map_err(|_| {
+        if std::env::var_os("TEST_ASSET_KUBE_APISERVER").is_some() {
+            "TEST_ASSET_KUBE_APISERVER is set, but starting a control plane from envtest binaries is not supported yet; start it and set KUBECONFIG".to_string()
+        } else {
+            "KUBECONFIG is not set".to_string()
+        }
+    })?;
+    pio::install_crypto_provider();
+    let config = kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(|e| format!("KUBECONFIG={path} is not usable: {e}"))?;
+    let client = Client::try_from(config).map_err(|e| format!("cannot build a client: {e}"))?;
+    tokio::time::timeout(Duration::from_secs(10), client.apiserver_version())
+        .await
+        .map_err(|_| format!("the cluster in {path} did not answer within 10 s"))?
+        .map_err(|e| format!("the cluster in {path} is not reachable: {e}"))?;
+    Ok(client)
+}
+
+fn kubectl(args: &[&str]) -> (bool, String) {
+    match Command::new("kubectl").args(args).output() {
+        Ok(o) => (
+            o.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        ),
+        Err(e) => (false, format!("kubectl not runnable: {e}")),
+    }
+}
+
+async fn wait_for(
+    api: &Api<ProviderIntegration>,
+    name: &str,
+    what: &str,
+    f: impl Fn(&ProviderIntegration) -> bool,
+) -> ProviderIntegration {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let pi = api.get_opt(name).await.unwrap();
+        if let Some(pi) = &pi
+            && f(pi)
+        {
+            return pi.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {name} to be {what}: {:#?}",
+            pi.map(|p| p.status)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn cond(pi: &ProviderIntegration, ty: &str, reason: &str) -> bool {
+    pi.condition(ty).is_some_and(|c| {
+        c.status == "True" && c.reason == reason && c.observed_generation == pi.metadata.generation
+    })
+}
+
+fn resource(name: &str, role: usize, extra: Value) -> ProviderIntegration {
+    let mut spec = json!({
+        "environment": ENV, "provider": "AWS",
+        "aws": {"customerIamRoleArn": format!("arn:aws:iam::123456789012:role/e2e-{role}")},
+        "credentialsRef": {"name": "pim-creds"},
+    });
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::from_value(
+        json!({"apiVersion": "pim.confluent.cloud/v1alpha1", "kind": "ProviderIntegration",
+        "metadata": {"name": name}, "spec": spec}),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn lifecycle_against_a_real_api_server() {
+    let client = match cluster().await {
+        Ok(c) => c,
+        Err(reason) => {
+            println!("SKIPPED lifecycle_against_a_real_api_server: {reason}");
+            return;
+        }
+    };
+    let ns = format!("pio-e2e-{:08x}", fastrand::u32(..));
+
+    // CRD: server-side apply, then wait until it is served.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd_name = ProviderIntegration::crd_name();
+    let preexisting = crds.get_opt(crd_name).await.unwrap().is_some();
+    crds.patch(
+        crd_name,
+        &PatchParams::apply("pio-e2e").force(),
+        &Patch::Apply(ProviderIntegration::crd()),
+    )
+    .await
+    .unwrap();
+    let (ok, out) = kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        &format!("crd/{crd_name}"),
+        "--timeout=60s",
+    ]);
+    assert!(ok, "CRD not established: {out}");
+
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns, "labels": {"app.kubernetes.io/created-by": "pio-e2e"}}})).unwrap())
+        .await
+        .unwrap();
+
+    let result = tokio::spawn(run_lifecycle(client.clone(), ns.clone())).await;
+
+    // Clean up whatever happened: our namespace (finalizers first, so it cannot hang).
+    let api: Api<ProviderIntegration> = Api::namespaced(client.clone(), &ns);
+    if let Ok(list) = api.list(&ListParams::default()).await {
+        for pi in list {
+            let _ = api
+                .patch(
+                    &pi.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+                )
+                .await;
+        }
+    }
+    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    if !preexisting {
+        let all: Api<ProviderIntegration> = Api::all(client.clone());
+        let left = all
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(1);
+        if left == 0 {
+            let _ = crds.delete(crd_name, &DeleteParams::default()).await;
+        }
+    }
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn run_lifecycle(client: Client, ns: String) {
+    let em = emulator::spawn_local(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    secrets
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "pim-creds"},
+            "stringData": {"apiKey": emulator::DEMO_API_KEY, "apiSecret": emulator::DEMO_API_SECRET}})).unwrap())
+        .await
+        .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let config = Config {
+        namespace: Some(ns.clone()),
+        resync: Duration::from_secs(5),
+        retry_base: Duration::from_millis(200),
+        stall_retry: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let pim = PimClient::new(&em.base_url, Duration::from_secs(5))
+        .unwrap()
+        .with_observer(metrics.clone());
+    let ctx = Arc::new(Context::new(client.clone(), pim, config, metrics));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let operator = tokio::spawn(controller::run(ctx, async {
+        let _ = stopped.await;
+    }));
+    let api: Api<ProviderIntegration> = Api::namespaced(client.clone(), &ns);
+
+    // The API server enforces the schema and the CEL rule before the operator sees anything.
+    let mut bad = resource("bad-arn", 0, json!({}));
+    bad.spec.aws.as_mut().unwrap().customer_iam_role_arn = "not-an-arn-but-long-enough".into();
+    let err = api
+        .create(&PostParams::default(), &bad)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("customerIamRoleArn"), "{err}");
+    let mut noaws = resource("no-aws", 0, json!({}));
+    noaws.spec.aws = None;
+    let err = api
+        .create(&PostParams::default(), &noaws)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("provider AWS requires"), "{err}");
+    let err = api
+        .create(
+            &PostParams::default(),
+            &resource("bad-env", 0, json!({"environment": "prod"})),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("environment"), "{err}");
+
+    // Create: Ready with ids, and `kubectl wait` agrees (conditions + observedGeneration).
+    api.create(&PostParams::default(), &resource("orders", 1, json!({})))
+        .await
+        .unwrap();
+    let (ok, out) = kubectl(&[
+        "wait",
+        "-n",
+        &ns,
+        "--for=condition=Ready",
+        "providerintegration/orders",
+        "--timeout=60s",
+    ]);
+    assert!(ok, "kubectl wait Ready failed: {out}");
+    let pi = api.get("orders").await.unwrap();
+    assert!(pi.is_ready());
+    let st = pi.status.clone().unwrap();
+    assert!(st.id.as_deref().unwrap().starts_with("dlz-"));
+    assert!(st.external_id.is_some() && st.iam_role_arn.is_some());
+    assert_eq!(st.observed_generation, pi.metadata.generation);
+    assert!(pi.finalizers().contains(&FINALIZER.to_string()));
+    let (ok, out) = kubectl(&[
+        "get",
+        "-n",
+        &ns,
+        "cpi",
+        "orders",
+        "-o",
+        "jsonpath={.status.externalId}",
+    ]);
+    assert!(
+        ok && out.trim() == st.external_id.as_deref().unwrap(),
+        "short name and status: {out}"
+    );
+
+    // Immutable change: Stalled for the new generation; revert: Ready again.
+    api.patch("orders", &PatchParams::default(), &Patch::Merge(json!({"spec": {"aws": {"customerIamRoleArn": "arn:aws:iam::123456789012:role/e2e-other"}}}))).await.unwrap();
+    let (ok, out) = kubectl(&[
+        "wait",
+        "-n",
+        &ns,
+        "--for=condition=Stalled",
+        "providerintegration/orders",
+        "--timeout=60s",
+    ]);
+    assert!(ok, "kubectl wait Stalled failed: {out}");
+    let pi = wait_for(&api, "orders", "stalled for the new generation", |p| {
+        cond(p, STALLED, "ImmutableFieldChanged")
+    })
+    .await;
+    assert_eq!(pi.condition("Ready").unwrap().status, "False");
+    api.patch("orders", &PatchParams::default(), &Patch::Merge(json!({"spec": {"aws": {"customerIamRoleArn": "arn:aws:iam::123456789012:role/e2e-1"}}}))).await.unwrap();
+    wait_for(&api, "orders", "Ready again", |p| p.is_ready()).await;
+
+    // Deletion blocked by usages keeps the finalizer; detaching lets it finish.
+    let id = st.id.clone().unwrap();
+    let crn = "crn://confluent.cloud/organization=o/environment=env-e2e01/cloud-cluster=lkc-1/connector=sink";
+    let r = http
+        .put(format!(
+            "{}/_emulator/integrations/{id}/usages",
+            em.base_url
+        ))
+        .json(&json!([crn]))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    api.delete("orders", &DeleteParams::default())
+        .await
+        .unwrap();
+    let pi = wait_for(&api, "orders", "DeletionBlocked", |p| {
+        cond(p, RECONCILING, "DeletionBlocked")
+    })
+    .await;
+    assert!(pi.condition("Ready").unwrap().message.contains(crn));
+    assert!(pi.finalizers().contains(&FINALIZER.to_string()));
+    let (ok, out) = kubectl(&[
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        &ns,
+        "--field-selector",
+        "regarding.name=orders",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert!(ok && out.contains("DeletionBlocked"), "events: {out}");
+    http.put(format!(
+        "{}/_emulator/integrations/{id}/usages",
+        em.base_url
+    ))
+    .json(&json!([]))
+    .send()
+    .await
+    .unwrap();
+    let (ok, out) = kubectl(&[
+        "wait",
+        "-n",
+        &ns,
+        "--for=delete",
+        "providerintegration/orders",
+        "--timeout=60s",
+    ]);
+    assert!(ok, "not deleted: {out}");
+    assert_eq!(em.state.len(), 0, "the integration was deleted");
+
+    // Orphan keeps the integration.
+    api.create(
+        &PostParams::default(),
+        &resource("kept", 2, json!({"deletionPolicy": "Orphan"})),
+    )
+    .await
+    .unwrap();
+    wait_for(&api, "kept", "Ready", |p| p.is_ready()).await;
+    api.delete("kept", &DeleteParams::default()).await.unwrap();
+    let (ok, out) = kubectl(&[
+        "wait",
+        "-n",
+        &ns,
+        "--for=delete",
+        "providerintegration/kept",
+        "--timeout=60s",
+    ]);
+    assert!(ok, "not deleted: {out}");
+    assert_eq!(em.state.len(), 1, "orphaned integration stays");
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), operator).await;
+}
