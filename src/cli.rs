@@ -29,6 +29,8 @@ pub enum Command {
     Run(RunArgs),
     /// Print the CustomResourceDefinition YAML.
     Crd,
+    /// Print the RBAC rules the operator needs, as JSON.
+    Rbac,
     /// Run the local Provider Integration API emulator.
     Emulator(EmulatorArgs),
 }
@@ -49,9 +51,9 @@ pub struct RunArgs {
     /// kubeconfig context to use (default: in-cluster config, or the current context).
     #[arg(long, env = "KUBE_CONTEXT")]
     pub context: Option<String>,
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "WATCH_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch only these namespaces (repeatable, or comma-separated; default: all namespaces).
+    #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
     /// Base URL of the Provider Integration API.
     #[arg(
         long,

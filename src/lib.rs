@@ -7,6 +7,7 @@ pub mod emulator;
 pub mod fake_kube;
 pub mod metrics;
 pub mod pim;
+pub mod rbac;
 pub mod run;
 pub mod telemetry;
 /// rustls needs one process-wide crypto provider; we use ring (as kube does) to keep the build

@@ -12,6 +12,10 @@ async fn main() -> std::process::ExitCode {
             pio::emulator::run(args).await
         }
         Command::Crd => pio::crd::print_yaml(),
+        Command::Rbac => {
+            println!("{:#}", pio::rbac::rules_json());
+            Ok(())
+        }
         Command::Run(args) => {
             pio::telemetry::init(cli.log_format, &cli.log_level);
             pio::run::run(args).await

@@ -96,13 +96,13 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
         resync: args.resync,
         concurrency: args.concurrency,
         default_credentials: default_credentials(&args)?,
-        namespace: args.namespace.clone(),
+        namespaces: args.namespaces.clone(),
         instance: args.pod_name.clone(),
         ..Default::default()
     };
     let health = Arc::new(Health::default());
     let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, api_url = %args.api_url, namespace = ?args.namespace, "starting");
+    tracing::info!(addr = %listener.local_addr()?, api_url = %args.api_url, namespaces = ?args.namespaces, "starting");
     let app = http_router(metrics.clone(), health.clone());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

@@ -56,8 +56,8 @@ pub struct Config {
     /// Resources reconciled in parallel.
     pub concurrency: u16,
     pub default_credentials: DefaultCredentials,
-    /// Only watch this namespace (all when `None`).
-    pub namespace: Option<String>,
+    /// Only watch these namespaces (all when empty).
+    pub namespaces: Vec<String>,
     /// The pod name, to tell replicas apart in events.
     pub instance: Option<String>,
     /// First retry delay after a transient error; doubles up to two minutes.
@@ -73,7 +73,7 @@ impl Default for Config {
             resync: Duration::from_secs(300),
             concurrency: 64,
             default_credentials: DefaultCredentials::None,
-            namespace: None,
+            namespaces: Vec::new(),
             instance: None,
             retry_base: Duration::from_secs(1),
             stall_retry: Duration::from_secs(30),
@@ -1003,20 +1003,60 @@ async fn deletion_retry(
     })
 }
 
-/// Runs the controller until `shutdown` resolves.
+/// Runs the controller until `shutdown` resolves: one watch for all namespaces, or one per
+/// namespace in `Config::namespaces` (which then needs only namespaced RBAC).
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<ProviderIntegration> = match &ctx.config.namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
+    let apis: Vec<Api<ProviderIntegration>> = if ctx.config.namespaces.is_empty() {
+        vec![Api::all(ctx.client.clone())]
+    } else {
+        ctx.config
+            .namespaces
+            .iter()
+            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
+            .collect()
     };
-    let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
-    Controller::new(api, watcher::Config::default().any_semantic())
-        .with_config(config)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx.clone())
-        .for_each(|_| futures::future::ready(()))
-        .await;
+    let shutdown = futures::FutureExt::shared(shutdown);
+    let mut stores = Vec::new();
+    let mut runs = Vec::new();
+    for api in apis {
+        let config =
+            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
+        let controller = Controller::new(api, watcher::Config::default().any_semantic())
+            .with_config(config)
+            .graceful_shutdown_on(shutdown.clone());
+        stores.push(controller.store());
+        runs.push(
+            controller
+                .run(reconcile, error_policy, ctx.clone())
+                .for_each(|_| futures::future::ready(())),
+        );
+    }
+    let gauges = tokio::spawn(count_states(ctx.clone(), stores));
+    futures::future::join_all(runs).await;
+    gauges.abort();
+}
+
+/// Keeps the per-state resource gauges current from the controllers' caches.
+async fn count_states(
+    ctx: Arc<Context>,
+    stores: Vec<kube::runtime::reflector::Store<ProviderIntegration>>,
+) {
+    loop {
+        let (mut ready, mut stalled, mut reconciling) = (0, 0, 0);
+        for pi in stores.iter().flat_map(|s| s.state()) {
+            let is = |ty| pi.condition(ty).is_some_and(|c| c.status == "True");
+            if pi.is_ready() {
+                ready += 1;
+            } else if is(crate::crd::STALLED) {
+                stalled += 1;
+            } else {
+                reconciling += 1;
+            }
+        }
+        ctx.metrics.set_resources(ready, stalled, reconciling);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
 }
