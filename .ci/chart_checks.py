@@ -1,0 +1,255 @@
+"""Checks of charts/provider-integration-operator and deploy/ (run by .ci/charts).
+
+Every check is a function named check_*; each failure is an AssertionError with the reason.
+Prints one line per check and a closing 'N passed, N failed' line.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import traceback
+
+import helm_python as helm
+import kubernetes_validate
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CHART = ROOT / "charts" / "provider-integration-operator"
+DEPLOY = ROOT / "deploy"
+CRD_FILE = "providerintegrations.pim.confluent.cloud.yaml"
+K8S_VERSION = "1.33"
+RELEASE, NAMESPACE = "pio", "pim-system"
+
+# Every documented option, alone and together.
+SCENARIOS = {
+    "defaults": {},
+    "watch-namespaces": {"watchNamespaces": ["team-a", "team-b"]},
+    "existing-secret": {"defaultCredentials": {"existingSecret": "confluent-cloud"}},
+    "created-secret": {"defaultCredentials": {"create": True, "apiKey": "KEY", "apiSecret": "SECRET"}},
+    "namespaced-with-secret": {
+        "watchNamespaces": ["team-a"],
+        "defaultCredentials": {"existingSecret": "confluent-cloud"},
+    },
+    "service-monitor": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}},
+    "network-policy": {"networkPolicy": {"enabled": True, "metricsNamespaceSelector": {"matchLabels": {"name": "monitoring"}}}},
+    "no-service": {"metrics": {"service": {"enabled": False}}, "serviceAccount": {"create": False, "name": "existing"}},
+    "everything": {
+        "watchNamespaces": ["team-a", "pim-system"],
+        "defaultCredentials": {"create": True, "apiKey": "KEY", "apiSecret": "SECRET"},
+        "metrics": {"port": 9090, "serviceMonitor": {"enabled": True}},
+        "networkPolicy": {"enabled": True},
+        "image": {"repository": "registry.example/pio", "tag": "1.2.3", "pullPolicy": "Always"},
+        "imagePullSecrets": [{"name": "regcred"}],
+        "podAnnotations": {"a": "b"},
+        "concurrency": 8,
+        "resync": "10m",
+        "logFormat": "text",
+        "apiUrl": "http://pim-emulator:8090",
+    },
+}
+
+
+def render(values):
+    with helm.Chart.load(str(CHART)) as chart:
+        chart.validate_schema(values)
+        out = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    docs = []
+    for path, text in sorted(out.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                docs.append(doc)
+    return out, docs
+
+
+def rendered_manifest(values):
+    """The rendered templates as one YAML stream, as deploy/ stores it."""
+    out, _ = render(values)
+    parts = [out[p].strip() for p in sorted(out) if not p.endswith("NOTES.txt") and out[p].strip()]
+    return "# Generated from charts/provider-integration-operator with default values by `.ci/charts --write`.\n" + "\n---\n".join(parts) + "\n"
+
+
+def kinds(docs, kind):
+    return [d for d in docs if d.get("kind") == kind]
+
+
+def check_lint_every_scenario():
+    for name, values in SCENARIOS.items():
+        report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE, kube_version="v1.33.0")
+        bad = [m for m in report["messages"] if m["severity"] >= 2] + report.get("errors", [])
+        assert not bad, f"{name}: {bad}"
+
+
+def check_manifests_validate_strictly():
+    for name, values in SCENARIOS.items():
+        _, docs = render(values)
+        assert docs, name
+        for doc in docs:
+            if doc["apiVersion"].startswith("monitoring.coreos.com/"):
+                assert doc["spec"]["endpoints"][0]["port"] == "http-metrics", name
+                continue
+            try:
+                kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                raise AssertionError(f"{name}: {doc['kind']}/{doc['metadata']['name']}: {e.message} at {list(e.path)}")
+    for f in sorted(DEPLOY.glob("*.yaml")):
+        if f.name == "kustomization.yaml":
+            continue
+        for doc in yaml.safe_load_all(f.read_text()):
+            if doc:
+                kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def check_values_schema_rejects_wrong_types():
+    bad = [
+        {"replicaCount": "two"},
+        {"replicaCount": 3},
+        {"concurrency": 0},
+        {"logFormat": "xml"},
+        {"resync": "soon"},
+        {"watchNamespaces": "team-a"},
+        {"watchNamespaces": ["Team_A"]},
+        {"image": {"pullPolicy": "Sometimes", "repository": "x"}},
+        {"metrics": {"port": "http"}},
+        {"unknownKey": True},
+        {"defaultCredentials": {"create": "yes"}},
+    ]
+    with helm.Chart.load(str(CHART)) as chart:
+        chart.validate_schema({})
+        for values in bad:
+            try:
+                chart.validate_schema(values)
+            except helm.HelmValuesError:
+                continue
+            raise AssertionError(f"schema accepted {values}")
+
+
+def check_rbac_equals_the_calls_in_the_code():
+    want = {(r["apiGroup"], r["resource"], v) for r in json.loads(os.environ["PIO_RBAC_RULES"]) for v in r["verbs"]}
+    assert want, "no rules from the binary"
+
+    def granted(rules):
+        return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+
+    _, docs = render({})
+    [cluster_role] = kinds(docs, "ClusterRole")
+    assert granted(cluster_role["rules"]) == want, granted(cluster_role["rules"]) ^ want
+    assert not kinds(docs, "Role")
+    _, docs = render(SCENARIOS["namespaced-with-secret"])
+    assert not kinds(docs, "ClusterRole") and not kinds(docs, "ClusterRoleBinding")
+    roles = {r["metadata"]["namespace"] + "/" + r["metadata"]["name"]: r for r in kinds(docs, "Role")}
+    main = roles[f"team-a/{RELEASE}-provider-integration-operator"]
+    assert granted(main["rules"]) == want
+    creds = roles[f"{NAMESPACE}/{RELEASE}-provider-integration-operator-credentials"]
+    assert creds["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["confluent-cloud"], "verbs": ["get"]}]
+    bindings = kinds(docs, "RoleBinding")
+    assert {b["metadata"]["namespace"] for b in bindings} == {"team-a", NAMESPACE}
+    for b in bindings:
+        assert b["subjects"][0]["namespace"] == NAMESPACE
+
+
+def check_pod_is_restricted():
+    for name, values in SCENARIOS.items():
+        _, docs = render(values)
+        [dep] = kinds(docs, "Deployment")
+        pod = dep["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
+        assert "hostNetwork" not in pod and "hostPID" not in pod, name
+        for c in pod["containers"]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["capabilities"]["drop"] == ["ALL"] and "add" not in sc["capabilities"], name
+            assert sc.get("privileged") is False, name
+            assert c["resources"]["requests"] and c["resources"]["limits"], name
+            assert c["livenessProbe"]["httpGet"]["path"] == "/healthz", name
+            assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+
+
+def check_values_reach_the_operator():
+    _, docs = render(SCENARIOS["everything"])
+    [dep] = kinds(docs, "Deployment")
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    args = c["args"]
+    for a in ["--namespace=team-a", "--namespace=pim-system", "--concurrency=8", "--resync=10m", "--log-format=text",
+              "--metrics-addr=0.0.0.0:9090", "--api-url=http://pim-emulator:8090",
+              f"--default-credentials-secret={NAMESPACE}/{RELEASE}-provider-integration-operator-credentials"]:
+        assert a in args, (a, args)
+    assert c["image"] == "registry.example/pio:1.2.3"
+    # Every flag the chart passes is one the binary accepts.
+    help_text = subprocess.run(["cargo", "run", "--locked", "--quiet", "--", "run", "--help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for a in args[1:]:
+        flag = a.split("=")[0]
+        assert flag in help_text, f"{flag} is not a flag of `run`"
+    [secret] = kinds(docs, "Secret")
+    assert secret["stringData"] == {"apiKey": "KEY", "apiSecret": "SECRET"}
+    # Default image tag is the appVersion, which is the crate version.
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    cargo = (ROOT / "Cargo.toml").read_text()
+    version = next(l.split('"')[1] for l in cargo.splitlines() if l.startswith("version = "))
+    assert chart["appVersion"] == version, (chart["appVersion"], version)
+    _, docs = render({})
+    [dep] = kinds(docs, "Deployment")
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":" + version)
+
+
+def check_created_secret_needs_both_values():
+    with helm.Chart.load(str(CHART)) as chart:
+        try:
+            chart.render({"defaultCredentials": {"create": True, "apiKey": "K"}}, name=RELEASE, namespace=NAMESPACE)
+        except helm.HelmRenderError as e:
+            assert "apiSecret" in str(e)
+            return
+    raise AssertionError("rendered a Secret without apiSecret")
+
+
+def check_crds_in_sync_everywhere():
+    source = (ROOT / "crds" / CRD_FILE).read_text()
+    assert (CHART / "crds" / CRD_FILE).read_text() == source, "chart crds/ differs from crds/"
+    assert (DEPLOY / "crd.yaml").read_text() == source, "deploy/crd.yaml differs from crds/"
+    with helm.Chart.load(str(CHART)) as chart:
+        assert [c["name"] for c in chart.crds] == [f"crds/{CRD_FILE}"] or len(chart.crds) == 1, chart.crds
+
+
+def check_deploy_matches_chart_defaults():
+    assert (DEPLOY / "operator.yaml").read_text() == rendered_manifest({}), "deploy/operator.yaml is stale: run .ci/charts --write"
+    out = subprocess.run(["kubectl", "kustomize", str(DEPLOY)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    kinds_ = sorted({d["kind"] for d in docs})
+    assert kinds_ == ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Namespace", "Service", "ServiceAccount"], kinds_
+
+
+def write():
+    DEPLOY.mkdir(exist_ok=True)
+    (DEPLOY / "operator.yaml").write_text(rendered_manifest({}))
+    (DEPLOY / "crd.yaml").write_text((ROOT / "crds" / CRD_FILE).read_text())
+    (CHART / "crds" / CRD_FILE).write_text((ROOT / "crds" / CRD_FILE).read_text())
+    print("wrote deploy/ and the chart's crds/")
+
+
+def main():
+    if "--write" in sys.argv:
+        write()
+        return 0
+    checks = [(n, f) for n, f in globals().items() if n.startswith("check_") and callable(f)]
+    passed = failed = 0
+    for name, f in checks:
+        try:
+            f()
+            passed += 1
+            print(f"ok   {name}")
+        except Exception:
+            failed += 1
+            print(f"FAIL {name}")
+            traceback.print_exc()
+    print(f"chart checks: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
