@@ -11,15 +11,35 @@ pub struct Rule {
 /// Every rule the operator needs, and why.
 pub const RULES: &[Rule] = &[
     // The controller's watcher lists and watches; the finalizer is added and removed by patch.
-    Rule { group: "pim.confluent.cloud", resource: "providerintegrations", verbs: &["list", "watch", "patch"] },
+    Rule {
+        group: "pim.confluent.cloud",
+        resource: "providerintegrations",
+        verbs: &["list", "watch", "patch"],
+    },
     // Status is written by server-side apply.
-    Rule { group: "pim.confluent.cloud", resource: "providerintegrations/status", verbs: &["patch"] },
+    Rule {
+        group: "pim.confluent.cloud",
+        resource: "providerintegrations/status",
+        verbs: &["patch"],
+    },
     // Needed where the OwnerReferencesPermissionEnforcement admission plugin guards finalizers.
-    Rule { group: "pim.confluent.cloud", resource: "providerintegrations/finalizers", verbs: &["update"] },
+    Rule {
+        group: "pim.confluent.cloud",
+        resource: "providerintegrations/finalizers",
+        verbs: &["update"],
+    },
     // Credentials are read by name only: never listed or watched.
-    Rule { group: "", resource: "secrets", verbs: &["get"] },
+    Rule {
+        group: "",
+        resource: "secrets",
+        verbs: &["get"],
+    },
     // kube's event recorder creates events and patches repeated ones into a series.
-    Rule { group: "events.k8s.io", resource: "events", verbs: &["create", "patch"] },
+    Rule {
+        group: "events.k8s.io",
+        resource: "events",
+        verbs: &["create", "patch"],
+    },
 ];
 
 /// The rules as JSON (`provider-integration-operator rbac`), for the chart checks.

@@ -626,17 +626,27 @@ async fn namespace_scoped_operator_ignores_other_namespaces() {
     let mut config = test_config();
     config.namespaces = vec![NS.to_string()];
     let h = Harness::with(config, emulator_config()).await;
-    let other: kube::Api<pio::crd::ProviderIntegration> = kube::Api::namespaced(h.client.clone(), "elsewhere");
+    let other: kube::Api<pio::crd::ProviderIntegration> =
+        kube::Api::namespaced(h.client.clone(), "elsewhere");
     let mut foreign = h.create("mine", aws_spec(1)).await;
     foreign.metadata.namespace = Some("elsewhere".into());
     foreign.metadata.name = Some("theirs".into());
     foreign.metadata.resource_version = None;
     foreign.metadata.uid = None;
     foreign.spec.aws.as_mut().unwrap().customer_iam_role_arn = arn(2);
-    other.create(&kube::api::PostParams::default(), &foreign).await.unwrap();
+    other
+        .create(&kube::api::PostParams::default(), &foreign)
+        .await
+        .unwrap();
     h.wait_ready("mine").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let theirs = h.fake.get("providerintegrations", "elsewhere", "theirs").unwrap();
-    assert!(theirs.get("status").is_none() && theirs["metadata"].get("finalizers").is_none(), "{theirs}");
+    let theirs = h
+        .fake
+        .get("providerintegrations", "elsewhere", "theirs")
+        .unwrap();
+    assert!(
+        theirs.get("status").is_none() && theirs["metadata"].get("finalizers").is_none(),
+        "{theirs}"
+    );
     assert_eq!(h.remote().await.len(), 1);
 }
