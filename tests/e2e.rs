@@ -190,7 +190,7 @@ async fn run_lifecycle(client: Client, ns: String) {
         .unwrap();
     let metrics = Arc::new(Metrics::new());
     let config = Config {
-        namespace: Some(ns.clone()),
+        namespaces: vec![ns.clone()],
         resync: Duration::from_secs(5),
         retry_base: Duration::from_millis(200),
         stall_retry: Duration::from_secs(1),
