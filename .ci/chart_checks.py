@@ -35,6 +35,8 @@ SCENARIOS = {
     "service-monitor": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}},
     "network-policy": {"networkPolicy": {"enabled": True, "metricsNamespaceSelector": {"matchLabels": {"name": "monitoring"}}}},
     "no-service": {"metrics": {"service": {"enabled": False}}, "serviceAccount": {"create": False, "name": "existing"}},
+    "two-replicas": {"replicaCount": 2},
+    "no-leader-election": {"leaderElection": {"enabled": False}},
     "everything": {
         "watchNamespaces": ["team-a", "pim-system"],
         "defaultCredentials": {"create": True, "apiKey": "KEY", "apiSecret": "SECRET"},
@@ -106,7 +108,8 @@ def check_manifests_validate_strictly():
 def check_values_schema_rejects_wrong_types():
     bad = [
         {"replicaCount": "two"},
-        {"replicaCount": 3},
+        {"replicaCount": 11},
+        {"leaderElection": {"enabled": "yes"}},
         {"concurrency": 0},
         {"logFormat": "xml"},
         {"resync": "soon"},
@@ -128,8 +131,10 @@ def check_values_schema_rejects_wrong_types():
 
 
 def check_rbac_equals_the_calls_in_the_code():
-    want = {(r["apiGroup"], r["resource"], v) for r in json.loads(os.environ["PIO_RBAC_RULES"]) for v in r["verbs"]}
-    assert want, "no rules from the binary"
+    rules = json.loads(os.environ["PIO_RBAC_RULES"])
+    want = {(r["apiGroup"], r["resource"], v) for r in rules if not r["ownNamespace"] for v in r["verbs"]}
+    own = {(r["apiGroup"], r["resource"], v) for r in rules if r["ownNamespace"] for v in r["verbs"]}
+    assert want and own, "no rules from the binary"
 
     def granted(rules):
         return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
@@ -137,10 +142,15 @@ def check_rbac_equals_the_calls_in_the_code():
     _, docs = render({})
     [cluster_role] = kinds(docs, "ClusterRole")
     assert granted(cluster_role["rules"]) == want, granted(cluster_role["rules"]) ^ want
-    assert not kinds(docs, "Role")
+    [lease_role] = kinds(docs, "Role")
+    assert lease_role["metadata"]["namespace"] == NAMESPACE
+    assert granted(lease_role["rules"]) == own, granted(lease_role["rules"]) ^ own
+    _, docs = render(SCENARIOS["no-leader-election"])
+    assert not kinds(docs, "Role"), "no Lease permissions without leader election"
     _, docs = render(SCENARIOS["namespaced-with-secret"])
     assert not kinds(docs, "ClusterRole") and not kinds(docs, "ClusterRoleBinding")
     roles = {r["metadata"]["namespace"] + "/" + r["metadata"]["name"]: r for r in kinds(docs, "Role")}
+    assert granted(roles[f"{NAMESPACE}/{RELEASE}-provider-integration-operator-leader-election"]["rules"]) == own
     main = roles[f"team-a/{RELEASE}-provider-integration-operator"]
     assert granted(main["rules"]) == want
     creds = roles[f"{NAMESPACE}/{RELEASE}-provider-integration-operator-credentials"]
@@ -175,7 +185,7 @@ def check_values_reach_the_operator():
     [dep] = kinds(docs, "Deployment")
     c = dep["spec"]["template"]["spec"]["containers"][0]
     args = c["args"]
-    for a in ["--namespace=team-a", "--namespace=pim-system", "--concurrency=8", "--resync=10m", "--log-format=text",
+    for a in ["--leader-election", "--lease-name=pio-provider-integration-operator", "--namespace=team-a", "--namespace=pim-system", "--concurrency=8", "--resync=10m", "--log-format=text",
               "--metrics-addr=0.0.0.0:9090", "--api-url=http://pim-emulator:8090",
               f"--default-credentials-secret={NAMESPACE}/{RELEASE}-provider-integration-operator-credentials"]:
         assert a in args, (a, args)
@@ -221,7 +231,7 @@ def check_deploy_matches_chart_defaults():
     assert out.returncode == 0, out.stderr
     docs = [d for d in yaml.safe_load_all(out.stdout) if d]
     kinds_ = sorted({d["kind"] for d in docs})
-    assert kinds_ == ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Namespace", "Service", "ServiceAccount"], kinds_
+    assert kinds_ == ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Namespace", "Role", "RoleBinding", "Service", "ServiceAccount"], kinds_
 
 
 def write():

@@ -91,6 +91,21 @@ pub struct RunArgs {
     /// Pod name, to tell replicas apart in events (set from the downward API).
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
+    /// Elect a leader on a Lease so several replicas can run; only the leader reconciles.
+    #[arg(long, env = "LEADER_ELECTION")]
+    pub leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, default_value = "provider-integration-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease (the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// How long a leader's claim lasts without renewal; a standby takes over after it.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// How long before expiry the leader renews its claim.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub lease_renew_grace: Duration,
 }
 
 #[cfg(test)]

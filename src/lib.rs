@@ -5,6 +5,7 @@ pub mod controller;
 pub mod crd;
 pub mod emulator;
 pub mod fake_kube;
+pub mod leader;
 pub mod metrics;
 pub mod pim;
 pub mod rbac;

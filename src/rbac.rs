@@ -6,39 +6,49 @@ pub struct Rule {
     pub group: &'static str,
     pub resource: &'static str,
     pub verbs: &'static [&'static str],
+    /// Only in the operator's own namespace (not cluster-wide, nor in watched namespaces).
+    pub own_namespace: bool,
+}
+
+const fn rule(group: &'static str, resource: &'static str, verbs: &'static [&'static str]) -> Rule {
+    Rule {
+        group,
+        resource,
+        verbs,
+        own_namespace: false,
+    }
 }
 
 /// Every rule the operator needs, and why.
 pub const RULES: &[Rule] = &[
     // The controller's watcher lists and watches; the finalizer is added and removed by patch.
-    Rule {
-        group: "pim.confluent.cloud",
-        resource: "providerintegrations",
-        verbs: &["list", "watch", "patch"],
-    },
+    rule(
+        "pim.confluent.cloud",
+        "providerintegrations",
+        &["list", "watch", "patch"],
+    ),
     // Status is written by server-side apply.
-    Rule {
-        group: "pim.confluent.cloud",
-        resource: "providerintegrations/status",
-        verbs: &["patch"],
-    },
+    rule(
+        "pim.confluent.cloud",
+        "providerintegrations/status",
+        &["patch"],
+    ),
     // Needed where the OwnerReferencesPermissionEnforcement admission plugin guards finalizers.
-    Rule {
-        group: "pim.confluent.cloud",
-        resource: "providerintegrations/finalizers",
-        verbs: &["update"],
-    },
+    rule(
+        "pim.confluent.cloud",
+        "providerintegrations/finalizers",
+        &["update"],
+    ),
     // Credentials are read by name only: never listed or watched.
-    Rule {
-        group: "",
-        resource: "secrets",
-        verbs: &["get"],
-    },
+    rule("", "secrets", &["get"]),
     // kube's event recorder creates events and patches repeated ones into a series.
+    rule("events.k8s.io", "events", &["create", "patch"]),
+    // Leader election (kube-lease-manager) reads, creates and renews its Lease.
     Rule {
-        group: "events.k8s.io",
-        resource: "events",
-        verbs: &["create", "patch"],
+        group: "coordination.k8s.io",
+        resource: "leases",
+        verbs: &["get", "create", "patch"],
+        own_namespace: true,
     },
 ];
 
@@ -46,6 +56,13 @@ pub const RULES: &[Rule] = &[
 pub fn rules_json() -> serde_json::Value {
     RULES
         .iter()
-        .map(|r| serde_json::json!({"apiGroup": r.group, "resource": r.resource, "verbs": r.verbs}))
+        .map(|r| {
+            serde_json::json!({
+                "apiGroup": r.group,
+                "resource": r.resource,
+                "verbs": r.verbs,
+                "ownNamespace": r.own_namespace,
+            })
+        })
         .collect()
 }

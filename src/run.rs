@@ -10,6 +10,7 @@ use axum::{Router, extract::State, http::StatusCode, routing::get};
 use crate::{
     cli::RunArgs,
     controller::{self, Context, DefaultCredentials},
+    leader::{self, Ended, LeaseConfig},
     metrics::Metrics,
     pim::{Credentials, PimClient},
 };
@@ -110,8 +111,30 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
         }
     });
     let ctx = Arc::new(Context::new(client, pim, config, metrics));
+    if !args.leader_election {
+        health.ready.store(true, Ordering::Relaxed);
+        controller::run(ctx, crate::shutdown_signal()).await;
+        tracing::info!("stopped");
+        return Ok(());
+    }
+    let lease = LeaseConfig {
+        name: args.lease_name.clone(),
+        namespace: args.lease_namespace.clone(),
+        identity: args
+            .pod_name
+            .clone()
+            .unwrap_or_else(|| format!("pio-{:016x}", fastrand::u64(..))),
+        duration: args.lease_duration,
+        grace: args.lease_renew_grace,
+    };
+    // A standby is ready (healthy, waiting); the leader is ready once its controller runs.
     health.ready.store(true, Ordering::Relaxed);
-    controller::run(ctx, crate::shutdown_signal()).await;
-    tracing::info!("stopped");
-    Ok(())
+    match leader::run_elected(ctx, lease, crate::shutdown_signal()).await? {
+        Ended::Shutdown => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+        // Exit non-zero so Kubernetes restarts a clean process that competes again.
+        Ended::LostLeadership => Err("lost leadership".into()),
+    }
 }

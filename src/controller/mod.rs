@@ -503,6 +503,24 @@ pub fn error_policy(pi: Arc<ProviderIntegration>, err: &Error, ctx: Arc<Context>
     }
 }
 
+/// Records an integration that matches the spec: Ready status, an optional Normal event, and
+/// the next check at the resync period.
+async fn in_sync(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    i: &Integration,
+    event: Option<(&str, String)>,
+) -> Result<Action, Error> {
+    ctx.write_status(pi, StatusBuilder::new(pi).ready(i))
+        .await?;
+    if let Some((reason, note)) = event {
+        info!(namespace = %pi.namespace().unwrap_or_default(), name = %pi.name_any(), id = %i.id, reason, "{note}");
+        ctx.event(pi, EventType::Normal, reason, note).await;
+    }
+    ctx.succeeded(pi);
+    Ok(Action::requeue(ctx.resync_delay()))
+}
+
 /// Handles a `pim` error on the apply path: stall, or requeue without flapping Ready.
 async fn api_error(
     ctx: &Context,
@@ -630,45 +648,18 @@ async fn apply(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Error>
         }
     };
     let decision = decide::decide(&desired, &status, observed);
-    let ns = pi.namespace().unwrap_or_default();
-    let name = pi.name_any();
     match decision {
-        Decision::InSync(i) => {
-            ctx.write_status(pi, StatusBuilder::new(pi).ready(&i))
-                .await?;
-            ctx.succeeded(pi);
-            Ok(Action::requeue(ctx.resync_delay()))
-        }
+        Decision::InSync(i) => in_sync(ctx, pi, &i, None).await,
         Decision::Adopt(i) => {
-            info!(namespace = %ns, name = %name, id = %i.id, "adopted");
-            ctx.write_status(pi, StatusBuilder::new(pi).ready(&i))
-                .await?;
-            ctx.event(
-                pi,
-                EventType::Normal,
-                "Adopted",
-                format!("adopted existing integration {}", i.id),
-            )
-            .await;
-            ctx.succeeded(pi);
-            Ok(Action::requeue(ctx.resync_delay()))
+            let note = format!("adopted existing integration {}", i.id);
+            in_sync(ctx, pi, &i, Some(("Adopted", note))).await
         }
         Decision::Claim(i) => {
-            info!(namespace = %ns, name = %name, id = %i.id, "found the integration of an interrupted create");
-            ctx.write_status(pi, StatusBuilder::new(pi).ready(&i))
-                .await?;
-            ctx.event(
-                pi,
-                EventType::Normal,
-                "Created",
-                format!(
-                    "created integration {} (recorded after an interrupted attempt)",
-                    i.id
-                ),
-            )
-            .await;
-            ctx.succeeded(pi);
-            Ok(Action::requeue(ctx.resync_delay()))
+            let note = format!(
+                "created integration {} (recorded after an interrupted attempt)",
+                i.id
+            );
+            in_sync(ctx, pi, &i, Some(("Created", note))).await
         }
         Decision::Create { replaces } => create(ctx, pi, &desired, &creds, replaces).await,
         Decision::Recreate { old, changed } => recreate(ctx, pi, &creds, old, changed).await,
@@ -747,11 +738,11 @@ async fn create(
             };
             match found {
                 Some(i) if had_intent => {
-                    info!(namespace = %ns, name = %name, id = %i.id, "found the integration of an interrupted create");
-                    ctx.write_status(&base, StatusBuilder::new(&base).ready(&i))
-                        .await?;
-                    ctx.succeeded(pi);
-                    Ok(Action::requeue(ctx.resync_delay()))
+                    let note = format!(
+                        "created integration {} (recorded after an interrupted attempt)",
+                        i.id
+                    );
+                    in_sync(ctx, &base, &i, Some(("Created", note))).await
                 }
                 other => {
                     // Not ours: drop the intent so it can never be claimed by mistake.
