@@ -60,8 +60,10 @@ pub struct Config {
     pub namespaces: Vec<String>,
     /// The pod name, to tell replicas apart in events.
     pub instance: Option<String>,
-    /// First retry delay after a transient error; doubles up to two minutes.
+    /// First retry delay after a transient error; doubles up to `retry_max`.
     pub retry_base: Duration,
+    /// Longest retry delay after transient errors (deletion retries may wait up to 2.5×).
+    pub retry_max: Duration,
     /// First re-check of a stalled resource (Secrets and quotas change without an event here);
     /// doubles up to the resync period.
     pub stall_retry: Duration,
@@ -76,6 +78,7 @@ impl Default for Config {
             namespaces: Vec::new(),
             instance: None,
             retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(120),
             stall_retry: Duration::from_secs(30),
         }
     }
@@ -496,7 +499,7 @@ pub fn error_policy(pi: Arc<ProviderIntegration>, err: &Error, ctx: Arc<Context>
     match err.retry_in() {
         Some(d) => Action::requeue(d),
         None => {
-            let d = ctx.backoff(&pi, ctx.config.retry_base / 2, Duration::from_secs(120));
+            let d = ctx.backoff(&pi, ctx.config.retry_base / 2, ctx.config.retry_max);
             warn!(namespace = %pi.namespace().unwrap_or_default(), name = %pi.name_any(), error = %err, retry_in_ms = d.as_millis() as u64, "reconcile failed");
             Action::requeue(d)
         }
@@ -532,7 +535,7 @@ async fn api_error(
     let name = pi.name_any();
     if e.class() == ErrorClass::Transient {
         let delay = ctx
-            .backoff(pi, ctx.config.retry_base, Duration::from_secs(120))
+            .backoff(pi, ctx.config.retry_base, ctx.config.retry_max)
             .max(e.retry_after().unwrap_or_default());
         info!(namespace = %ns, name = %name, error = %e, retry_in_ms = delay.as_millis() as u64, "transient API error");
         // A Ready resource of this generation stays Ready through a blip.
@@ -832,7 +835,7 @@ async fn recreate(
             Ok(Action::requeue(ctx.backoff(
                 pi,
                 ctx.config.retry_base * 5,
-                Duration::from_secs(300),
+                ctx.config.retry_max.mul_f64(2.5),
             )))
         }
         Err(e) => api_error(ctx, pi, creds, e).await,
@@ -952,7 +955,11 @@ async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Erro
                     Vec::new(),
                 ),
             };
-            let retry_in = ctx.backoff(pi, ctx.config.retry_base * 5, Duration::from_secs(300));
+            let retry_in = ctx.backoff(
+                pi,
+                ctx.config.retry_base * 5,
+                ctx.config.retry_max.mul_f64(2.5),
+            );
             warn!(namespace = %ns, name = %name, %id, reason, retry_in_s = retry_in.as_secs(), "deletion blocked");
             let mut b = StatusBuilder::new(pi);
             b.status.usages = usages;
@@ -980,7 +987,7 @@ async fn deletion_retry(
     e: PimError,
 ) -> Result<Action, Error> {
     let retry_in = ctx
-        .backoff(pi, ctx.config.retry_base, Duration::from_secs(120))
+        .backoff(pi, ctx.config.retry_base, ctx.config.retry_max)
         .max(e.retry_after().unwrap_or_default());
     let msg = format!("deleting: {}; retrying", user_hint(&e, creds));
     ctx.write_status(

@@ -48,6 +48,7 @@ pub fn test_config() -> Config {
         resync: Duration::from_secs(300),
         concurrency: 16,
         retry_base: Duration::from_millis(50),
+        retry_max: Duration::from_secs(1),
         stall_retry: Duration::from_millis(200),
         ..Default::default()
     }
