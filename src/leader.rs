@@ -56,6 +56,8 @@ pub async fn run_elected(
         .await?;
     let (mut leader, task) = manager.watch().await;
     let shutdown = shutdown.shared();
+    // A healthy standby is ready; it only waits.
+    ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity, "waiting for leadership");
     // Standby until we hold the Lease, or until asked to stop.
     loop {
@@ -72,6 +74,8 @@ pub async fn run_elected(
         }
     }
     info!(identity = %lease.identity, "acquired leadership");
+    // Not ready again until the controller's caches have synced.
+    ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);
     ctx.metrics.set_leader(true);
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
     let mut watch_leader = leader.clone();

@@ -17,26 +17,21 @@ use crate::{
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Health state shared with the HTTP endpoint.
-#[derive(Default)]
-pub struct Health {
-    pub ready: AtomicBool,
-}
-
 #[derive(Clone)]
 struct HttpState {
     metrics: Arc<Metrics>,
-    health: Arc<Health>,
+    ready: Arc<AtomicBool>,
 }
 
-/// `/healthz`, `/readyz` and `/metrics` on one port.
-pub fn http_router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
+/// `/healthz` (the process serves), `/readyz` (a standby, or a controller whose caches have
+/// synced) and `/metrics` on one port.
+pub fn http_router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
             get(|State(s): State<HttpState>| async move {
-                if s.health.ready.load(Ordering::Relaxed) {
+                if s.ready.load(Ordering::Relaxed) {
                     (StatusCode::OK, "ready")
                 } else {
                     (StatusCode::SERVICE_UNAVAILABLE, "not ready")
@@ -55,7 +50,7 @@ pub fn http_router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
                 )
             }),
         )
-        .with_state(HttpState { metrics, health })
+        .with_state(HttpState { metrics, ready })
 }
 
 fn default_credentials(args: &RunArgs) -> Result<DefaultCredentials, BoxError> {
@@ -101,18 +96,16 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
         instance: args.pod_name.clone(),
         ..Default::default()
     };
-    let health = Arc::new(Health::default());
+    let ctx = Arc::new(Context::new(client, pim, config, metrics.clone()));
     let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, api_url = %args.api_url, namespaces = ?args.namespaces, "starting");
-    let app = http_router(metrics.clone(), health.clone());
+    let app = http_router(metrics, ctx.ready.clone());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "health server stopped");
         }
     });
-    let ctx = Arc::new(Context::new(client, pim, config, metrics));
     if !args.leader_election {
-        health.ready.store(true, Ordering::Relaxed);
         controller::run(ctx, crate::shutdown_signal()).await;
         tracing::info!("stopped");
         return Ok(());
@@ -127,8 +120,6 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
         duration: args.lease_duration,
         grace: args.lease_renew_grace,
     };
-    // A standby is ready (healthy, waiting); the leader is ready once its controller runs.
-    health.ready.store(true, Ordering::Relaxed);
     match leader::run_elected(ctx, lease, crate::shutdown_signal()).await? {
         Ended::Shutdown => {
             tracing::info!("stopped");

@@ -650,3 +650,35 @@ async fn namespace_scoped_operator_ignores_other_namespaces() {
     );
     assert_eq!(h.remote().await.len(), 1);
 }
+
+#[tokio::test]
+async fn health_readiness_and_metrics_endpoints_serve_after_a_reconcile() {
+    let h = Harness::new().await;
+    h.create("web", aws_spec(1)).await;
+    h.wait_ready("web").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = pio::run::http_router(h.metrics.clone(), h.ready.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let get = |p: &str| h.http.get(format!("{url}{p}")).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200, "caches synced");
+    let text = get("/metrics").await.unwrap().text().await.unwrap();
+    for series in [
+        "pio_reconciles_total{result=\"ok\"}",
+        "pio_reconcile_duration_seconds_bucket",
+        "pio_pim_requests_total{operation=\"create\",code=\"201\"} 1",
+        "pio_pim_request_duration_seconds_bucket{le=\"0.005\",operation=\"create\"}",
+        "pio_resources{state=\"ready\"}",
+        "pio_resources{state=\"stalled\"}",
+        "pio_deletions_blocked_total 0",
+        "pio_leader 0",
+    ] {
+        assert!(
+            text.contains(series),
+            "{series} missing from /metrics:\n{text}"
+        );
+    }
+    h.ready.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(get("/readyz").await.unwrap().status(), 503);
+}

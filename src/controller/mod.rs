@@ -134,6 +134,8 @@ pub struct Context {
     pub config: Config,
     pub cache: RemoteCache,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Ready to serve (`/readyz`): a standby replica, or a controller whose caches have synced.
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
     /// Last credentials that worked per resource uid, so a deletion still works when the Secret
@@ -172,6 +174,7 @@ impl Context {
             config,
             cache: RemoteCache::default(),
             metrics,
+            ready: Arc::default(),
             failures: Mutex::default(),
             last_credentials: Mutex::default(),
             secrets: Mutex::default(),
@@ -1032,8 +1035,21 @@ pub async fn run(
                 .for_each(|_| futures::future::ready(())),
         );
     }
-    let gauges = tokio::spawn(count_states(ctx.clone(), stores));
+    let gauges = tokio::spawn(count_states(ctx.clone(), stores.clone()));
+    let synced = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            for s in &stores {
+                if s.wait_until_ready().await.is_err() {
+                    return;
+                }
+            }
+            ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
     futures::future::join_all(runs).await;
+    ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);
+    synced.abort();
     gauges.abort();
 }
 

@@ -37,6 +37,8 @@ pub struct Harness {
     pub http: reqwest::Client,
     pub metrics: Arc<Metrics>,
     pub config: Config,
+    /// The running controller's readiness flag (`/readyz`).
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
     controller: Option<(
         tokio::task::JoinHandle<()>,
         tokio::sync::oneshot::Sender<()>,
@@ -81,6 +83,7 @@ impl Harness {
             http: reqwest::Client::new(),
             metrics: Arc::new(Metrics::new()),
             config,
+            ready: Arc::default(),
             controller: None,
         };
         h.put_secret("pim-creds", KEY, SECRET).await;
@@ -99,6 +102,7 @@ impl Harness {
             self.config.clone(),
             self.metrics.clone(),
         ));
+        self.ready = ctx.ready.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(ctx, async {
             let _ = rx.await;
