@@ -642,7 +642,7 @@ async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
                 inner.faults[i].skip -= 1;
             } else {
                 let status = inner.faults[i].status;
-                inner.faults[i].remaining -= 1;
+                inner.faults[i].remaining = inner.faults[i].remaining.saturating_sub(1);
                 if inner.faults[i].remaining == 0 {
                     inner.faults.remove(i);
                 }

@@ -499,7 +499,7 @@ impl Store {
                 c.google_service_account = Some(format!(
                     "cflt-pim-{}@cflt-{}.iam.gserviceaccount.com",
                     id.trim_start_matches("dlz-"),
-                    &self.org_id[..8]
+                    self.org_id.get(..8).unwrap_or(&self.org_id)
                 ));
                 IntegrationConfig::Gcp(c)
             }
