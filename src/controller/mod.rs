@@ -563,20 +563,11 @@ async fn api_error(
     ) {
         ctx.forget_credentials(creds);
     }
-    let reason = stall_reason(&e);
-    let message = user_hint(&e, creds);
-    warn!(namespace = %ns, name = %name, reason, %message, "stalled");
-    ctx.write_status(pi, StatusBuilder::new(pi).stalled(reason, message.clone()))
-        .await?;
-    ctx.event(pi, EventType::Warning, reason, message).await;
-    // Credentials and quotas change outside this resource; look again later.
-    Ok(Action::requeue(ctx.backoff(
-        pi,
-        ctx.config.stall_retry,
-        ctx.config.resync,
-    )))
+    stall(ctx, pi, stall_reason(&e), user_hint(&e, creds)).await
 }
 
+/// Marks the resource Stalled (a human must act), with one Warning event per distinct problem,
+/// and looks again later: credentials, quotas and Secrets change without an event here.
 async fn stall(
     ctx: &Context,
     pi: &ProviderIntegration,
