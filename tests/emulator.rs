@@ -85,6 +85,18 @@ impl T {
         assert_eq!(s, StatusCode::CREATED, "{v}");
         v
     }
+    /// GETs a full URL (e.g. a pagination link) with the test key and parses the JSON.
+    async fn get_json(&self, url: &str) -> Value {
+        self.http
+            .get(url)
+            .basic_auth(KEY, Some(SECRET))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
     async fn admin(&self, m: reqwest::Method, p: &str, body: Option<Value>) -> StatusCode {
         let mut r = self.http.request(m, self.url(p));
         if let Some(b) = body {
@@ -515,16 +527,7 @@ async fn walk(t: &T, size: usize) -> (Vec<String>, usize) {
     let mut ids = Vec::new();
     let mut pages = 0;
     loop {
-        let v: Value = t
-            .http
-            .get(&url)
-            .basic_auth(KEY, Some(SECRET))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = t.get_json(&url).await;
         pages += 1;
         assert_eq!(v["metadata"]["total_size"], 250);
         assert!(v["data"].as_array().unwrap().len() <= size);
@@ -595,27 +598,9 @@ async fn pagination_walks_250_items_at_page_sizes_1_10_100() {
     assert_eq!(p1["data"].as_array().unwrap().len(), 10);
     assert!(p1["metadata"].get("prev").is_none());
     let next = p1["metadata"]["next"].as_str().unwrap();
-    let p2: Value = t
-        .http
-        .get(next)
-        .basic_auth(KEY, Some(SECRET))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let p2: Value = t.get_json(next).await;
     let prev = p2["metadata"]["prev"].as_str().unwrap();
-    let back: Value = t
-        .http
-        .get(prev)
-        .basic_auth(KEY, Some(SECRET))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let back: Value = t.get_json(prev).await;
     assert_eq!(back["data"], p1["data"]);
 }
 
@@ -643,16 +628,7 @@ async fn pagination_is_stable_under_concurrent_creates_and_deletes() {
     let mut seen = Vec::new();
     let mut churn = 0;
     loop {
-        let v: Value = t
-            .http
-            .get(&url)
-            .basic_auth(KEY, Some(SECRET))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = t.get_json(&url).await;
         seen.extend(
             v["data"]
                 .as_array()
