@@ -62,6 +62,12 @@ fn kubectl(args: &[&str]) -> (bool, String) {
     }
 }
 
+/// `kubectl wait --for=delete`, as a user or a GitOps tool would.
+fn wait_deleted(ns: &str, resource: &str) {
+    let (ok, out) = kubectl(&["wait", "-n", ns, "--for=delete", resource, "--timeout=60s"]);
+    assert!(ok, "{resource} not deleted: {out}");
+}
+
 async fn wait_for(
     api: &Api<ProviderIntegration>,
     name: &str,
@@ -327,15 +333,7 @@ async fn run_lifecycle(client: Client, ns: String) {
     .send()
     .await
     .unwrap();
-    let (ok, out) = kubectl(&[
-        "wait",
-        "-n",
-        &ns,
-        "--for=delete",
-        "providerintegration/orders",
-        "--timeout=60s",
-    ]);
-    assert!(ok, "not deleted: {out}");
+    wait_deleted(&ns, "providerintegration/orders");
     assert_eq!(em.state.len(), 0, "the integration was deleted");
 
     // Orphan keeps the integration.
@@ -347,15 +345,7 @@ async fn run_lifecycle(client: Client, ns: String) {
     .unwrap();
     wait_for(&api, "kept", "Ready", |p| p.is_ready()).await;
     api.delete("kept", &DeleteParams::default()).await.unwrap();
-    let (ok, out) = kubectl(&[
-        "wait",
-        "-n",
-        &ns,
-        "--for=delete",
-        "providerintegration/kept",
-        "--timeout=60s",
-    ]);
-    assert!(ok, "not deleted: {out}");
+    wait_deleted(&ns, "providerintegration/kept");
     assert_eq!(em.state.len(), 1, "orphaned integration stays");
 
     let _ = stop.send(());

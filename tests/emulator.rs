@@ -85,6 +85,10 @@ impl T {
         assert_eq!(s, StatusCode::CREATED, "{v}");
         v
     }
+    /// `POST /pim/v1/integrations` with the test key.
+    async fn post_v1(&self, body: Value) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        self.req(M::POST, "/pim/v1/integrations", Some(body)).await
+    }
     /// GETs a full URL (e.g. a pagination link) with the test key and parses the JSON.
     async fn get_json(&self, url: &str) -> Value {
         self.http
@@ -138,13 +142,7 @@ use reqwest::Method as M;
 #[tokio::test]
 async fn create_get_list_delete_with_documented_shapes() {
     let t = T::new().await;
-    let (s, h, v) = t
-        .req(
-            M::POST,
-            "/pim/v1/integrations",
-            Some(aws_body("my-int", &arn(1), ENV)),
-        )
-        .await;
+    let (s, h, v) = t.post_v1(aws_body("my-int", &arn(1), ENV)).await;
     assert_eq!(s, StatusCode::CREATED);
     let id = v["id"].as_str().unwrap().to_string();
     assert!(
@@ -348,9 +346,7 @@ async fn validation_errors_name_the_field() {
         ),
     ];
     for (body, status, pointer) in cases {
-        let (s, _, v) = t
-            .req(M::POST, "/pim/v1/integrations", Some(body.clone()))
-            .await;
+        let (s, _, v) = t.post_v1(body.clone()).await;
         assert_eq!(s.as_u16(), status, "{body} -> {v}");
         let e = first_error(&v);
         assert_eq!(e["source"]["pointer"], pointer, "{body} -> {v}");
@@ -433,23 +429,11 @@ async fn other_environment_is_not_found_and_role_is_unique_per_environment() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
-    let (s, _, e) = t
-        .req(
-            M::POST,
-            "/pim/v1/integrations",
-            Some(aws_body("b", &arn(1), ENV)),
-        )
-        .await;
+    let (s, _, e) = t.post_v1(aws_body("b", &arn(1), ENV)).await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(first_error(&e)["code"], "resource_already_exists");
     assert!(first_error(&e)["detail"].as_str().unwrap().contains(id));
-    let (s, _, _) = t
-        .req(
-            M::POST,
-            "/pim/v1/integrations",
-            Some(aws_body("b", &arn(1), "env-other")),
-        )
-        .await;
+    let (s, _, _) = t.post_v1(aws_body("b", &arn(1), "env-other")).await;
     assert_eq!(s, StatusCode::CREATED);
 }
 
@@ -463,13 +447,7 @@ async fn quotas_per_org_and_per_env() {
     let t = T::with(c).await;
     t.create("a", &arn(1)).await;
     t.create("b", &arn(2)).await;
-    let (s, _, e) = t
-        .req(
-            M::POST,
-            "/pim/v1/integrations",
-            Some(aws_body("c", &arn(3), ENV)),
-        )
-        .await;
+    let (s, _, e) = t.post_v1(aws_body("c", &arn(3), ENV)).await;
     assert_eq!(s, StatusCode::PAYMENT_REQUIRED);
     assert_eq!(first_error(&e)["code"], "quota_exceeded");
     assert!(
@@ -478,21 +456,9 @@ async fn quotas_per_org_and_per_env() {
             .unwrap()
             .contains("per_env")
     );
-    let (s, _, _) = t
-        .req(
-            M::POST,
-            "/pim/v1/integrations",
-            Some(aws_body("c", &arn(3), "env-2")),
-        )
-        .await;
+    let (s, _, _) = t.post_v1(aws_body("c", &arn(3), "env-2")).await;
     assert_eq!(s, StatusCode::CREATED);
-    let (s, _, e) = t
-        .req(
-            M::POST,
-            "/pim/v1/integrations",
-            Some(aws_body("d", &arn(4), "env-3")),
-        )
-        .await;
+    let (s, _, e) = t.post_v1(aws_body("d", &arn(4), "env-3")).await;
     assert_eq!(s, StatusCode::PAYMENT_REQUIRED);
     assert!(
         first_error(&e)["detail"]
@@ -510,13 +476,7 @@ async fn quotas_per_org_and_per_env() {
         .await,
         StatusCode::NO_CONTENT
     );
-    let (s, _, _) = t
-        .req(
-            M::POST,
-            "/pim/v1/integrations",
-            Some(aws_body("d", &arn(4), ENV)),
-        )
-        .await;
+    let (s, _, _) = t.post_v1(aws_body("d", &arn(4), ENV)).await;
     assert_eq!(s, StatusCode::CREATED);
 }
 
@@ -572,13 +532,7 @@ async fn pagination_walks_250_items_at_page_sizes_1_10_100() {
         );
     }
     // Other environments' integrations never show up.
-    let (s, _, _) = t
-        .req(
-            M::POST,
-            "/pim/v1/integrations",
-            Some(aws_body("x", &arn(0), "env-zzz")),
-        )
-        .await;
+    let (s, _, _) = t.post_v1(aws_body("x", &arn(0), "env-zzz")).await;
     assert_eq!(s, StatusCode::CREATED);
     for (size, pages) in [(1, 250), (10, 25), (100, 3)] {
         let (ids, n) = walk(&t, size).await;
@@ -832,13 +786,7 @@ async fn injected_rates_and_fail_next_with_counters() {
         StatusCode::NO_CONTENT
     );
     for want in [503, 503, 201] {
-        let (s, _, _) = t
-            .req(
-                M::POST,
-                "/pim/v1/integrations",
-                Some(aws_body("f", &arn(9), ENV)),
-            )
-            .await;
+        let (s, _, _) = t.post_v1(aws_body("f", &arn(9), ENV)).await;
         assert_eq!(s.as_u16(), want);
     }
     let stats = t.stats().await;
@@ -949,13 +897,7 @@ async fn state_file_survives_restart() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // Uniqueness is enforced against restored state too.
-    let (s, _, _) = t2
-        .req(
-            M::POST,
-            "/pim/v1/integrations",
-            Some(aws_body("again", &arn(1), ENV)),
-        )
-        .await;
+    let (s, _, _) = t2.post_v1(aws_body("again", &arn(1), ENV)).await;
     assert_eq!(s, StatusCode::CONFLICT);
 }
 
@@ -969,13 +911,7 @@ async fn concurrent_creates_are_safe() {
         let t = t.clone();
         // Every role twice: exactly one of each pair may win.
         tasks.push(tokio::spawn(async move {
-            let (s, _, _) = t
-                .req(
-                    M::POST,
-                    "/pim/v1/integrations",
-                    Some(aws_body("c", &arn(i / 2), ENV)),
-                )
-                .await;
+            let (s, _, _) = t.post_v1(aws_body("c", &arn(i / 2), ENV)).await;
             s.as_u16()
         }));
     }
