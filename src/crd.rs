@@ -37,6 +37,12 @@ pub const FINALIZER: &str = "pim.confluent.cloud/cleanup";
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(
+        name = "Validated",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Validated\")].status",
+        priority = 1
+    ),
+    printcolumn(
         name = "Reason",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
@@ -49,6 +55,9 @@ pub const FINALIZER: &str = "pim.confluent.cloud/cleanup";
     )
 )]
 #[x_kube(validation = Rule::new("self.provider != 'AWS' || has(self.aws)").message("provider AWS requires spec.aws.customerIamRoleArn").reason(kube::core::Reason::FieldValueRequired).field_path(".aws"))]
+#[x_kube(validation = Rule::new("self.provider != 'GCP' || has(self.gcp)").message("provider GCP requires spec.gcp.customerGoogleServiceAccount").reason(kube::core::Reason::FieldValueRequired).field_path(".gcp"))]
+#[x_kube(validation = Rule::new("self.provider != 'Azure' || has(self.azure)").message("provider Azure requires spec.azure.customerAzureTenantId").reason(kube::core::Reason::FieldValueRequired).field_path(".azure"))]
+#[x_kube(validation = Rule::new("(has(self.aws) ? 1 : 0) + (has(self.gcp) ? 1 : 0) + (has(self.azure) ? 1 : 0) <= 1").message("set only the block of spec.provider (aws, gcp or azure)").reason(kube::core::Reason::FieldValueForbidden))]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderIntegrationSpec {
     /// The Confluent Cloud environment that owns the integration, e.g. `env-a1b2c3`.
@@ -61,12 +70,21 @@ pub struct ProviderIntegrationSpec {
     #[schemars(length(min = 1, max = 60))]
     pub display_name: Option<String>,
 
-    /// The cloud whose identity Confluent assumes. Selects the matching block (`aws`).
+    /// The cloud whose identity Confluent assumes. Selects the matching block: `aws`, `gcp` or
+    /// `azure`. AWS integrations are created through `pim/v1`; GCP and Azure through `pim/v2`.
     pub provider: CloudProvider,
 
     /// AWS settings; required when `provider` is `AWS`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<AwsSpec>,
+
+    /// Google Cloud settings; required when `provider` is `GCP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcp: Option<GcpSpec>,
+
+    /// Azure settings; required when `provider` is `Azure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureSpec>,
 
     /// The Secret (in this namespace) holding the Confluent Cloud API key and secret. When
     /// omitted, the operator's default credentials are used.
@@ -90,13 +108,35 @@ pub struct ProviderIntegrationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255), pattern(r"^[a-z]+-[a-z0-9]+$"))]
     pub integration_id: Option<String>,
+
+    /// A ConfigMap in this namespace that the operator creates and keeps filled with the
+    /// integration's ids and the cloud-side grant to make (see the README for its keys). It is
+    /// owned by this resource, so it is deleted with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_outputs_to: Option<OutputsRef>,
 }
 
-/// Cloud providers; `pim/v1` supports AWS.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+/// Where to write the outputs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputsRef {
+    /// Name of the ConfigMap (in the resource's namespace).
+    #[schemars(
+        length(min = 1, max = 253),
+        pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+}
+
+/// Cloud providers: AWS (through `pim/v1`), GCP and Azure (through `pim/v2`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum CloudProvider {
     #[serde(rename = "AWS")]
     Aws,
+    #[serde(rename = "GCP")]
+    Gcp,
+    #[serde(rename = "Azure")]
+    Azure,
 }
 
 impl CloudProvider {
@@ -104,6 +144,24 @@ impl CloudProvider {
     pub fn api_name(self) -> &'static str {
         match self {
             CloudProvider::Aws => "AWS",
+            CloudProvider::Gcp => "GCP",
+            CloudProvider::Azure => "AZURE",
+        }
+    }
+
+    /// The provider named `name` in the Confluent API (case-insensitive).
+    pub fn from_api_name(name: &str) -> Option<Self> {
+        [CloudProvider::Aws, CloudProvider::Gcp, CloudProvider::Azure]
+            .into_iter()
+            .find(|p| p.api_name().eq_ignore_ascii_case(name))
+    }
+
+    /// The name used in this resource's spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloudProvider::Aws => "AWS",
+            CloudProvider::Gcp => "GCP",
+            CloudProvider::Azure => "Azure",
         }
     }
 }
@@ -119,6 +177,36 @@ pub struct AwsSpec {
         pattern(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")
     )]
     pub customer_iam_role_arn: String,
+
+    /// Also ask Confluent to validate the role (the `pim/v2` validate call) and report the
+    /// result in the `Validated` condition. Off by default: Confluent's CLI and Terraform only
+    /// validate GCP and Azure integrations.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub validate: bool,
+}
+
+/// Google Cloud settings of an integration.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GcpSpec {
+    /// Your Google service account that Confluent impersonates, e.g.
+    /// `connectors@my-project.iam.gserviceaccount.com`.
+    #[schemars(
+        length(min = 6, max = 254),
+        pattern(r"^[a-z0-9][a-z0-9-]{4,61}[a-z0-9]@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com$")
+    )]
+    pub customer_google_service_account: String,
+}
+
+/// Azure settings of an integration.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureSpec {
+    /// Your Microsoft Entra tenant id (a UUID) in which Confluent's multi-tenant app acts.
+    #[schemars(pattern(
+        r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ))]
+    pub customer_azure_tenant_id: String,
 }
 
 /// Where to find the Confluent Cloud API key and secret.
@@ -174,6 +262,20 @@ pub struct ProviderIntegrationStatus {
     /// AWS: Confluent's IAM role that your role must trust.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iam_role_arn: Option<String>,
+    /// GCP: Confluent's Google service account, which needs the Service Account Token Creator
+    /// role on your service account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google_service_account: Option<String>,
+    /// Azure: Confluent's multi-tenant app, to which your tenant must grant admin consent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confluent_multi_tenant_app_id: Option<String>,
+    /// The provider of the integration in `id` (it differs from the spec while a change of
+    /// provider is pending). Absent on resources created before GCP and Azure support: AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<CloudProvider>,
+    /// `pim/v2` integrations: `DRAFT` (no config yet), `CREATED` or `ACTIVE` (validated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
     /// Workloads (connector CRNs) using the integration; it cannot be deleted while any exist.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub usages: Vec<String>,
@@ -184,25 +286,38 @@ pub struct ProviderIntegrationStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `Reconciling` and `Stalled` (kstatus).
+    /// `Ready`, `Reconciling` and `Stalled` (kstatus), and `Validated`: whether Confluent can
+    /// use your cloud-side setup (GCP, Azure, and AWS with `aws.validate`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
 
-/// The identity of an integration being created: the API keeps a role ARN unique per
-/// environment, so these find it again.
+/// The identity of an integration being created, to find it again after a crash: for AWS the
+/// role ARN (which the API keeps unique per environment), for GCP and Azure the display name and
+/// provider (a DRAFT has no config yet).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingCreate {
     pub environment: String,
     pub display_name: String,
-    pub customer_iam_role_arn: String,
+    /// Absent means AWS (intents recorded before GCP and Azure support).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<CloudProvider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_iam_role_arn: Option<String>,
+}
+
+impl PendingCreate {
+    pub fn provider(&self) -> CloudProvider {
+        self.provider.unwrap_or(CloudProvider::Aws)
+    }
 }
 
 pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
+pub const VALIDATED: &str = "Validated";
 
 /// One condition's wanted state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,7 +338,8 @@ impl CondState {
 }
 
 /// Builds the three kstatus conditions, keeping `lastTransitionTime` of those whose status did
-/// not change, so a status write is a no-op when nothing changed.
+/// not change, so a status write is a no-op when nothing changed. Other conditions (`Validated`)
+/// are kept as they are.
 pub fn conditions(
     previous: &[Condition],
     generation: Option<i64>,
@@ -255,7 +371,43 @@ pub fn conditions(
             last_transition_time: last,
         }
     })
+    .chain(
+        previous
+            .iter()
+            .filter(|c| ![READY, RECONCILING, STALLED].contains(&c.type_.as_str()))
+            .cloned(),
+    )
     .collect()
+}
+
+/// Sets one condition (`status` is `True`, `False` or `Unknown`), keeping the others and the
+/// `lastTransitionTime` when the status did not change.
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    ty: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let last = conditions
+        .iter()
+        .find(|c| c.type_ == ty && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    let c = Condition {
+        type_: ty.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message: message.chars().take(4096).collect(),
+        observed_generation: generation,
+        last_transition_time: last,
+    };
+    match conditions.iter_mut().find(|c| c.type_ == ty) {
+        Some(old) => *old = c,
+        None => conditions.push(c),
+    }
 }
 
 impl ProviderIntegration {

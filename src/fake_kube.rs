@@ -7,7 +7,7 @@
 //! (`kube::Client::new(fake.service(), ns)`, the pattern of kube's `tower-test`) or over HTTP.
 //!
 //! Simplification: server-side apply is treated as a merge of the sent fields (for the status
-//! subresource: the sent status replaces the old one). The operator is the only writer of status
+//! subresource and a ConfigMap's `data`: the sent value replaces the old one). The operator is the only writer of status
 //! and always sends all of it, so this matches what a real API server stores.
 
 use std::{
@@ -600,6 +600,11 @@ fn apply_patch(
         } else {
             if let Some(m) = p.get_mut("metadata").and_then(Value::as_object_mut) {
                 m.remove("resourceVersion");
+            }
+            // A manager that sends `data` owns all of it (the operator's ConfigMaps): keys it no
+            // longer sends are removed, as the API server does for fields it stops applying.
+            if let Some(d) = p.get("data") {
+                new["data"] = d.clone();
             }
             json_patch::merge(&mut new, &p);
         }

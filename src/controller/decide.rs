@@ -2,9 +2,110 @@
 //! operator's judgement lives here so it can be tested exhaustively without I/O.
 
 use crate::crd::{
-    DeletionPolicy, PendingCreate, ProviderIntegration, ProviderIntegrationStatus, UpdatePolicy,
+    CloudProvider, DeletionPolicy, PendingCreate, ProviderIntegration, ProviderIntegrationStatus,
+    UpdatePolicy,
 };
-use crate::pim::Integration;
+use crate::pim::{ApiVersion, Integration, WriteConfig};
+
+/// The provider-specific part of the spec: the customer's identity Confluent acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DesiredConfig {
+    Aws {
+        customer_iam_role_arn: String,
+    },
+    Gcp {
+        customer_google_service_account: String,
+    },
+    Azure {
+        customer_azure_tenant_id: String,
+    },
+}
+
+impl DesiredConfig {
+    pub fn provider(&self) -> CloudProvider {
+        match self {
+            DesiredConfig::Aws { .. } => CloudProvider::Aws,
+            DesiredConfig::Gcp { .. } => CloudProvider::Gcp,
+            DesiredConfig::Azure { .. } => CloudProvider::Azure,
+        }
+    }
+
+    /// The spec field holding the value, for messages.
+    pub fn field(&self) -> &'static str {
+        match self {
+            DesiredConfig::Aws { .. } => "aws.customerIamRoleArn",
+            DesiredConfig::Gcp { .. } => "gcp.customerGoogleServiceAccount",
+            DesiredConfig::Azure { .. } => "azure.customerAzureTenantId",
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            DesiredConfig::Aws {
+                customer_iam_role_arn: v,
+            }
+            | DesiredConfig::Gcp {
+                customer_google_service_account: v,
+            }
+            | DesiredConfig::Azure {
+                customer_azure_tenant_id: v,
+            } => v,
+        }
+    }
+
+    /// The config as the API takes it.
+    pub fn write(&self) -> WriteConfig {
+        match self.clone() {
+            DesiredConfig::Aws {
+                customer_iam_role_arn,
+            } => WriteConfig::Aws {
+                customer_iam_role_arn,
+            },
+            DesiredConfig::Gcp {
+                customer_google_service_account,
+            } => WriteConfig::Gcp {
+                customer_google_service_account,
+            },
+            DesiredConfig::Azure {
+                customer_azure_tenant_id,
+            } => WriteConfig::Azure {
+                customer_azure_tenant_id,
+            },
+        }
+    }
+
+    /// Whether an integration's config matches; `None` when it has none yet (a DRAFT).
+    pub fn matches(&self, i: &Integration) -> Option<bool> {
+        i.config.as_ref()?;
+        Some(match self {
+            DesiredConfig::Aws {
+                customer_iam_role_arn,
+            } => i.customer_iam_role_arn() == Some(customer_iam_role_arn.as_str()),
+            DesiredConfig::Gcp {
+                customer_google_service_account,
+            } => {
+                i.gcp().map(|c| c.customer_google_service_account.as_str())
+                    == Some(customer_google_service_account.as_str())
+            }
+            DesiredConfig::Azure {
+                customer_azure_tenant_id,
+            } => i.azure().is_some_and(|c| {
+                c.customer_azure_tenant_id
+                    .eq_ignore_ascii_case(customer_azure_tenant_id)
+            }),
+        })
+    }
+}
+
+/// The API version that manages integrations of a provider: AWS stays on `pim/v1`, which is
+/// what Confluent documents for AWS and what existing resources were created with; GCP and
+/// Azure exist only in `pim/v2`.
+pub fn api_version(provider: CloudProvider) -> ApiVersion {
+    match provider {
+        CloudProvider::Aws => ApiVersion::V1,
+        CloudProvider::Gcp | CloudProvider::Azure => ApiVersion::V2,
+    }
+}
 
 /// The spec, resolved and checked: what the integration must look like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,8 +114,10 @@ pub struct Desired {
     pub display_name: String,
     /// Whether `displayName` was set; an adopted integration's name is only compared if so.
     pub display_name_explicit: bool,
-    pub provider: &'static str,
-    pub customer_iam_role_arn: String,
+    pub provider: CloudProvider,
+    pub config: DesiredConfig,
+    /// Whether to call validate and keep the `Validated` condition.
+    pub validate: bool,
     pub deletion_policy: DeletionPolicy,
     pub update_policy: UpdatePolicy,
     pub adopt_id: Option<String>,
@@ -30,55 +133,137 @@ impl Desired {
     pub fn from_resource(pi: &ProviderIntegration) -> Result<Self, InvalidSpec> {
         let spec = &pi.spec;
         let name = pi.metadata.name.clone().unwrap_or_default();
-        let aws = spec.aws.as_ref().ok_or_else(|| {
-            InvalidSpec("provider AWS requires spec.aws.customerIamRoleArn".into())
-        })?;
         let display_name = spec.display_name.clone().unwrap_or_else(|| name.clone());
         if display_name.chars().count() > 60 {
             return Err(InvalidSpec(format!(
                 "the display name \"{display_name}\" is longer than 60 characters; set spec.displayName"
             )));
         }
-        let arn_len = aws.customer_iam_role_arn.chars().count();
-        if !(20..=2048).contains(&arn_len) {
-            return Err(InvalidSpec(
-                "spec.aws.customerIamRoleArn must be 20 to 2048 characters".into(),
-            ));
+        let provider = spec.provider;
+        let blocks = [
+            (CloudProvider::Aws, "aws", spec.aws.is_some()),
+            (CloudProvider::Gcp, "gcp", spec.gcp.is_some()),
+            (CloudProvider::Azure, "azure", spec.azure.is_some()),
+        ];
+        if let Some((_, block, _)) = blocks.iter().find(|(p, _, set)| *set && *p != provider) {
+            return Err(InvalidSpec(format!(
+                "spec.{block} is set but spec.provider is {}; set only the block of the provider",
+                provider.as_str()
+            )));
         }
+        let (config, validate) = match provider {
+            CloudProvider::Aws => {
+                let aws = spec.aws.as_ref().ok_or_else(|| {
+                    InvalidSpec("provider AWS requires spec.aws.customerIamRoleArn".into())
+                })?;
+                let arn_len = aws.customer_iam_role_arn.chars().count();
+                if !(20..=2048).contains(&arn_len) {
+                    return Err(InvalidSpec(
+                        "spec.aws.customerIamRoleArn must be 20 to 2048 characters".into(),
+                    ));
+                }
+                let c = DesiredConfig::Aws {
+                    customer_iam_role_arn: aws.customer_iam_role_arn.clone(),
+                };
+                (c, aws.validate)
+            }
+            CloudProvider::Gcp => {
+                let gcp = spec.gcp.as_ref().ok_or_else(|| {
+                    InvalidSpec(
+                        "provider GCP requires spec.gcp.customerGoogleServiceAccount".into(),
+                    )
+                })?;
+                let sa = &gcp.customer_google_service_account;
+                let ok = sa.split_once('@').is_some_and(|(user, domain)| {
+                    !user.is_empty() && domain.ends_with(".gserviceaccount.com")
+                });
+                if !ok {
+                    return Err(InvalidSpec(format!(
+                        "spec.gcp.customerGoogleServiceAccount \"{sa}\" is not a service account e-mail (NAME@PROJECT.iam.gserviceaccount.com)"
+                    )));
+                }
+                let c = DesiredConfig::Gcp {
+                    customer_google_service_account: sa.clone(),
+                };
+                (c, true)
+            }
+            CloudProvider::Azure => {
+                let azure = spec.azure.as_ref().ok_or_else(|| {
+                    InvalidSpec("provider Azure requires spec.azure.customerAzureTenantId".into())
+                })?;
+                let t = &azure.customer_azure_tenant_id;
+                if t.len() != 36 || uuid::Uuid::parse_str(t).is_err() {
+                    return Err(InvalidSpec(format!(
+                        "spec.azure.customerAzureTenantId \"{t}\" is not a tenant id (a UUID like 00000000-0000-0000-0000-000000000000)"
+                    )));
+                }
+                let c = DesiredConfig::Azure {
+                    customer_azure_tenant_id: t.clone(),
+                };
+                (c, true)
+            }
+        };
         Ok(Self {
             environment: spec.environment.clone(),
             display_name,
             display_name_explicit: spec.display_name.is_some(),
-            provider: spec.provider.api_name(),
-            customer_iam_role_arn: aws.customer_iam_role_arn.clone(),
+            provider,
+            config,
+            validate,
             deletion_policy: spec.deletion_policy,
             update_policy: spec.update_policy,
             adopt_id: spec.integration_id.clone(),
         })
     }
 
-    /// The natural key recorded before a create, to find the integration after a crash.
+    /// The natural key recorded before a create, to find the integration after a crash: the
+    /// role ARN for AWS (unique per environment), the name and provider for `pim/v2` (a DRAFT
+    /// has no config to match).
     pub fn intent(&self) -> PendingCreate {
-        PendingCreate {
-            environment: self.environment.clone(),
-            display_name: self.display_name.clone(),
-            customer_iam_role_arn: self.customer_iam_role_arn.clone(),
+        match &self.config {
+            DesiredConfig::Aws {
+                customer_iam_role_arn,
+            } => PendingCreate {
+                environment: self.environment.clone(),
+                display_name: self.display_name.clone(),
+                provider: None,
+                customer_iam_role_arn: Some(customer_iam_role_arn.clone()),
+            },
+            _ => PendingCreate {
+                environment: self.environment.clone(),
+                display_name: self.display_name.clone(),
+                provider: Some(self.provider),
+                customer_iam_role_arn: None,
+            },
         }
+    }
+
+    pub fn api_version(&self) -> ApiVersion {
+        api_version(self.provider)
     }
 }
 
-/// Whether an integration matches a recorded intent (environment, role ARN and name).
+/// Whether an integration matches a recorded intent (environment, name, provider and, for
+/// AWS, role ARN).
 pub fn matches_intent(i: &Integration, p: &PendingCreate) -> bool {
     i.environment.id == p.environment
-        && i.customer_iam_role_arn() == Some(p.customer_iam_role_arn.as_str())
         && i.display_name == p.display_name
+        && CloudProvider::from_api_name(&i.provider) == Some(p.provider())
+        && p.customer_iam_role_arn
+            .as_ref()
+            .is_none_or(|arn| i.customer_iam_role_arn() == Some(arn.as_str()))
 }
 
 /// What the I/O layer must look up before deciding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    /// The integration we track (or are asked to adopt), by id, in this environment.
-    ById { id: String, environment: String },
+    /// The integration we track (or are asked to adopt), by id, in this environment, through
+    /// the API version of its provider.
+    ById {
+        id: String,
+        environment: String,
+        version: ApiVersion,
+    },
     /// An integration with this natural key; `fresh` demands a listing newer than our last
     /// create attempt (we may have created it), otherwise a cached one will do.
     ByKey { key: PendingCreate, fresh: bool },
@@ -91,8 +276,9 @@ pub enum Observed {
     Found(Integration),
     /// The tracked id does not exist (confirmed, not merely absent from a cache).
     Missing,
-    /// Result of a key lookup.
-    ByKey(Option<Integration>),
+    /// Result of a key lookup: every integration with the key (at most one for AWS, whose
+    /// role ARN is unique; display names are not unique in `pim/v2`).
+    ByKey(Vec<Integration>),
 }
 
 /// The id to track: the one we recorded, else the one we are asked to adopt.
@@ -105,6 +291,12 @@ pub fn lookup(desired: &Desired, status: &ProviderIntegrationStatus) -> Lookup {
     match tracked_id(desired, status) {
         Some(id) => Lookup::ById {
             id,
+            // A recorded id is of the recorded provider (AWS on resources older than GCP and
+            // Azure support); an id to adopt is of the spec's.
+            version: api_version(match &status.id {
+                Some(_) => status.provider.unwrap_or(CloudProvider::Aws),
+                None => desired.provider,
+            }),
             environment: status
                 .id
                 .as_ref()
@@ -134,6 +326,7 @@ pub enum StallReason {
     AdoptedMismatch,
     IntegrationGone,
     IntegrationIdChanged,
+    Ambiguous,
 }
 
 impl StallReason {
@@ -146,11 +339,13 @@ impl StallReason {
             StallReason::AdoptedMismatch => "AdoptedMismatch",
             StallReason::IntegrationGone => "IntegrationGone",
             StallReason::IntegrationIdChanged => "IntegrationIdChanged",
+            StallReason::Ambiguous => "AmbiguousIntegration",
         }
     }
 }
 
-/// The one thing to do next on the apply path.
+/// The one thing to do next on the apply path. The integration of `InSync`, `Claim` and `Adopt`
+/// may be a `pim/v2` DRAFT, whose config the apply path then sets.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Everything matches: record the remote state.
@@ -181,11 +376,10 @@ pub fn changed_fields(desired: &Desired, i: &Integration, adopted: bool) -> Vec<
     if (!adopted || desired.display_name_explicit) && i.display_name != desired.display_name {
         out.push("displayName");
     }
-    if i.provider != desired.provider {
+    if CloudProvider::from_api_name(&i.provider) != Some(desired.provider) {
         out.push("provider");
-    }
-    if i.customer_iam_role_arn() != Some(desired.customer_iam_role_arn.as_str()) {
-        out.push("aws.customerIamRoleArn");
+    } else if desired.config.matches(i) == Some(false) {
+        out.push(desired.config.field());
     }
     out
 }
@@ -207,7 +401,7 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
     let observed = match observed {
         // Nothing tracked: an integration found is only a key match, never one to adopt.
         Observed::Found(i) if status.id.is_none() && desired.adopt_id.is_none() => {
-            Observed::ByKey(Some(i))
+            Observed::ByKey(vec![i])
         }
         o => o,
     };
@@ -272,19 +466,55 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
                 replaces: id.clone(),
             },
         },
-        Observed::ByKey(found) => match (found, &status.pending_create) {
-            (Some(i), Some(_)) => Action::Claim(i),
-            (Some(i), None) => Action::Stall {
-                reason: StallReason::AlreadyExists,
-                message: format!(
-                    "integration {} already uses role {} in environment {} and was not created by this resource; \
-                     set spec.integrationId: {} to adopt it",
-                    i.id, desired.customer_iam_role_arn, desired.environment, i.id
-                ),
-            },
-            (None, _) => Action::Create { replaces: None },
-        },
+        Observed::ByKey(mut found) => {
+            if found.len() > 1 {
+                let ids: Vec<&str> = found.iter().map(|i| i.id.as_str()).collect();
+                return Action::Stall {
+                    reason: StallReason::Ambiguous,
+                    message: format!(
+                        "{} {} integrations named \"{}\" exist in environment {} ({}); the operator cannot tell which is this resource's. \
+                         Set spec.integrationId to the one to adopt, or choose another spec.displayName",
+                        found.len(),
+                        desired.provider.as_str(),
+                        desired.display_name,
+                        desired.environment,
+                        ids.join(", ")
+                    ),
+                };
+            }
+            match (found.pop(), &status.pending_create) {
+                (Some(i), Some(_)) => Action::Claim(i),
+                (Some(i), None) => Action::Stall {
+                    reason: StallReason::AlreadyExists,
+                    message: already_exists(desired, &i.id),
+                },
+                (None, _) => Action::Create { replaces: None },
+            }
+        }
     }
+}
+
+/// Why an integration with our key cannot be ours, and how to take it over.
+pub fn already_exists(desired: &Desired, id: &str) -> String {
+    let what = match &desired.config {
+        DesiredConfig::Aws {
+            customer_iam_role_arn,
+        } => format!("already uses role {customer_iam_role_arn}"),
+        _ => format!(
+            "named \"{}\" already exists for {}",
+            desired.display_name,
+            desired.provider.as_str()
+        ),
+    };
+    let or_rename = match desired.provider {
+        CloudProvider::Aws => "",
+        _ => ", or choose another spec.displayName",
+    };
+    format!(
+        "integration {id} {what} in environment {} and was not created by this resource; \
+         set spec.integrationId: {id} to adopt it{or_rename}",
+        desired.environment
+    )
 }
 
 /// The one thing to do next on the delete path.
@@ -295,7 +525,11 @@ pub enum Cleanup {
     /// Nothing was ever created: remove the finalizer.
     Nothing,
     /// Delete this id.
-    Delete { id: String, environment: String },
+    Delete {
+        id: String,
+        environment: String,
+        version: ApiVersion,
+    },
     /// An intent exists without an id: find the integration first.
     FindThenDelete(PendingCreate),
 }
@@ -307,6 +541,7 @@ pub fn cleanup(policy: DeletionPolicy, status: &ProviderIntegrationStatus) -> Cl
     match (&status.id, &status.pending_create) {
         (Some(id), _) => Cleanup::Delete {
             id: id.clone(),
+            version: api_version(status.provider.unwrap_or(CloudProvider::Aws)),
             environment: status
                 .environment
                 .clone()

@@ -2,23 +2,64 @@
 //! against invariants, plus table cases for the exact outcome.
 
 use super::*;
-use crate::crd::{DeletionPolicy, PendingCreate, ProviderIntegrationStatus, UpdatePolicy};
-use crate::pim::{AwsConfig, EnvironmentRef, Integration, IntegrationConfig};
+use crate::crd::{
+    CloudProvider, DeletionPolicy, PendingCreate, ProviderIntegrationStatus, UpdatePolicy,
+};
+use crate::pim::{AwsConfig, EnvironmentRef, GcpConfig, Integration, IntegrationConfig};
 
 const ENV: &str = "env-1";
 const ROLE: &str = "arn:aws:iam::123456789012:role/a";
 const OTHER_ROLE: &str = "arn:aws:iam::123456789012:role/b";
+const SA: &str = "connect@proj.iam.gserviceaccount.com";
+const OTHER_SA: &str = "other@proj.iam.gserviceaccount.com";
 
 fn desired(adopt: Option<&str>, policy: UpdatePolicy, explicit_name: bool) -> Desired {
     Desired {
         environment: ENV.into(),
         display_name: "name".into(),
         display_name_explicit: explicit_name,
-        provider: "AWS",
-        customer_iam_role_arn: ROLE.into(),
+        provider: CloudProvider::Aws,
+        config: DesiredConfig::Aws {
+            customer_iam_role_arn: ROLE.into(),
+        },
+        validate: false,
         deletion_policy: DeletionPolicy::Delete,
         update_policy: policy,
         adopt_id: adopt.map(String::from),
+    }
+}
+
+fn desired_gcp(adopt: Option<&str>, policy: UpdatePolicy, explicit_name: bool) -> Desired {
+    Desired {
+        provider: CloudProvider::Gcp,
+        config: DesiredConfig::Gcp {
+            customer_google_service_account: SA.into(),
+        },
+        validate: true,
+        ..desired(adopt, policy, explicit_name)
+    }
+}
+
+/// A `pim/v2` GCP integration; `sa: None` is a DRAFT.
+fn gcp(id: &str, env: &str, name: &str, sa: Option<&str>) -> Integration {
+    Integration {
+        api_version: "pim/v2".into(),
+        kind: "Integration".into(),
+        id: id.into(),
+        display_name: name.into(),
+        provider: "GCP".into(),
+        config: sa.map(|sa| {
+            IntegrationConfig::Gcp(GcpConfig {
+                customer_google_service_account: sa.into(),
+                google_service_account: Some("cflt@cflt.iam.gserviceaccount.com".into()),
+            })
+        }),
+        usages: vec![],
+        environment: EnvironmentRef {
+            id: env.into(),
+            ..Default::default()
+        },
+        status: Some(if sa.is_some() { "CREATED" } else { "DRAFT" }.into()),
     }
 }
 
@@ -56,7 +97,8 @@ fn intent() -> PendingCreate {
     PendingCreate {
         environment: ENV.into(),
         display_name: "name".into(),
-        customer_iam_role_arn: ROLE.into(),
+        provider: None,
+        customer_iam_role_arn: Some(ROLE.into()),
     }
 }
 
@@ -66,6 +108,7 @@ fn all_desired() -> Vec<Desired> {
         for policy in [UpdatePolicy::Manual, UpdatePolicy::Recreate] {
             for explicit in [false, true] {
                 v.push(desired(adopt, policy, explicit));
+                v.push(desired_gcp(adopt, policy, explicit));
             }
         }
     }
@@ -74,12 +117,18 @@ fn all_desired() -> Vec<Desired> {
 
 fn all_status() -> Vec<ProviderIntegrationStatus> {
     let other = PendingCreate {
-        customer_iam_role_arn: OTHER_ROLE.into(),
+        customer_iam_role_arn: Some(OTHER_ROLE.into()),
         ..intent()
     };
+    let gcp_intent = desired_gcp(None, UpdatePolicy::Manual, false).intent();
     let mut v = Vec::new();
     for id in [None, Some("dlz-a"), Some("dlz-b")] {
-        for pending in [None, Some(intent()), Some(other.clone())] {
+        for pending in [
+            None,
+            Some(intent()),
+            Some(other.clone()),
+            Some(gcp_intent.clone()),
+        ] {
             v.push(status(id, pending));
         }
     }
@@ -88,19 +137,47 @@ fn all_status() -> Vec<ProviderIntegrationStatus> {
 
 /// Every remote state the lookup chosen by `lookup` can produce.
 fn all_observed(d: &Desired, s: &ProviderIntegrationStatus) -> Vec<Observed> {
+    let aws = d.provider == CloudProvider::Aws;
+    // An integration of the desired provider, and one of the other.
+    let mine = |id: &str, env: &str, name: &str, other_config: bool| {
+        if aws {
+            integration(id, env, name, if other_config { OTHER_ROLE } else { ROLE })
+        } else {
+            gcp(
+                id,
+                env,
+                name,
+                Some(if other_config { OTHER_SA } else { SA }),
+            )
+        }
+    };
+    let theirs = |id: &str| {
+        if aws {
+            gcp(id, ENV, "name", Some(SA))
+        } else {
+            integration(id, ENV, "name", ROLE)
+        }
+    };
     match lookup(d, s) {
         Lookup::ById { id, .. } => vec![
-            Observed::Found(integration(&id, ENV, "name", ROLE)),
-            Observed::Found(integration(&id, ENV, "other-name", ROLE)),
-            Observed::Found(integration(&id, ENV, "name", OTHER_ROLE)),
-            Observed::Found(integration(&id, "env-2", "name", ROLE)),
+            Observed::Found(mine(&id, ENV, "name", false)),
+            Observed::Found(mine(&id, ENV, "other-name", false)),
+            Observed::Found(mine(&id, ENV, "name", true)),
+            Observed::Found(mine(&id, "env-2", "name", false)),
+            Observed::Found(theirs(&id)),
+            Observed::Found(gcp(&id, ENV, "name", None)),
             Observed::Missing,
         ],
         Lookup::ByKey { .. } => vec![
-            Observed::ByKey(None),
-            Observed::ByKey(Some(integration("dlz-k", ENV, "name", ROLE))),
+            Observed::ByKey(vec![]),
+            Observed::ByKey(vec![mine("dlz-k", ENV, "name", false)]),
+            Observed::ByKey(vec![gcp("dlz-k", ENV, "name", None)]),
+            Observed::ByKey(vec![
+                mine("dlz-k", ENV, "name", false),
+                mine("dlz-l", ENV, "name", false),
+            ]),
             // Robustness: a `Found` with nothing tracked counts as a key match.
-            Observed::Found(integration("dlz-k", ENV, "name", ROLE)),
+            Observed::Found(mine("dlz-k", ENV, "name", false)),
         ],
     }
 }
@@ -131,7 +208,11 @@ fn invariants_hold_for_every_combination() {
                 match &a {
                     // Never take over an integration we did not start creating.
                     Action::Claim(_) => {
-                        assert!(s.pending_create.is_some() && s.id.is_none(), "{ctx}")
+                        assert!(s.pending_create.is_some() && s.id.is_none(), "{ctx}");
+                        assert!(
+                            !matches!(&o, Observed::ByKey(v) if v.len() != 1),
+                            "only an unambiguous match is claimed: {ctx}"
+                        );
                     }
                     // Adoption only of the named integration, once.
                     Action::Adopt(i) => {
@@ -157,7 +238,8 @@ fn invariants_hold_for_every_combination() {
                     Action::Create { replaces } => {
                         // Only when nothing matching exists: never a second integration.
                         assert!(
-                            matches!(&o, Observed::Missing | Observed::ByKey(None)),
+                            matches!(&o, Observed::Missing)
+                                || matches!(&o, Observed::ByKey(v) if v.is_empty()),
                             "{ctx}"
                         );
                         assert!(
@@ -168,8 +250,9 @@ fn invariants_hold_for_every_combination() {
                     }
                     Action::Stall { message, .. } => assert!(!message.is_empty(), "{ctx}"),
                 }
-                if let (Observed::ByKey(Some(_)) | Observed::Found(_), None, None, None) =
-                    (&o, &s.pending_create, &s.id, &d.adopt_id)
+                let one_match = matches!(&o, Observed::ByKey(v) if v.len() == 1)
+                    || matches!(&o, Observed::Found(_));
+                if let (true, None, None, None) = (one_match, &s.pending_create, &s.id, &d.adopt_id)
                 {
                     assert!(
                         matches!(
@@ -185,7 +268,7 @@ fn invariants_hold_for_every_combination() {
             }
         }
     }
-    assert!(n > 500, "{n} combinations");
+    assert!(n > 1900, "{n} combinations");
 }
 
 #[test]
@@ -228,19 +311,19 @@ fn table() {
         }
     );
     assert_eq!(
-        decide(&manual, &fresh, Observed::ByKey(None)),
+        decide(&manual, &fresh, Observed::ByKey(vec![])),
         Action::Create { replaces: None }
     );
     assert!(
-        matches!(decide(&manual, &fresh, Observed::ByKey(Some(same.clone()))),
+        matches!(decide(&manual, &fresh, Observed::ByKey(vec![same.clone()])),
         Action::Stall { reason: StallReason::AlreadyExists, message } if message.contains("integrationId: dlz-a"))
     );
     assert_eq!(
-        decide(&manual, &pending, Observed::ByKey(Some(same.clone()))),
+        decide(&manual, &pending, Observed::ByKey(vec![same.clone()])),
         Action::Claim(same.clone())
     );
     assert_eq!(
-        decide(&manual, &pending, Observed::ByKey(None)),
+        decide(&manual, &pending, Observed::ByKey(vec![])),
         Action::Create { replaces: None }
     );
 
@@ -319,7 +402,8 @@ fn lookups() {
         lookup(&d, &s),
         Lookup::ById {
             id: "dlz-a".into(),
-            environment: "env-old".into()
+            environment: "env-old".into(),
+            version: ApiVersion::V1,
         }
     );
     let a = desired(Some("dlz-z"), UpdatePolicy::Manual, false);
@@ -327,7 +411,80 @@ fn lookups() {
         lookup(&a, &status(None, None)),
         Lookup::ById {
             id: "dlz-z".into(),
-            environment: ENV.into()
+            environment: ENV.into(),
+            version: ApiVersion::V1,
+        }
+    );
+    // A GCP resource looks its id up through pim/v2, and its intent by name and provider.
+    let g = desired_gcp(None, UpdatePolicy::Manual, false);
+    let mut s = status(Some("dlz-g"), None);
+    s.provider = Some(CloudProvider::Gcp);
+    assert!(matches!(
+        lookup(&g, &s),
+        Lookup::ById {
+            version: ApiVersion::V2,
+            ..
+        }
+    ));
+    // A legacy AWS status (no provider recorded) stays on pim/v1 even if the spec now says GCP.
+    assert!(matches!(
+        lookup(&g, &status(Some("dlz-a"), None)),
+        Lookup::ById {
+            version: ApiVersion::V1,
+            ..
+        }
+    ));
+    let key = g.intent();
+    assert_eq!(key.provider, Some(CloudProvider::Gcp));
+    assert_eq!(key.customer_iam_role_arn, None);
+    assert!(matches_intent(&gcp("dlz-k", ENV, "name", None), &key));
+    assert!(!matches_intent(
+        &integration("dlz-k", ENV, "name", ROLE),
+        &key
+    ));
+    assert!(!matches_intent(&gcp("dlz-k", ENV, "other", None), &key));
+    assert!(!matches_intent(&gcp("dlz-k", ENV, "name", None), &intent()));
+}
+
+#[test]
+fn gcp_table() {
+    let d = desired_gcp(None, UpdatePolicy::Manual, false);
+    let mut tracked = status(Some("dlz-a"), None);
+    tracked.provider = Some(CloudProvider::Gcp);
+    let draft = gcp("dlz-a", ENV, "name", None);
+    // A DRAFT matches: the apply path sets its config.
+    assert_eq!(
+        decide(&d, &tracked, Observed::Found(draft.clone())),
+        Action::InSync(draft.clone())
+    );
+    assert!(matches!(
+        decide(&d, &tracked, Observed::Found(gcp("dlz-a", ENV, "name", Some(OTHER_SA)))),
+        Action::Stall { reason: StallReason::ImmutableFieldChanged, message } if message.contains("gcp.customerGoogleServiceAccount")
+    ));
+    assert!(matches!(
+        decide(&d, &tracked, Observed::Found(integration("dlz-a", ENV, "name", ROLE))),
+        Action::Stall { reason: StallReason::ImmutableFieldChanged, message } if message.contains("provider")
+    ));
+    let pending = status(None, Some(d.intent()));
+    assert_eq!(
+        decide(&d, &pending, Observed::ByKey(vec![draft.clone()])),
+        Action::Claim(draft.clone())
+    );
+    let two = vec![draft.clone(), gcp("dlz-b", ENV, "name", None)];
+    assert!(matches!(
+        decide(&d, &pending, Observed::ByKey(two)),
+        Action::Stall { reason: StallReason::Ambiguous, message } if message.contains("dlz-a, dlz-b")
+    ));
+    assert!(matches!(
+        decide(&d, &status(None, None), Observed::ByKey(vec![draft])),
+        Action::Stall { reason: StallReason::AlreadyExists, message } if message.contains("spec.displayName")
+    ));
+    assert_eq!(
+        cleanup(DeletionPolicy::Delete, &tracked),
+        Cleanup::Delete {
+            id: "dlz-a".into(),
+            environment: ENV.into(),
+            version: ApiVersion::V2,
         }
     );
 }
@@ -340,7 +497,8 @@ fn cleanups() {
         cleanup(DeletionPolicy::Delete, &tracked),
         Cleanup::Delete {
             id: "dlz-a".into(),
-            environment: ENV.into()
+            environment: ENV.into(),
+            version: ApiVersion::V1,
         }
     );
     assert_eq!(

@@ -3,6 +3,7 @@
 //! `pim`, judgement stays in `decide`.
 
 pub mod decide;
+pub mod outputs;
 pub mod remote;
 
 use std::{
@@ -28,10 +29,11 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::crd::{
-    CondState, FINALIZER, ProviderIntegration, ProviderIntegrationStatus, conditions,
+    CloudProvider, CondState, FINALIZER, ProviderIntegration, ProviderIntegrationStatus, VALIDATED,
+    conditions, set_condition,
 };
-use crate::pim::{Credentials, ErrorClass, Integration, PimClient, PimError};
-use decide::{Action as Decision, Cleanup, Desired, Lookup, Observed, Refusal};
+use crate::pim::{ApiVersion, Credentials, ErrorClass, Integration, PimClient, PimError};
+use decide::{Action as Decision, Cleanup, Desired, Lookup, Observed, Refusal, api_version};
 use remote::RemoteCache;
 
 /// The field manager of our status writes.
@@ -143,6 +145,9 @@ pub struct Context {
     last_credentials: Mutex<HashMap<String, Credentials>>,
     /// Secrets read in the last `SECRET_TTL`, so a burst of reconciles reads each Secret once.
     secrets: Mutex<HashMap<SecretKey, (std::time::Instant, Credentials)>>,
+    /// When each resource's integration is next validated, per uid: (generation, integration
+    /// id, due). Our own status writes trigger reconciles; this keeps them from validating again.
+    validations: Mutex<HashMap<String, (Option<i64>, String, std::time::Instant)>>,
 }
 
 /// (namespace, name, key field, secret field)
@@ -178,14 +183,19 @@ impl Context {
             failures: Mutex::default(),
             last_credentials: Mutex::default(),
             secrets: Mutex::default(),
+            validations: Mutex::default(),
         }
     }
 
     /// Exponential backoff with ±20% jitter per resource, reset by `succeeded`.
     fn backoff(&self, pi: &ProviderIntegration, base: Duration, cap: Duration) -> Duration {
+        self.backoff_for(pi.uid().unwrap_or_default(), base, cap)
+    }
+
+    fn backoff_for(&self, key: String, base: Duration, cap: Duration) -> Duration {
         let n = {
             let mut f = lock(&self.failures);
-            let n = f.entry(pi.uid().unwrap_or_default()).or_default();
+            let n = f.entry(key).or_default();
             *n = n.saturating_add(1);
             *n
         };
@@ -195,6 +205,14 @@ impl Context {
 
     fn succeeded(&self, pi: &ProviderIntegration) {
         lock(&self.failures).remove(&pi.uid().unwrap_or_default());
+    }
+
+    /// Forgets everything kept about a resource that is gone.
+    fn forget(&self, pi: &ProviderIntegration) {
+        let uid = pi.uid().unwrap_or_default();
+        lock(&self.failures).retain(|k, _| !k.starts_with(&uid));
+        lock(&self.validations).remove(&uid);
+        lock(&self.last_credentials).remove(&uid);
     }
 
     fn resync_delay(&self) -> Duration {
@@ -288,14 +306,15 @@ impl Context {
         }
     }
 
-    /// Writes status by server-side apply, unless it is already what we want.
+    /// Writes status by server-side apply, unless it is already what we want, and returns the
+    /// resource as stored, for the next step to build on.
     async fn write_status(
         &self,
         pi: &ProviderIntegration,
         status: ProviderIntegrationStatus,
-    ) -> Result<(), Error> {
+    ) -> Result<ProviderIntegration, Error> {
         if pi.status.as_ref() == Some(&status) {
-            return Ok(());
+            return Ok(pi.clone());
         }
         let api: Api<ProviderIntegration> =
             Api::namespaced(self.client.clone(), &pi.namespace().unwrap_or_default());
@@ -304,13 +323,14 @@ impl Context {
             "kind": ProviderIntegration::kind(&()),
             "status": status,
         });
-        api.patch_status(
-            &pi.name_any(),
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        Ok(())
+        let stored = api
+            .patch_status(
+                &pi.name_any(),
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        Ok(stored)
     }
 }
 
@@ -334,6 +354,12 @@ impl<'a> StatusBuilder<'a> {
         s.environment = Some(i.environment.id.clone());
         s.external_id = i.aws().and_then(|a| a.external_id.clone());
         s.iam_role_arn = i.aws().and_then(|a| a.iam_role_arn.clone());
+        s.google_service_account = i.gcp().and_then(|c| c.google_service_account.clone());
+        s.confluent_multi_tenant_app_id = i
+            .azure()
+            .and_then(|c| c.confluent_multi_tenant_app_id.clone());
+        s.provider = CloudProvider::from_api_name(&i.provider).or(s.provider);
+        s.phase = i.status.clone();
         s.usages = i.usages.clone();
         s.pending_create = None;
         self
@@ -345,7 +371,18 @@ impl<'a> StatusBuilder<'a> {
         s.environment = None;
         s.external_id = None;
         s.iam_role_arn = None;
+        s.google_service_account = None;
+        s.confluent_multi_tenant_app_id = None;
+        s.provider = None;
+        s.phase = None;
         s.usages.clear();
+        s.conditions.retain(|c| c.type_ != VALIDATED);
+        self
+    }
+
+    /// Drops the `Validated` condition (validation is off for this resource).
+    fn unvalidated(mut self) -> Self {
+        self.status.conditions.retain(|c| c.type_ != VALIDATED);
         self
     }
 
@@ -509,22 +546,249 @@ pub fn error_policy(pi: Arc<ProviderIntegration>, err: &Error, ctx: Arc<Context>
     }
 }
 
-/// Records an integration that matches the spec: Ready status, an optional Normal event, and
-/// the next check at the resync period.
+/// Records an integration that matches the spec, after finishing what is left to do: a `pim/v2`
+/// DRAFT gets its config, the outputs ConfigMap is written, and Ready is set at once (the user
+/// needs these values to grant access, so Ready never waits for validation). Validation then runs
+/// when due, and the next check is at the resync period or the validation retry, if sooner.
 async fn in_sync(
     ctx: &Context,
     pi: &ProviderIntegration,
-    i: &Integration,
+    desired: &Desired,
+    creds: &Credentials,
+    mut i: Integration,
     event: Option<(&str, String)>,
 ) -> Result<Action, Error> {
-    ctx.write_status(pi, StatusBuilder::new(pi).ready(i))
-        .await?;
-    if let Some((reason, note)) = event {
-        info!(namespace = %pi.namespace().unwrap_or_default(), name = %pi.name_any(), id = %i.id, reason, "{note}");
-        ctx.event(pi, EventType::Normal, reason, note).await;
+    let ns = pi.namespace().unwrap_or_default();
+    let name = pi.name_any();
+    let version = integration_version(&i);
+    let mut pi = pi.clone();
+    if version == ApiVersion::V2 && i.is_draft() {
+        // Remember the id before the PATCH: after a crash the id, not a search, finds it again.
+        pi = ctx
+            .write_status(
+                &pi,
+                StatusBuilder::new(&pi).integration(&i).progressing(
+                    "Configuring",
+                    "Configuring",
+                    format!("setting the config of DRAFT integration {}", i.id),
+                ),
+            )
+            .await?;
+        let env = i.environment.id.clone();
+        i = match ctx
+            .pim
+            .update_config(creds, &env, &i.id, desired.config.write())
+            .await
+        {
+            Ok(updated) => updated,
+            // Refused, perhaps because a lost response already applied it: see what is there.
+            Err(e) if e.class() == ErrorClass::Permanent && !is_auth(&e) => {
+                match ctx.pim.get(creds, version, &env, &i.id).await {
+                    Ok(now) if !now.is_draft() => now,
+                    _ => return api_error(ctx, &pi, creds, e).await,
+                }
+            }
+            Err(e) => return api_error(ctx, &pi, creds, e).await,
+        };
+        info!(namespace = %ns, name = %name, id = %i.id, "configured");
+        ctx.cache.insert(creds, version, &i).await;
+        if !decide::changed_fields(desired, &i, desired.adopt_id.is_some()).is_empty() {
+            // Someone else configured it differently; the next pass decides what to do.
+            return Ok(Action::requeue(Duration::from_millis(50)));
+        }
     }
-    ctx.succeeded(pi);
-    Ok(Action::requeue(ctx.resync_delay()))
+    if let Some(out) = &pi.spec.write_outputs_to {
+        match outputs::write(&ctx.client, MANAGER, &pi, &out.name, &i).await {
+            Ok(true) => {
+                info!(namespace = %ns, name = %name, configmap = %out.name, "outputs written")
+            }
+            Ok(false) => {}
+            Err(outputs::OutputsError::Kube(e)) => return Err(Error::Kube(e)),
+            Err(e @ outputs::OutputsError::NotOwned(_)) => {
+                let b = StatusBuilder::new(&pi).integration(&i);
+                return stall_with(ctx, &pi, b, "OutputsConflict", e.to_string()).await;
+            }
+        }
+    }
+    let mut b = StatusBuilder::new(&pi);
+    if !desired.validate {
+        b = b.unvalidated();
+    }
+    let pi = ctx.write_status(&pi, b.ready(&i)).await?;
+    if let Some((reason, note)) = event {
+        info!(namespace = %ns, name = %name, id = %i.id, reason, "{note}");
+        ctx.event(&pi, EventType::Normal, reason, note).await;
+    }
+    ctx.succeeded(&pi);
+    let next = if desired.validate {
+        validate(ctx, &pi, creds, &i).await?
+    } else {
+        ctx.resync_delay()
+    };
+    Ok(Action::requeue(next))
+}
+
+/// The API version that manages an integration, from its provider.
+fn integration_version(i: &Integration) -> ApiVersion {
+    CloudProvider::from_api_name(&i.provider)
+        .map(api_version)
+        .unwrap_or(ApiVersion::V2)
+}
+
+fn is_auth(e: &PimError) -> bool {
+    matches!(
+        e,
+        PimError::Unauthenticated { .. } | PimError::Forbidden { .. }
+    )
+}
+
+/// What the customer must grant for validation to pass, from the values Confluent returned.
+fn grant_hint(i: &Integration) -> String {
+    if let Some(c) = i.gcp() {
+        let gsa = c
+            .google_service_account
+            .as_deref()
+            .unwrap_or("Confluent's service account");
+        return format!(
+            "grant {gsa} the Service Account Token Creator role ({}) on {}",
+            outputs::GCP_TOKEN_CREATOR,
+            c.customer_google_service_account
+        );
+    }
+    if let Some(c) = i.azure() {
+        let app = c
+            .confluent_multi_tenant_app_id
+            .as_deref()
+            .unwrap_or("Confluent's multi-tenant app");
+        return format!(
+            "in tenant {}, create a service principal for app {app} (az ad sp create --id {app}), grant it admin consent and access to your resources",
+            c.customer_azure_tenant_id
+        );
+    }
+    if let Some(c) = i.aws() {
+        return format!(
+            "let {} assume {} with sts:ExternalId {} in its trust policy",
+            c.iam_role_arn.as_deref().unwrap_or("Confluent's IAM role"),
+            c.customer_iam_role_arn,
+            c.external_id.as_deref().unwrap_or("(the external id)")
+        );
+    }
+    "complete the cloud-side setup".into()
+}
+
+/// Validates the integration when due and records the `Validated` condition. Returns when to
+/// look again: the resync period once it passes, sooner (with backoff) until it does.
+async fn validate(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    creds: &Credentials,
+    i: &Integration,
+) -> Result<Duration, Error> {
+    let uid = pi.uid().unwrap_or_default();
+    let generation = pi.metadata.generation;
+    let now = std::time::Instant::now();
+    let current = pi
+        .condition(VALIDATED)
+        .is_some_and(|c| c.observed_generation == generation);
+    if let Some((g, id, due)) = lock(&ctx.validations).get(&uid)
+        && current
+        && *g == generation
+        && *id == i.id
+        && *due > now
+    {
+        return Ok(*due - now);
+    }
+    let env = i.environment.id.clone();
+    let ns = pi.namespace().unwrap_or_default();
+    let name = pi.name_any();
+    let backoff_key = format!("{uid}/validate");
+    let previous = pi.condition(VALIDATED).cloned();
+    let mut status = pi.status.clone().unwrap_or_default();
+    let time = Time(jiff::Timestamp::now());
+    let next = match ctx.pim.validate(creds, &env, &i.id).await {
+        Ok(()) => {
+            lock(&ctx.failures).remove(&backoff_key);
+            // Validation moves a CREATED integration to ACTIVE: read the phase back once.
+            if status.phase.as_deref() != Some("ACTIVE")
+                && integration_version(i) == ApiVersion::V2
+                && let Ok(fresh) = ctx.pim.get(creds, ApiVersion::V2, &env, &i.id).await
+            {
+                status.phase = fresh.status.clone();
+                ctx.cache.insert(creds, ApiVersion::V2, &fresh).await;
+            }
+            let msg = format!("Confluent can use {}", customer_identity(i));
+            set_condition(
+                &mut status.conditions,
+                VALIDATED,
+                "True",
+                "Validated",
+                &msg,
+                generation,
+                &time,
+            );
+            if previous.as_ref().is_none_or(|c| c.status != "True") {
+                info!(namespace = %ns, name = %name, id = %i.id, "validated");
+                ctx.event(pi, EventType::Normal, "Validated", msg).await;
+            }
+            ctx.resync_delay()
+        }
+        Err(e) if e.is_transient() => {
+            if previous.is_none() {
+                let msg = format!("validation pending: {e}");
+                set_condition(
+                    &mut status.conditions,
+                    VALIDATED,
+                    "Unknown",
+                    "Validating",
+                    &msg,
+                    generation,
+                    &time,
+                );
+            }
+            ctx.backoff_for(backoff_key, ctx.config.retry_base, ctx.config.retry_max)
+                .max(e.retry_after().unwrap_or_default())
+        }
+        Err(e) => {
+            if is_auth(&e) {
+                ctx.forget_credentials(creds);
+            }
+            let msg = format!("{e}; {}", grant_hint(i));
+            let repeated = previous
+                .as_ref()
+                .is_some_and(|c| c.status == "False" && c.message == msg);
+            set_condition(
+                &mut status.conditions,
+                VALIDATED,
+                "False",
+                "ValidationFailed",
+                &msg,
+                generation,
+                &time,
+            );
+            if !repeated {
+                warn!(namespace = %ns, name = %name, id = %i.id, %msg, "validation failed");
+                ctx.event(pi, EventType::Warning, "ValidationFailed", msg)
+                    .await;
+            }
+            ctx.backoff_for(backoff_key, ctx.config.stall_retry, ctx.config.resync)
+        }
+    };
+    ctx.write_status(pi, status).await?;
+    lock(&ctx.validations).insert(uid, (generation, i.id.clone(), now + next));
+    Ok(next)
+}
+
+/// The customer's identity an integration acts as, for messages.
+fn customer_identity(i: &Integration) -> String {
+    if let Some(c) = i.gcp() {
+        format!("service account {}", c.customer_google_service_account)
+    } else if let Some(c) = i.azure() {
+        format!("tenant {}", c.customer_azure_tenant_id)
+    } else if let Some(c) = i.aws() {
+        format!("role {}", c.customer_iam_role_arn)
+    } else {
+        format!("integration {}", i.id)
+    }
 }
 
 /// Handles a `pim` error on the apply path: stall, or requeue without flapping Ready.
@@ -574,11 +838,22 @@ async fn stall(
     reason: &str,
     message: String,
 ) -> Result<Action, Error> {
+    stall_with(ctx, pi, StatusBuilder::new(pi), reason, message).await
+}
+
+/// `stall`, on top of other status changes in `b`.
+async fn stall_with(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    b: StatusBuilder<'_>,
+    reason: &str,
+    message: String,
+) -> Result<Action, Error> {
     warn!(namespace = %pi.namespace().unwrap_or_default(), name = %pi.name_any(), reason, %message, "stalled");
     let already = pi
         .condition(crate::crd::STALLED)
         .is_some_and(|c| c.status == "True" && c.reason == reason && c.message == message);
-    ctx.write_status(pi, StatusBuilder::new(pi).stalled(reason, message.clone()))
+    ctx.write_status(pi, b.stalled(reason, message.clone()))
         .await?;
     if !already {
         ctx.event(pi, EventType::Warning, reason, message).await;
@@ -621,10 +896,20 @@ async fn apply(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Error>
         Err(action) => return Ok(action),
     };
     let observed = match decide::lookup(&desired, &status) {
-        Lookup::ById { id, environment } => {
+        Lookup::ById {
+            id,
+            environment,
+            version,
+        } => {
             match ctx
                 .cache
-                .by_id(&ctx.pim, &creds, &environment, &id, ctx.config.resync)
+                .by_id(
+                    &ctx.pim,
+                    &creds,
+                    (&environment, version),
+                    &id,
+                    ctx.config.resync,
+                )
                 .await
             {
                 Ok(Some(i)) => Observed::Found(i),
@@ -646,17 +931,17 @@ async fn apply(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Error>
     };
     let decision = decide::decide(&desired, &status, observed);
     match decision {
-        Decision::InSync(i) => in_sync(ctx, pi, &i, None).await,
+        Decision::InSync(i) => in_sync(ctx, pi, &desired, &creds, i, None).await,
         Decision::Adopt(i) => {
             let note = format!("adopted existing integration {}", i.id);
-            in_sync(ctx, pi, &i, Some(("Adopted", note))).await
+            in_sync(ctx, pi, &desired, &creds, i, Some(("Adopted", note))).await
         }
         Decision::Claim(i) => {
             let note = format!(
                 "created integration {} (recorded after an interrupted attempt)",
                 i.id
             );
-            in_sync(ctx, pi, &i, Some(("Created", note))).await
+            in_sync(ctx, pi, &desired, &creds, i, Some(("Created", note))).await
         }
         Decision::Create { replaces } => create(ctx, pi, &desired, &creds, replaces).await,
         Decision::Recreate { old, changed } => recreate(ctx, pi, &creds, old, changed).await,
@@ -675,7 +960,7 @@ async fn create(
     let name = pi.name_any();
     let intent = desired.intent();
     let had_intent = pi.status.as_ref().and_then(|s| s.pending_create.as_ref()) == Some(&intent);
-    if !had_intent {
+    let base = if !had_intent {
         // Record intent before the POST: after a crash it tells us to look before creating again.
         let mut b = StatusBuilder::new(pi);
         if replaces.is_some() {
@@ -687,45 +972,45 @@ async fn create(
             "Creating",
             format!("creating the integration in {}", desired.environment),
         );
-        ctx.write_status(pi, status).await?;
-    }
+        ctx.write_status(pi, status).await?
+    } else {
+        pi.clone()
+    };
+    let version = desired.api_version();
     let body = crate::pim::CreateIntegration {
         display_name: desired.display_name.clone(),
-        provider: desired.provider.into(),
-        config: crate::pim::CreateConfig {
-            kind: crate::pim::KIND_AWS_CONFIG.into(),
-            customer_iam_role_arn: desired.customer_iam_role_arn.clone(),
-        },
+        provider: desired.provider.api_name().into(),
+        // `pim/v2` creates a DRAFT; its config is set next, once its id is recorded.
+        config: (version == ApiVersion::V1).then(|| desired.config.write()),
         environment: crate::pim::EnvId {
             id: desired.environment.clone(),
         },
     };
-    // The status we build from must carry the intent, even if `pi` predates its write.
-    let mut base = pi.clone();
-    let st = base.status.get_or_insert_with(Default::default);
-    st.pending_create = Some(intent.clone());
-    if replaces.is_some() {
-        st.id = None;
-    }
-    match ctx.pim.create(creds, &body).await {
+    match ctx.pim.create(creds, version, &body).await {
         Ok(i) => {
             info!(namespace = %ns, name = %name, id = %i.id, "created");
-            ctx.cache.insert(creds, &i).await;
-            ctx.write_status(&base, StatusBuilder::new(&base).ready(&i))
-                .await?;
-            ctx.succeeded(pi);
-            match replaces {
+            ctx.cache.insert(creds, version, &i).await;
+            let event = match replaces {
                 Some(old) => {
-                    ctx.event(pi, EventType::Warning, "Recreated", format!(
-                        "integration {old} was deleted outside Kubernetes; created {} with a new external id: update your trust policy", i.id
-                    )).await
+                    ctx.event(
+                        &base,
+                        EventType::Warning,
+                        "Recreated",
+                        format!(
+                            "integration {old} was deleted outside Kubernetes; created {}: {}",
+                            i.id,
+                            regrant(desired.provider)
+                        ),
+                    )
+                    .await;
+                    None
                 }
-                None => ctx.event(pi, EventType::Normal, "Created", format!("created integration {}", i.id)).await,
-            }
-            Ok(Action::requeue(ctx.resync_delay()))
+                None => Some(("Created", format!("created integration {}", i.id))),
+            };
+            in_sync(ctx, &base, desired, creds, i, event).await
         }
         Err(e @ PimError::Conflict { .. }) if e.code() == Some("resource_already_exists") => {
-            let found = match ctx
+            let mut found = match ctx
                 .cache
                 .by_key(&ctx.pim, creds, &intent, Duration::ZERO)
                 .await
@@ -733,41 +1018,40 @@ async fn create(
                 Ok(f) => f,
                 Err(e) => return api_error(ctx, &base, creds, e).await,
             };
-            match found {
-                Some(i) if had_intent => {
-                    let note = format!(
-                        "created integration {} (recorded after an interrupted attempt)",
-                        i.id
-                    );
-                    in_sync(ctx, &base, &i, Some(("Created", note))).await
-                }
-                other => {
-                    // Not ours: drop the intent so it can never be claimed by mistake.
-                    let mut b = StatusBuilder::new(&base);
-                    b.status.pending_create = None;
-                    let msg = match other {
-                        Some(i) => format!(
-                            "integration {} already uses role {} in environment {} and was not created by this resource; set spec.integrationId: {} to adopt it",
-                            i.id, desired.customer_iam_role_arn, desired.environment, i.id
-                        ),
-                        None => format!(
-                            "{e}; another integration uses role {} in {}",
-                            desired.customer_iam_role_arn, desired.environment
-                        ),
-                    };
-                    ctx.write_status(pi, b.stalled("AlreadyExists", msg.clone()))
-                        .await?;
-                    ctx.event(pi, EventType::Warning, "AlreadyExists", msg)
-                        .await;
-                    Ok(Action::requeue(ctx.backoff(
-                        pi,
-                        ctx.config.stall_retry,
-                        ctx.config.resync,
-                    )))
-                }
+            if had_intent && found.len() == 1 {
+                let i = found.remove(0);
+                let note = format!(
+                    "created integration {} (recorded after an interrupted attempt)",
+                    i.id
+                );
+                return in_sync(ctx, &base, desired, creds, i, Some(("Created", note))).await;
             }
+            // Not ours: drop the intent so it can never be claimed by mistake.
+            let mut b = StatusBuilder::new(&base);
+            b.status.pending_create = None;
+            let msg = match found.first() {
+                Some(i) => decide::already_exists(desired, &i.id),
+                None => format!(
+                    "{e}; another integration holds {} {} in {}",
+                    desired.config.field(),
+                    desired.config.value(),
+                    desired.environment
+                ),
+            };
+            stall_with(ctx, &base, b, "AlreadyExists", msg).await
         }
         Err(e) => api_error(ctx, &base, creds, e).await,
+    }
+}
+
+/// What the customer must redo after their integration was replaced.
+fn regrant(provider: CloudProvider) -> &'static str {
+    match provider {
+        CloudProvider::Aws => "it has a new external id: update your trust policy",
+        CloudProvider::Gcp => {
+            "it may have a new Google service account: update the impersonation binding"
+        }
+        CloudProvider::Azure => "check the admin consent of its multi-tenant app",
     }
 }
 
@@ -779,13 +1063,15 @@ async fn recreate(
     changed: Vec<&'static str>,
 ) -> Result<Action, Error> {
     let env = old.environment.id.clone();
-    match ctx.pim.delete(creds, &env, &old.id).await {
+    let version = integration_version(&old);
+    match ctx.pim.delete(creds, version, &env, &old.id).await {
         Ok(()) | Err(PimError::NotFound { .. }) => {
-            ctx.cache.remove(creds, &env, &old.id).await;
+            ctx.cache.remove(creds, (&env, version), &old.id).await;
             let msg = format!(
-                "deleted integration {} because {} changed; a new one is being created and will have a new external id: update your trust policy",
+                "deleted integration {} because {} changed; a new one is being created: {}",
                 old.id,
-                changed.join(", ")
+                changed.join(", "),
+                regrant(pi.spec.provider)
             );
             ctx.write_status(
                 pi,
@@ -806,7 +1092,7 @@ async fn recreate(
                     PimError::Unauthenticated { .. } | PimError::Forbidden { .. }
                 ) =>
         {
-            let read_back = ctx.pim.get(creds, &env, &old.id).await.ok();
+            let read_back = ctx.pim.get(creds, version, &env, &old.id).await.ok();
             let msg = match decide::refusal(&e.to_string(), read_back.as_ref()) {
                 Refusal::InUse(u) => format!(
                     "cannot recreate integration {}: it is in use by {}; delete or reconfigure those connectors",
@@ -841,7 +1127,7 @@ async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Erro
     let ns = pi.namespace().unwrap_or_default();
     let name = pi.name_any();
     let plan = decide::cleanup(pi.spec.deletion_policy, &status);
-    let (id, env) = match plan {
+    let (id, env, version) = match plan {
         Cleanup::Orphan => {
             if let Some(id) = &status.id {
                 info!(namespace = %ns, name = %name, %id, "orphaned");
@@ -853,11 +1139,21 @@ async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Erro
                 )
                 .await;
             }
+            ctx.forget(pi);
             return Ok(Action::await_change());
         }
-        Cleanup::Nothing => return Ok(Action::await_change()),
-        Cleanup::Delete { id, environment } => (Some(id), environment),
-        Cleanup::FindThenDelete(key) => (None, key.environment.clone()),
+        Cleanup::Nothing => {
+            ctx.forget(pi);
+            return Ok(Action::await_change());
+        }
+        Cleanup::Delete {
+            id,
+            environment,
+            version,
+        } => (Some(id), environment, version),
+        Cleanup::FindThenDelete(key) => {
+            (None, key.environment.clone(), api_version(key.provider()))
+        }
     };
     let creds = match ctx.credentials(pi).await {
         Ok(c) => c,
@@ -888,17 +1184,28 @@ async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Erro
                 .by_key(&ctx.pim, &creds, key, Duration::ZERO)
                 .await
             {
-                Ok(Some(i)) => i.id,
-                Ok(None) => return Ok(Action::await_change()),
+                Ok(found) if found.len() == 1 => found[0].id.clone(),
+                Ok(found) => {
+                    if !found.is_empty() {
+                        // Several share the name; deleting a stranger's would be worse.
+                        let ids: Vec<&str> = found.iter().map(|i| i.id.as_str()).collect();
+                        ctx.event(pi, EventType::Warning, "AmbiguousIntegration", format!(
+                            "an interrupted create left no id, and integrations {} match it; none was deleted, delete the one this resource created by hand",
+                            ids.join(", ")
+                        )).await;
+                    }
+                    ctx.forget(pi);
+                    return Ok(Action::await_change());
+                }
                 Err(e) => return deletion_retry(ctx, pi, &creds, e).await,
             },
             None => return Ok(Action::await_change()),
         },
     };
-    match ctx.pim.delete(&creds, &env, &id).await {
+    match ctx.pim.delete(&creds, version, &env, &id).await {
         Ok(()) | Err(PimError::NotFound { .. }) => {
             info!(namespace = %ns, name = %name, %id, "deleted");
-            ctx.cache.remove(&creds, &env, &id).await;
+            ctx.cache.remove(&creds, (&env, version), &id).await;
             ctx.event(
                 pi,
                 EventType::Normal,
@@ -906,7 +1213,7 @@ async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Erro
                 format!("deleted integration {id}"),
             )
             .await;
-            ctx.succeeded(pi);
+            ctx.forget(pi);
             Ok(Action::await_change())
         }
         Err(e) if e.is_transient() => deletion_retry(ctx, pi, &creds, e).await,
@@ -926,10 +1233,11 @@ async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Erro
         }
         Err(e) => {
             // Refused: find out whether connectors use it (by its usages, not the status code).
-            let read_back = match ctx.pim.get(&creds, &env, &id).await {
+            let read_back = match ctx.pim.get(&creds, version, &env, &id).await {
                 Ok(i) => Some(i),
                 Err(PimError::NotFound { .. }) => {
-                    ctx.cache.remove(&creds, &env, &id).await;
+                    ctx.cache.remove(&creds, (&env, version), &id).await;
+                    ctx.forget(pi);
                     return Ok(Action::await_change());
                 }
                 Err(_) => None,

@@ -1,6 +1,6 @@
-//! What Confluent Cloud holds, cached per (API key, environment): one paginated LIST serves every
-//! resource of an environment, instead of one GET each. Concurrent lookups of an environment
-//! share a single refresh.
+//! What Confluent Cloud holds, cached per (API key, environment, API version): one paginated
+//! LIST serves every resource of an environment, instead of one GET each. Concurrent lookups of
+//! an environment share a single refresh.
 
 use std::{
     collections::HashMap,
@@ -9,9 +9,9 @@ use std::{
 };
 
 use crate::crd::PendingCreate;
-use crate::pim::{Credentials, Integration, PimClient, PimError};
+use crate::pim::{ApiVersion, Credentials, Integration, ListFilter, PimClient, PimError};
 
-use super::decide::matches_intent;
+use super::decide::{api_version, matches_intent};
 
 #[derive(Default)]
 struct Snapshot {
@@ -21,16 +21,19 @@ struct Snapshot {
 
 type Entry = Arc<tokio::sync::Mutex<Snapshot>>;
 
+/// (API key, environment, version)
+type EntryKey = (String, String, ApiVersion);
+
 /// The per-environment cache of integrations.
 #[derive(Default)]
 pub struct RemoteCache {
-    envs: Mutex<HashMap<(String, String), Entry>>,
+    envs: Mutex<HashMap<EntryKey, Entry>>,
 }
 
 impl RemoteCache {
-    fn entry(&self, creds: &Credentials, env: &str) -> Entry {
+    fn entry(&self, creds: &Credentials, env: &str, version: ApiVersion) -> Entry {
         let mut envs = self.envs.lock().unwrap_or_else(|e| e.into_inner());
-        envs.entry((creds.key.clone(), env.to_string()))
+        envs.entry((creds.key.clone(), env.to_string(), version))
             .or_default()
             .clone()
     }
@@ -41,7 +44,7 @@ impl RemoteCache {
         entry: &'a Entry,
         pim: &PimClient,
         creds: &Credentials,
-        env: &str,
+        (env, version): (&str, ApiVersion),
         max_age: Duration,
     ) -> Result<tokio::sync::MutexGuard<'a, Snapshot>, PimError> {
         let requested = Instant::now();
@@ -52,8 +55,13 @@ impl RemoteCache {
             Some(t) => t < requested && requested.duration_since(t) >= max_age,
         };
         if stale {
-            tracing::debug!(env, forced = max_age.is_zero(), age_ms = ?snap.fetched.map(|t| t.elapsed().as_millis()), "listing integrations");
-            let items = pim.list(creds, env, Some(crate::pim::PROVIDER_AWS)).await?;
+            tracing::debug!(env, ?version, forced = max_age.is_zero(), age_ms = ?snap.fetched.map(|t| t.elapsed().as_millis()), "listing integrations");
+            // `pim/v1` lists AWS only; one `pim/v2` listing serves GCP and Azure together.
+            let filter = ListFilter {
+                provider: (version == ApiVersion::V1).then_some(crate::pim::PROVIDER_AWS),
+                ..Default::default()
+            };
+            let items = pim.list(creds, version, env, filter).await?;
             snap.items = items.into_iter().map(|i| (i.id.clone(), i)).collect();
             snap.fetched = Some(Instant::now());
         }
@@ -66,18 +74,20 @@ impl RemoteCache {
         &self,
         pim: &PimClient,
         creds: &Credentials,
-        env: &str,
+        (env, version): (&str, ApiVersion),
         id: &str,
         max_age: Duration,
     ) -> Result<Option<Integration>, PimError> {
-        let entry = self.entry(creds, env);
+        let entry = self.entry(creds, env, version);
         {
-            let snap = self.fresh(&entry, pim, creds, env, max_age).await?;
+            let snap = self
+                .fresh(&entry, pim, creds, (env, version), max_age)
+                .await?;
             if let Some(i) = snap.items.get(id) {
                 return Ok(Some(i.clone()));
             }
         }
-        match pim.get(creds, env, id).await {
+        match pim.get(creds, version, env, id).await {
             Ok(i) => {
                 entry.lock().await.items.insert(i.id.clone(), i.clone());
                 Ok(Some(i))
@@ -87,46 +97,69 @@ impl RemoteCache {
         }
     }
 
-    /// The integration matching a natural key, if any. With `max_age` zero, a match already
-    /// cached is trusted (it was seen to exist), but a miss is confirmed by a fresh LIST: this is
-    /// the check before creating again after an interrupted create.
+    /// The integrations matching a natural key. With `max_age` zero, a match already cached is
+    /// trusted (it was seen to exist), but a miss is confirmed against the API: this is the
+    /// check before creating again after an interrupted create. `pim/v2` confirms with a LIST
+    /// filtered by name and provider rather than a full one.
     pub async fn by_key(
         &self,
         pim: &PimClient,
         creds: &Credentials,
         key: &PendingCreate,
         max_age: Duration,
-    ) -> Result<Option<Integration>, PimError> {
-        let entry = self.entry(creds, &key.environment);
-        if max_age.is_zero()
-            && let Some(i) = entry
-                .lock()
-                .await
+    ) -> Result<Vec<Integration>, PimError> {
+        let version = api_version(key.provider());
+        let env = key.environment.as_str();
+        let entry = self.entry(creds, env, version);
+        let matching = |snap: &Snapshot| -> Vec<Integration> {
+            let mut v: Vec<Integration> = snap
                 .items
                 .values()
-                .find(|i| matches_intent(i, key))
-        {
-            return Ok(Some(i.clone()));
+                .filter(|i| matches_intent(i, key))
+                .cloned()
+                .collect();
+            v.sort_by(|a, b| a.id.cmp(&b.id));
+            v
+        };
+        if max_age.is_zero() {
+            let cached = matching(&*entry.lock().await);
+            if !cached.is_empty() {
+                return Ok(cached);
+            }
+            if version == ApiVersion::V2 {
+                let filter = ListFilter {
+                    provider: Some(key.provider().api_name()),
+                    display_name: Some(&key.display_name),
+                    status: None,
+                };
+                let found: Vec<Integration> = pim
+                    .list(creds, version, env, filter)
+                    .await?
+                    .into_iter()
+                    .filter(|i| matches_intent(i, key))
+                    .collect();
+                let mut snap = entry.lock().await;
+                for i in &found {
+                    snap.items.insert(i.id.clone(), i.clone());
+                }
+                return Ok(found);
+            }
         }
         let snap = self
-            .fresh(&entry, pim, creds, &key.environment, max_age)
+            .fresh(&entry, pim, creds, (env, version), max_age)
             .await?;
-        Ok(snap
-            .items
-            .values()
-            .find(|i| matches_intent(i, key))
-            .cloned())
+        Ok(matching(&snap))
     }
 
-    /// Records an integration we just created or read.
-    pub async fn insert(&self, creds: &Credentials, i: &Integration) {
-        let entry = self.entry(creds, &i.environment.id);
+    /// Records an integration we just created, changed or read.
+    pub async fn insert(&self, creds: &Credentials, version: ApiVersion, i: &Integration) {
+        let entry = self.entry(creds, &i.environment.id, version);
         entry.lock().await.items.insert(i.id.clone(), i.clone());
     }
 
     /// Forgets an integration we just deleted.
-    pub async fn remove(&self, creds: &Credentials, env: &str, id: &str) {
-        let entry = self.entry(creds, env);
+    pub async fn remove(&self, creds: &Credentials, (env, version): (&str, ApiVersion), id: &str) {
+        let entry = self.entry(creds, env, version);
         entry.lock().await.items.remove(id);
     }
 }

@@ -628,7 +628,16 @@ async fn v1_create(State(em): State<Arc<Emulator>>, body: Bytes) -> Result<Respo
         .and_then(|c| store::body_config(c, &provider))?;
     let env = store::body_environment(&body)?;
     let quotas = *lock(&em.quotas);
-    let r = em.mutate(|s| s.create(display_name, provider, env, Some(config), quotas))?;
+    let r = em.mutate(|s| {
+        s.create(
+            Version::V1,
+            display_name,
+            provider,
+            env,
+            Some(config),
+            quotas,
+        )
+    })?;
     Ok(created(&em, &r, Version::V1))
 }
 
@@ -662,7 +671,7 @@ async fn v2_create(State(em): State<Arc<Emulator>>, body: Bytes) -> Result<Respo
     };
     let env = store::body_environment(&body)?;
     let quotas = *lock(&em.quotas);
-    let r = em.mutate(|s| s.create(display_name, provider, env, config, quotas))?;
+    let r = em.mutate(|s| s.create(Version::V2, display_name, provider, env, config, quotas))?;
     Ok(created(&em, &r, Version::V2))
 }
 

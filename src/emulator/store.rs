@@ -413,9 +413,15 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(id, env))
     }
 
-    fn new_id(&self) -> String {
+    /// A fresh id: `dlz-…` from `pim/v1`, `cspi-…` from `pim/v2` (inferred from the ids in
+    /// Confluent's v1 and v2 documentation examples; the operator treats ids as opaque).
+    fn new_id(&self, version: Version) -> String {
+        let prefix = match version {
+            Version::V1 => "dlz",
+            Version::V2 => "cspi",
+        };
         loop {
-            let id = format!("dlz-{:07x}", fastrand::u32(..0x1000_0000));
+            let id = format!("{prefix}-{:07x}", fastrand::u32(..0x1000_0000));
             if !self.index.contains_key(&id) {
                 return id;
             }
@@ -490,7 +496,7 @@ impl Store {
                 c.iam_role_arn = Some(format!(
                     "arn:aws:iam::{}:role/confluent-pim-{}",
                     self.aws_account,
-                    id.trim_start_matches("dlz-")
+                    id.split_once('-').map_or(id, |(_, n)| n)
                 ));
                 c.external_id = Some(uuid::Uuid::new_v4().to_string());
                 IntegrationConfig::Aws(c)
@@ -498,7 +504,7 @@ impl Store {
             IntegrationConfig::Gcp(mut c) => {
                 c.google_service_account = Some(format!(
                     "cflt-pim-{}@cflt-{}.iam.gserviceaccount.com",
-                    id.trim_start_matches("dlz-"),
+                    id.split_once('-').map_or(id, |(_, n)| n),
                     self.org_id.get(..8).unwrap_or(&self.org_id)
                 ));
                 IntegrationConfig::Gcp(c)
@@ -514,6 +520,7 @@ impl Store {
     /// Creates an integration (v1 always with a config; v2 possibly as a DRAFT).
     pub fn create(
         &mut self,
+        version: Version,
         display_name: String,
         provider: String,
         env: String,
@@ -524,7 +531,7 @@ impl Store {
         if let Some(c) = &config {
             self.check_unique_role(&env, c, None)?;
         }
-        let id = self.new_id();
+        let id = self.new_id(version);
         let seq = self.next_seq;
         self.next_seq += 1;
         let (config, phase) = match config {
@@ -816,6 +823,7 @@ mod tests {
         };
         for i in 0..25 {
             s.create(
+                Version::V1,
                 format!("n{i}"),
                 "AWS".into(),
                 "env-1".into(),
@@ -845,13 +853,34 @@ mod tests {
         let mut s = Store::default();
         let q = Quotas::default();
         let arn = "arn:aws:iam::123456789012:role/x";
-        s.create("a".into(), "AWS".into(), "env-1".into(), Some(aws(arn)), q)
-            .unwrap();
+        s.create(
+            Version::V1,
+            "a".into(),
+            "AWS".into(),
+            "env-1".into(),
+            Some(aws(arn)),
+            q,
+        )
+        .unwrap();
         let e = s
-            .create("b".into(), "AWS".into(), "env-1".into(), Some(aws(arn)), q)
+            .create(
+                Version::V1,
+                "b".into(),
+                "AWS".into(),
+                "env-1".into(),
+                Some(aws(arn)),
+                q,
+            )
             .unwrap_err();
         assert_eq!(e.code, "resource_already_exists");
-        s.create("c".into(), "AWS".into(), "env-2".into(), Some(aws(arn)), q)
-            .unwrap();
+        s.create(
+            Version::V1,
+            "c".into(),
+            "AWS".into(),
+            "env-2".into(),
+            Some(aws(arn)),
+            q,
+        )
+        .unwrap();
     }
 }

@@ -8,8 +8,36 @@ use serde::de::DeserializeOwned;
 
 use super::{
     error::PimError,
-    types::{CreateIntegration, Integration, IntegrationList},
+    types::{
+        CreateIntegration, EnvId, Integration, IntegrationList, UpdateIntegration,
+        ValidateIntegration, WriteConfig,
+    },
 };
+
+/// The API version: `pim/v1` (AWS, created with its config) or `pim/v2` (every provider,
+/// created as a DRAFT whose config is set afterwards).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ApiVersion {
+    V1,
+    V2,
+}
+
+impl ApiVersion {
+    pub fn path(self) -> &'static str {
+        match self {
+            ApiVersion::V1 => "pim/v1",
+            ApiVersion::V2 => "pim/v2",
+        }
+    }
+}
+
+/// Filters of a list call; `display_name` and `status` exist in `pim/v2` only.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ListFilter<'a> {
+    pub provider: Option<&'a str>,
+    pub display_name: Option<&'a str>,
+    pub status: Option<&'a str>,
+}
 
 /// A Cloud API key and secret. `Debug` never prints the secret.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -89,21 +117,29 @@ impl PimClient {
         &self.base
     }
 
-    /// Every integration of `environment` (optionally of one provider), following pagination.
+    /// Every integration of `environment` that passes `filter`, following pagination.
     pub async fn list(
         &self,
         creds: &Credentials,
+        version: ApiVersion,
         environment: &str,
-        provider: Option<&str>,
+        filter: ListFilter<'_>,
     ) -> Result<Vec<Integration>, PimError> {
-        let mut url = reqwest::Url::parse(&format!("{}/pim/v1/integrations", self.base))
-            .map_err(|e| PimError::Transport(e.to_string()))?;
+        let mut url =
+            reqwest::Url::parse(&format!("{}/{}/integrations", self.base, version.path()))
+                .map_err(|e| PimError::Transport(e.to_string()))?;
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("environment", environment);
             q.append_pair("page_size", &LIST_PAGE_SIZE.to_string());
-            if let Some(p) = provider {
-                q.append_pair("provider", p);
+            for (k, v) in [
+                ("provider", filter.provider),
+                ("display_name", filter.display_name),
+                ("status", filter.status),
+            ] {
+                if let Some(v) = v {
+                    q.append_pair(k, v);
+                }
             }
         }
         let mut out = Vec::new();
@@ -136,42 +172,92 @@ impl PimClient {
     pub async fn get(
         &self,
         creds: &Credentials,
+        version: ApiVersion,
         environment: &str,
         id: &str,
     ) -> Result<Integration, PimError> {
-        let url = self.item_url(id, environment)?;
+        let url = self.item_url(version, id, environment)?;
         self.send("get", Method::GET, url.as_str(), creds, None::<&()>)
             .await?
             .ok_or_else(|| PimError::Decode("empty get response".into()))
     }
 
+    /// Creates an integration: in `pim/v1` with its config, in `pim/v2` usually without (a DRAFT).
     pub async fn create(
         &self,
         creds: &Credentials,
+        version: ApiVersion,
         body: &CreateIntegration,
     ) -> Result<Integration, PimError> {
-        let url = format!("{}/pim/v1/integrations", self.base);
+        let url = format!("{}/{}/integrations", self.base, version.path());
         self.send("create", Method::POST, &url, creds, Some(body))
             .await?
             .ok_or_else(|| PimError::Decode("empty create response".into()))
+    }
+
+    /// `pim/v2`: sets the config of a DRAFT, which makes it CREATED.
+    pub async fn update_config(
+        &self,
+        creds: &Credentials,
+        environment: &str,
+        id: &str,
+        config: WriteConfig,
+    ) -> Result<Integration, PimError> {
+        let url = self.item_url(ApiVersion::V2, id, environment)?;
+        let body = UpdateIntegration {
+            config,
+            environment: EnvId {
+                id: environment.into(),
+            },
+        };
+        self.send("update", Method::PATCH, url.as_str(), creds, Some(&body))
+            .await?
+            .ok_or_else(|| PimError::Decode("empty update response".into()))
+    }
+
+    /// `pim/v2`: asks Confluent whether it can use the customer's cloud-side setup. `Ok` means it
+    /// can; an error's detail says what is missing.
+    pub async fn validate(
+        &self,
+        creds: &Credentials,
+        environment: &str,
+        id: &str,
+    ) -> Result<(), PimError> {
+        let url = format!("{}/pim/v2/integrations:validate", self.base);
+        let body = ValidateIntegration {
+            id: id.into(),
+            environment: EnvId {
+                id: environment.into(),
+            },
+        };
+        self.send::<serde_json::Value, _>("validate", Method::POST, &url, creds, Some(&body))
+            .await
+            .map(|_| ())
     }
 
     /// Deletes an integration. A 404 is reported as `NotFound`; callers decide whether that is done.
     pub async fn delete(
         &self,
         creds: &Credentials,
+        version: ApiVersion,
         environment: &str,
         id: &str,
     ) -> Result<(), PimError> {
-        let url = self.item_url(id, environment)?;
+        let url = self.item_url(version, id, environment)?;
         self.send::<serde_json::Value, ()>("delete", Method::DELETE, url.as_str(), creds, None)
             .await
             .map(|_| ())
     }
 
-    fn item_url(&self, id: &str, environment: &str) -> Result<reqwest::Url, PimError> {
-        let mut url = reqwest::Url::parse(&format!("{}/pim/v1/integrations/", self.base))
-            .map_err(|e| PimError::Transport(e.to_string()))?;
+    fn item_url(
+        &self,
+        version: ApiVersion,
+        id: &str,
+        environment: &str,
+    ) -> Result<reqwest::Url, PimError> {
+        let mut url =
+            reqwest::Url::parse(&format!("{}/{}/integrations/", self.base, version.path()))
+                .map_err(|e| PimError::Transport(e.to_string()))?;
         url.path_segments_mut()
             .map_err(|_| PimError::Transport("base URL cannot be a base".into()))?
             .pop_if_empty()
@@ -258,7 +344,7 @@ mod tests {
     #[test]
     fn item_url_escapes_id_and_keeps_environment() {
         let c = PimClient::new("http://127.0.0.1:1/", Duration::from_secs(1)).unwrap();
-        let u = c.item_url("dlz-1/../x", "env-1").unwrap();
+        let u = c.item_url(ApiVersion::V1, "dlz-1/../x", "env-1").unwrap();
         assert_eq!(
             u.as_str(),
             "http://127.0.0.1:1/pim/v1/integrations/dlz-1%2F..%2Fx?environment=env-1"

@@ -4,6 +4,6 @@ pub mod client;
 pub mod error;
 pub mod types;
 
-pub use client::{Credentials, PimClient, RequestObserver};
+pub use client::{ApiVersion, Credentials, ListFilter, PimClient, RequestObserver};
 pub use error::{ErrorClass, PimError};
 pub use types::*;

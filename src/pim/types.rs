@@ -38,6 +38,25 @@ impl Integration {
             _ => None,
         }
     }
+
+    pub fn gcp(&self) -> Option<&GcpConfig> {
+        match &self.config {
+            Some(IntegrationConfig::Gcp(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn azure(&self) -> Option<&AzureConfig> {
+        match &self.config {
+            Some(IntegrationConfig::Azure(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// A `pim/v2` integration whose config is still to be set.
+    pub fn is_draft(&self) -> bool {
+        self.status.as_deref() == Some(STATUS_DRAFT) || self.config.is_none()
+    }
 }
 
 /// The provider-specific configuration, tagged by `kind`.
@@ -111,20 +130,43 @@ pub struct IntegrationList {
     pub data: Vec<Integration>,
 }
 
-/// Body of `POST /pim/v1/integrations`.
+/// Body of `POST /pim/v1/integrations` (config required) and `POST /pim/v2/integrations`
+/// (without config: a DRAFT).
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct CreateIntegration {
     pub display_name: String,
     pub provider: String,
-    pub config: CreateConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<WriteConfig>,
     pub environment: EnvId,
 }
 
-/// The writable part of an AWS config.
+/// The writable part of a config, tagged by `kind`.
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
-pub struct CreateConfig {
-    pub kind: String,
-    pub customer_iam_role_arn: String,
+#[serde(tag = "kind")]
+pub enum WriteConfig {
+    #[serde(rename = "AwsIntegrationConfig")]
+    Aws { customer_iam_role_arn: String },
+    #[serde(rename = "GcpIntegrationConfig")]
+    Gcp {
+        customer_google_service_account: String,
+    },
+    #[serde(rename = "AzureIntegrationConfig")]
+    Azure { customer_azure_tenant_id: String },
+}
+
+/// Body of `PATCH /pim/v2/integrations/{id}`.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct UpdateIntegration {
+    pub config: WriteConfig,
+    pub environment: EnvId,
+}
+
+/// Body of `POST /pim/v2/integrations:validate`.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct ValidateIntegration {
+    pub id: String,
+    pub environment: EnvId,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -169,5 +211,5 @@ pub struct LegacyErrorBody {
     pub message: String,
 }
 
-pub const KIND_AWS_CONFIG: &str = "AwsIntegrationConfig";
 pub const PROVIDER_AWS: &str = "AWS";
+pub const STATUS_DRAFT: &str = "DRAFT";
