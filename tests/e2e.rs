@@ -348,6 +348,174 @@ async fn run_lifecycle(client: Client, ns: String) {
     wait_deleted(&ns, "providerintegration/kept");
     assert_eq!(em.state.len(), 1, "orphaned integration stays");
 
+    multicloud(&client, &ns, &api, &em.base_url, &http).await;
+
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), operator).await;
+}
+
+fn typed(name: &str, spec: Value) -> ProviderIntegration {
+    serde_json::from_value(json!({"apiVersion": "pim.confluent.cloud/v1alpha1",
+        "kind": "ProviderIntegration", "metadata": {"name": name}, "spec": spec}))
+    .unwrap()
+}
+
+/// GCP and Azure: the schema's checks, Ready before validation, Validated after the grant, and
+/// the outputs ConfigMap garbage collected with its resource.
+async fn multicloud(
+    client: &Client,
+    ns: &str,
+    api: &Api<ProviderIntegration>,
+    emulator: &str,
+    http: &reqwest::Client,
+) {
+    let base = |provider: &str, block: &str, value: Value| {
+        let mut spec = json!({"environment": ENV, "provider": provider,
+            "credentialsRef": {"name": "pim-creds"}});
+        spec[block] = value;
+        spec
+    };
+    for (name, spec, needle) in [
+        (
+            "bad-sa",
+            base(
+                "GCP",
+                "gcp",
+                json!({"customerGoogleServiceAccount": "alice@example.com"}),
+            ),
+            "customerGoogleServiceAccount",
+        ),
+        (
+            "bad-tenant",
+            base(
+                "Azure",
+                "azure",
+                json!({"customerAzureTenantId": "tenant-1"}),
+            ),
+            "customerAzureTenantId",
+        ),
+        (
+            "no-gcp",
+            json!({"environment": ENV, "provider": "GCP", "credentialsRef": {"name": "pim-creds"}}),
+            "provider GCP requires",
+        ),
+        (
+            "two-blocks",
+            {
+                let mut s = base(
+                    "GCP",
+                    "gcp",
+                    json!({"customerGoogleServiceAccount": "connectors@p-1.iam.gserviceaccount.com"}),
+                );
+                s["aws"] = json!({"customerIamRoleArn": "arn:aws:iam::123456789012:role/e2e-9"});
+                s
+            },
+            "set only the block",
+        ),
+    ] {
+        let err = api
+            .create(&PostParams::default(), &typed(name, spec))
+            .await
+            .expect_err(name)
+            .to_string();
+        assert!(err.contains(needle), "{name}: {err}");
+    }
+
+    let spec = {
+        let mut s = base(
+            "GCP",
+            "gcp",
+            json!({"customerGoogleServiceAccount": "connectors@p-1.iam.gserviceaccount.com"}),
+        );
+        s["writeOutputsTo"] = json!({"name": "gcs-outputs"});
+        s
+    };
+    api.create(&PostParams::default(), &typed("gcs", spec))
+        .await
+        .unwrap();
+    let (ok, out) = kubectl(&[
+        "wait",
+        "-n",
+        ns,
+        "--for=condition=Ready",
+        "providerintegration/gcs",
+        "--timeout=60s",
+    ]);
+    assert!(ok, "GCP Ready before any grant: {out}");
+    let pi = api.get("gcs").await.unwrap();
+    let st = pi.status.clone().unwrap();
+    let id = st.id.clone().unwrap();
+    assert!(st.google_service_account.is_some(), "{st:?}");
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), ns);
+    let cm = cms.get("gcs-outputs").await.unwrap();
+    assert_eq!(cm.data.as_ref().unwrap()["id"], id);
+    assert!(
+        cm.owner_references()
+            .iter()
+            .any(|o| o.uid == pi.uid().unwrap())
+    );
+    let r = http
+        .put(format!("{emulator}/_emulator/integrations/{id}/access"))
+        .json(&json!({"granted": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let (ok, out) = kubectl(&[
+        "wait",
+        "-n",
+        ns,
+        "--for=condition=Validated",
+        "providerintegration/gcs",
+        "--timeout=60s",
+    ]);
+    assert!(ok, "Validated after the grant: {out}");
+
+    api.create(
+        &PostParams::default(),
+        &typed(
+            "blob",
+            base(
+                "Azure",
+                "azure",
+                json!({"customerAzureTenantId": "7f3c2a9e-1b4d-4c8e-9a6f-2d5b8e1c0f47"}),
+            ),
+        ),
+    )
+    .await
+    .unwrap();
+    let pi = wait_for(api, "blob", "Ready", |p| p.is_ready()).await;
+    assert!(pi.status.unwrap().confluent_multi_tenant_app_id.is_some());
+
+    api.delete("gcs", &DeleteParams::default()).await.unwrap();
+    api.delete("blob", &DeleteParams::default()).await.unwrap();
+    wait_deleted(ns, "providerintegration/gcs");
+    wait_deleted(ns, "providerintegration/blob");
+    // Garbage collection is kube-controller-manager's job; a bare API server has none.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "kube-system");
+    if leases
+        .get_opt("kube-controller-manager")
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+    {
+        let (ok, out) = kubectl(&[
+            "wait",
+            "-n",
+            ns,
+            "--for=delete",
+            "configmap/gcs-outputs",
+            "--timeout=60s",
+        ]);
+        assert!(
+            ok,
+            "the outputs ConfigMap is garbage collected with its resource: {out}"
+        );
+    } else {
+        println!(
+            "NOTE: no kube-controller-manager lease: garbage collection of the outputs ConfigMap not checked"
+        );
+    }
 }

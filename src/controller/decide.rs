@@ -270,6 +270,8 @@ pub enum Lookup {
 }
 
 /// What the remote side looked like.
+// Short-lived and moved, never stored in bulk: boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observed {
     /// The tracked id exists.

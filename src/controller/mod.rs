@@ -145,9 +145,16 @@ pub struct Context {
     last_credentials: Mutex<HashMap<String, Credentials>>,
     /// Secrets read in the last `SECRET_TTL`, so a burst of reconciles reads each Secret once.
     secrets: Mutex<HashMap<SecretKey, (std::time::Instant, Credentials)>>,
-    /// When each resource's integration is next validated, per uid: (generation, integration
-    /// id, due). Our own status writes trigger reconciles; this keeps them from validating again.
-    validations: Mutex<HashMap<String, (Option<i64>, String, std::time::Instant)>>,
+    /// When each resource's integration is next validated, per uid. Our own status writes
+    /// trigger reconciles; this keeps them from validating again.
+    validations: Mutex<HashMap<String, ValidationDue>>,
+}
+
+/// The next validation of one resource: due at `due` unless its generation or id changes.
+struct ValidationDue {
+    generation: Option<i64>,
+    id: String,
+    due: std::time::Instant,
 }
 
 /// (namespace, name, key field, secret field)
@@ -690,13 +697,13 @@ async fn validate(
     let current = pi
         .condition(VALIDATED)
         .is_some_and(|c| c.observed_generation == generation);
-    if let Some((g, id, due)) = lock(&ctx.validations).get(&uid)
+    if let Some(v) = lock(&ctx.validations).get(&uid)
         && current
-        && *g == generation
-        && *id == i.id
-        && *due > now
+        && v.generation == generation
+        && v.id == i.id
+        && v.due > now
     {
-        return Ok(*due - now);
+        return Ok(v.due - now);
     }
     let env = i.environment.id.clone();
     let ns = pi.namespace().unwrap_or_default();
@@ -774,7 +781,14 @@ async fn validate(
         }
     };
     ctx.write_status(pi, status).await?;
-    lock(&ctx.validations).insert(uid, (generation, i.id.clone(), now + next));
+    lock(&ctx.validations).insert(
+        uid,
+        ValidationDue {
+            generation,
+            id: i.id.clone(),
+            due: now + next,
+        },
+    );
     Ok(next)
 }
 

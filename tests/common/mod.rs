@@ -314,3 +314,64 @@ pub fn aws_spec(i: usize) -> Value {
         "credentialsRef": {"name": "pim-creds"},
     })
 }
+
+pub const GCP_SA: &str = "connectors@my-project.iam.gserviceaccount.com";
+pub const AZURE_TENANT: &str = "7f3c2a9e-1b4d-4c8e-9a6f-2d5b8e1c0f47";
+
+pub fn gcp_spec() -> Value {
+    json!({
+        "environment": ENV,
+        "provider": "GCP",
+        "gcp": {"customerGoogleServiceAccount": GCP_SA},
+        "credentialsRef": {"name": "pim-creds"},
+    })
+}
+
+pub fn azure_spec() -> Value {
+    json!({
+        "environment": ENV,
+        "provider": "Azure",
+        "azure": {"customerAzureTenantId": AZURE_TENANT},
+        "credentialsRef": {"name": "pim-creds"},
+    })
+}
+
+impl Harness {
+    /// Tells the emulator the customer granted (or revoked) Confluent's access to integration `id`.
+    pub async fn grant_access(&self, id: &str, granted: bool) {
+        let code = self
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/_emulator/integrations/{id}/access"),
+                Some(json!({ "granted": granted })),
+            )
+            .await;
+        assert_eq!(code, 204, "grant access to {id}");
+    }
+
+    /// Makes the emulator fail the next `count` calls of an operation (e.g. `v2_update`).
+    pub async fn fail_next(&self, operation: &str, count: u32, status: u16) {
+        let code = self
+            .admin(
+                reqwest::Method::POST,
+                "/_emulator/faults/fail-next",
+                Some(json!({"operation": operation, "count": count, "status": status})),
+            )
+            .await;
+        assert_eq!(code, 204);
+    }
+
+    pub fn configmap(&self, name: &str) -> Option<Value> {
+        self.fake.get("configmaps", NS, name)
+    }
+
+    /// Waits for a condition of the current generation to have `status`.
+    pub async fn wait_status(&self, name: &str, ty: &str, status: &str) -> ProviderIntegration {
+        self.wait(name, &format!("{ty}={status}"), |p| {
+            p.condition(ty).is_some_and(|c| {
+                c.status == status && c.observed_generation == p.metadata.generation
+            })
+        })
+        .await
+    }
+}
