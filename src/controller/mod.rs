@@ -588,6 +588,11 @@ async fn in_sync(
             .await
         {
             Ok(updated) => updated,
+            // Gone meanwhile (a stale cache entry, or deleted out of band): look again by id.
+            Err(PimError::NotFound { .. }) => {
+                ctx.cache.remove(creds, (&env, version), &i.id).await;
+                return Ok(Action::requeue(Duration::from_millis(50)));
+            }
             // Refused, perhaps because a lost response already applied it: see what is there.
             Err(e) if e.class() == ErrorClass::Permanent && !is_auth(&e) => {
                 match ctx.pim.get(creds, version, &env, &i.id).await {
