@@ -167,6 +167,12 @@ async fn never_takes_over_a_foreign_integration_silently() {
     let pi = h.wait_condition("mine2", STALLED, "AlreadyExists").await;
     assert!(pi.status.as_ref().unwrap().pending_create.is_none());
     assert_eq!(h.remote().await.len(), 1);
+    // Once stalled, the role is known to be taken: no more create attempts (our own status
+    // writes trigger reconciles, which must not POST again).
+    let creates = h.em.state.count("v1_create");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(h.em.state.count("v1_create"), creates, "no create loop");
+    assert!(h.get("mine2").unwrap().condition(STALLED).unwrap().status == "True");
     assert!(h.has_event("mine2", "Warning", "AlreadyExists"));
 }
 

@@ -243,8 +243,20 @@ impl Desired {
     }
 }
 
+/// Whether an integration holds a key the API (or, for `pim/v2`, the operator) keeps unique: the
+/// role ARN of an AWS integration, the display name of a GCP or Azure one. Such an integration
+/// blocks a create with that key, and is a candidate to claim after an interrupted create.
+pub fn holds_key(i: &Integration, p: &PendingCreate) -> bool {
+    i.environment.id == p.environment
+        && CloudProvider::from_api_name(&i.provider) == Some(p.provider())
+        && match &p.customer_iam_role_arn {
+            Some(arn) => i.customer_iam_role_arn() == Some(arn.as_str()),
+            None => i.display_name == p.display_name,
+        }
+}
+
 /// Whether an integration matches a recorded intent (environment, name, provider and, for
-/// AWS, role ARN).
+/// AWS, role ARN): only such a one may be claimed as ours.
 pub fn matches_intent(i: &Integration, p: &PendingCreate) -> bool {
     i.environment.id == p.environment
         && i.display_name == p.display_name
@@ -278,7 +290,7 @@ pub enum Observed {
     Found(Integration),
     /// The tracked id does not exist (confirmed, not merely absent from a cache).
     Missing,
-    /// Result of a key lookup: every integration with the key (at most one for AWS, whose
+    /// Result of a key lookup: every integration that `holds_key` (at most one for AWS, whose
     /// role ARN is unique; display names are not unique in `pim/v2`).
     ByKey(Vec<Integration>),
 }
@@ -485,8 +497,8 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
                 };
             }
             match (found.pop(), &status.pending_create) {
-                (Some(i), Some(_)) => Action::Claim(i),
-                (Some(i), None) => Action::Stall {
+                (Some(i), Some(p)) if matches_intent(&i, p) => Action::Claim(i),
+                (Some(i), _) => Action::Stall {
                     reason: StallReason::AlreadyExists,
                     message: already_exists(desired, &i.id),
                 },

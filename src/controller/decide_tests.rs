@@ -171,6 +171,8 @@ fn all_observed(d: &Desired, s: &ProviderIntegrationStatus) -> Vec<Observed> {
         Lookup::ByKey { .. } => vec![
             Observed::ByKey(vec![]),
             Observed::ByKey(vec![mine("dlz-k", ENV, "name", false)]),
+            // Same role (AWS's key), another name: someone else's.
+            Observed::ByKey(vec![mine("dlz-k", ENV, "their-name", false)]),
             Observed::ByKey(vec![gcp("dlz-k", ENV, "name", None)]),
             Observed::ByKey(vec![
                 mine("dlz-k", ENV, "name", false),
@@ -207,8 +209,12 @@ fn invariants_hold_for_every_combination() {
                 }
                 match &a {
                     // Never take over an integration we did not start creating.
-                    Action::Claim(_) => {
+                    Action::Claim(i) => {
                         assert!(s.pending_create.is_some() && s.id.is_none(), "{ctx}");
+                        assert!(
+                            matches_intent(i, s.pending_create.as_ref().unwrap()),
+                            "only our own intent is claimed: {ctx}"
+                        );
                         assert!(
                             !matches!(&o, Observed::ByKey(v) if v.len() != 1),
                             "only an unambiguous match is claimed: {ctx}"

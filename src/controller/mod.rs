@@ -1037,7 +1037,7 @@ async fn create(
                 Ok(f) => f,
                 Err(e) => return api_error(ctx, &base, creds, e).await,
             };
-            if had_intent && found.len() == 1 {
+            if had_intent && found.len() == 1 && decide::matches_intent(&found[0], &intent) {
                 let i = found.remove(0);
                 let note = format!(
                     "created integration {} (recorded after an interrupted attempt)",
@@ -1202,7 +1202,12 @@ async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Erro
                 .cache
                 .by_key(&ctx.pim, &creds, key, Duration::ZERO)
                 .await
-            {
+                .map(|found| {
+                    found
+                        .into_iter()
+                        .filter(|i| decide::matches_intent(i, key))
+                        .collect::<Vec<_>>()
+                }) {
                 Ok(found) if found.len() == 1 => found[0].id.clone(),
                 Ok(found) => {
                     if !found.is_empty() {

@@ -11,7 +11,7 @@ use std::{
 use crate::crd::PendingCreate;
 use crate::pim::{ApiVersion, Credentials, Integration, ListFilter, PimClient, PimError};
 
-use super::decide::{api_version, matches_intent};
+use super::decide::{api_version, holds_key};
 
 #[derive(Default)]
 struct Snapshot {
@@ -97,7 +97,7 @@ impl RemoteCache {
         }
     }
 
-    /// The integrations matching a natural key. With `max_age` zero, a match already cached is
+    /// The integrations holding a natural key (`decide::holds_key`). With `max_age` zero, a match already cached is
     /// trusted (it was seen to exist), but a miss is confirmed against the API: this is the
     /// check before creating again after an interrupted create. `pim/v2` confirms with a LIST
     /// filtered by name and provider rather than a full one.
@@ -115,7 +115,7 @@ impl RemoteCache {
             let mut v: Vec<Integration> = snap
                 .items
                 .values()
-                .filter(|i| matches_intent(i, key))
+                .filter(|i| holds_key(i, key))
                 .cloned()
                 .collect();
             v.sort_by(|a, b| a.id.cmp(&b.id));
@@ -136,7 +136,7 @@ impl RemoteCache {
                     .list(creds, version, env, filter)
                     .await?
                     .into_iter()
-                    .filter(|i| matches_intent(i, key))
+                    .filter(|i| holds_key(i, key))
                     .collect();
                 let mut snap = entry.lock().await;
                 for i in &found {
