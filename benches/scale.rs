@@ -7,6 +7,7 @@
 //!
 //!     cargo bench --bench scale                 # 1000 resources, 50 ms
 //!     BENCH_N=200 BENCH_LATENCY_MS=20 cargo bench --bench scale
+//!     BENCH_PROVIDERS=AWS,GCP,Azure cargo bench --bench scale   # round-robin over providers
 
 use std::{
     io::Write,
@@ -84,6 +85,11 @@ async fn main() {
     let latency: u64 = env_or("BENCH_LATENCY_MS", 50);
     let concurrency: u16 = env_or("BENCH_CONCURRENCY", 64);
     let resync_s: u64 = env_or("BENCH_RESYNC_S", 10);
+    let providers: Vec<String> = std::env::var("BENCH_PROVIDERS")
+        .unwrap_or_else(|_| "AWS".into())
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .collect();
     pio::install_crypto_provider();
 
     let em = emulator::spawn_local(EmulatorConfig {
@@ -115,15 +121,28 @@ async fn main() {
         .unwrap();
     let api: Api<ProviderIntegration> = Api::namespaced(client.clone(), "bench");
     for i in 0..n {
+        let provider = providers[i % providers.len()].as_str();
+        let mut spec = json!({
+            "environment": format!("env-bench{}", i % 4),
+            "provider": provider,
+            "credentialsRef": {"name": "pim-creds"},
+        });
+        match provider {
+            "GCP" => {
+                spec["gcp"] = json!({"customerGoogleServiceAccount": format!("bench-{i:05}@bench.iam.gserviceaccount.com")})
+            }
+            "Azure" => {
+                spec["azure"] =
+                    json!({"customerAzureTenantId": format!("00000000-0000-0000-0000-{i:012}")})
+            }
+            _ => {
+                spec["aws"] = json!({"customerIamRoleArn": format!("arn:aws:iam::123456789012:role/bench-{i}")})
+            }
+        }
         let pi: ProviderIntegration = serde_json::from_value(json!({
             "apiVersion": "pim.confluent.cloud/v1alpha1", "kind": "ProviderIntegration",
             "metadata": {"name": format!("pi-{i}")},
-            "spec": {
-                "environment": format!("env-bench{}", i % 4),
-                "provider": "AWS",
-                "aws": {"customerIamRoleArn": format!("arn:aws:iam::123456789012:role/bench-{i}")},
-                "credentialsRef": {"name": "pim-creds"},
-            },
+            "spec": spec,
         }))
         .unwrap();
         api.create(&PostParams::default(), &pi).await.unwrap();
@@ -183,14 +202,18 @@ async fn main() {
     let rss_ready = peak_rss_kib(pid);
     let cpu_operator = cpu_secs(pid);
     let cpu_bench = cpu_secs(std::process::id());
-    let creates = em.state.count("v1_create");
-    let lists_before = em.state.count("v1_list");
-    let gets_before = em.state.count("v1_get");
+    let count =
+        |op: &str| em.state.count(&format!("v1_{op}")) + em.state.count(&format!("v2_{op}"));
+    let creates = count("create");
+    let lists_before = count("list");
+    let gets_before = count("get");
+    let validates_before = count("validate");
 
     // One full resync period: every resource is re-verified against Confluent Cloud.
     tokio::time::sleep(Duration::from_secs(resync_s + resync_s / 5 + 1)).await;
-    let lists = em.state.count("v1_list") - lists_before;
-    let gets = em.state.count("v1_get") - gets_before;
+    let lists = count("list") - lists_before;
+    let gets = count("get") - gets_before;
+    let validates = count("validate") - validates_before;
     let rss_peak = peak_rss_kib(pid);
     if std::env::var_os("BENCH_DUMP_METRICS").is_some() {
         let m = reqwest::get("http://127.0.0.1:18089/metrics")
@@ -204,7 +227,10 @@ async fn main() {
     let _ = child.kill();
     let _ = child.wait();
 
-    println!("scale benchmark: {n} resources, {latency} ms API latency, concurrency {concurrency}");
+    println!(
+        "scale benchmark: {n} resources ({}), {latency} ms API latency, concurrency {concurrency}",
+        providers.join(", ")
+    );
     println!(
         "  time to all Ready:        {:.2} s  ({:.0} resources/s)",
         to_ready.as_secs_f64(),
@@ -228,7 +254,7 @@ async fn main() {
         rss_peak.unwrap_or(0) as f64 / 1024.0
     );
     println!(
-        "  drift check per resync:   {lists} LIST pages + {gets} GETs for {n} resources in 4 environments"
+        "  drift check per resync:   {lists} LIST pages + {gets} GETs (+ {validates} validate calls) for {n} resources in 4 environments"
     );
     println!("  baseline (kopf, 50 ms):   ~7 s, ~350 MiB, no drift check");
 }

@@ -556,14 +556,7 @@ async fn crash_between_create_and_status_write_recovers_after_restart() {
     h.fake
         .fail_after(http::Method::PATCH, "/status", 1, 1000, 500);
     h.create("crash", aws_spec(1)).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while h.em.state.count("v1_create") == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "create never happened"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    h.wait_called("v1_create").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     h.crash().await;
     let pi = h.get("crash").unwrap();

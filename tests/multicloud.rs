@@ -189,11 +189,7 @@ async fn crash_between_create_and_config_leaves_exactly_one_integration() {
     h.fake
         .fail_after(http::Method::PATCH, "/status", 1, 1000, 500);
     h.create("gcs", gcp_spec()).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while h.em.state.count("v2_create") == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "no create");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    h.wait_called("v2_create").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     h.crash().await;
     let st = h.get("gcs").unwrap().status.unwrap();
@@ -249,11 +245,7 @@ async fn crash_between_config_and_status_write_leaves_exactly_one_integration() 
     h.fake
         .fail_after(http::Method::PATCH, "/status", 2, 1000, 500);
     h.create("gcs", gcp_spec()).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while h.em.state.count("v2_update") == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "no PATCH");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    h.wait_called("v2_update").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     h.crash().await;
     let st = h.get("gcs").unwrap().status.unwrap();

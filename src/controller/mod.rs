@@ -840,10 +840,7 @@ async fn api_error(
         }
         return Ok(Action::requeue(delay));
     }
-    if matches!(
-        e,
-        PimError::Unauthenticated { .. } | PimError::Forbidden { .. }
-    ) {
+    if is_auth(&e) {
         ctx.forget_credentials(creds);
     }
     stall(ctx, pi, stall_reason(&e), user_hint(&e, creds)).await
@@ -1104,13 +1101,7 @@ async fn recreate(
             ctx.event(pi, EventType::Warning, "Recreating", msg).await;
             Ok(Action::requeue(Duration::from_millis(50)))
         }
-        Err(e)
-            if e.class() == ErrorClass::Permanent
-                && !matches!(
-                    e,
-                    PimError::Unauthenticated { .. } | PimError::Forbidden { .. }
-                ) =>
-        {
+        Err(e) if e.class() == ErrorClass::Permanent && !is_auth(&e) => {
             let read_back = ctx.pim.get(creds, version, &env, &old.id).await.ok();
             let msg = match decide::refusal(&e.to_string(), read_back.as_ref()) {
                 Refusal::InUse(u) => format!(

@@ -361,6 +361,18 @@ impl Harness {
         assert_eq!(code, 204);
     }
 
+    /// Waits until the emulator has served a call of `operation` (e.g. `v2_create`).
+    pub async fn wait_called(&self, operation: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.em.state.count(operation) == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{operation} never happened"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub fn configmap(&self, name: &str) -> Option<Value> {
         self.fake.get("configmaps", NS, name)
     }
