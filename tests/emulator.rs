@@ -973,6 +973,10 @@ async fn v2_draft_patch_validate_for_each_provider() {
         assert_eq!(v["status"], "DRAFT");
         assert!(v.get("config").is_none());
         let id = v["id"].as_str().unwrap().to_string();
+        assert!(
+            id.starts_with("cspi-"),
+            "pim/v2 ids look like Confluent's: {id}"
+        );
 
         // Validation before a config exists fails.
         let (s, _, _) = t
@@ -1149,4 +1153,112 @@ async fn v2_validation_errors() {
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+/// The operator's typed client speaks the emulator's `pim/v2` dialect: DRAFT, filtered list,
+/// config, validate (failing with the API's detail, then passing), read back, delete.
+#[tokio::test]
+async fn typed_client_runs_the_v2_flow() {
+    use pio::pim::{
+        ApiVersion, CreateIntegration, Credentials, EnvId, ListFilter, PimClient, PimError,
+        WriteConfig,
+    };
+    let t = T::new().await;
+    let c = PimClient::new(&t.em.base_url, Duration::from_secs(5)).unwrap();
+    let creds = Credentials::new(KEY, SECRET);
+    let draft = c
+        .create(
+            &creds,
+            ApiVersion::V2,
+            &CreateIntegration {
+                display_name: "gcs".into(),
+                provider: "GCP".into(),
+                config: None,
+                environment: EnvId { id: ENV.into() },
+            },
+        )
+        .await
+        .unwrap();
+    assert!(draft.is_draft());
+    let by_name = |name: &'static str| ListFilter {
+        provider: Some("GCP"),
+        display_name: Some(name),
+        status: None,
+    };
+    let found = c
+        .list(&creds, ApiVersion::V2, ENV, by_name("gcs"))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, draft.id);
+    assert!(
+        c.list(&creds, ApiVersion::V2, ENV, by_name("other"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let sa = "connect@p-1.iam.gserviceaccount.com";
+    let created = c
+        .update_config(
+            &creds,
+            ENV,
+            &draft.id,
+            WriteConfig::Gcp {
+                customer_google_service_account: sa.into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status.as_deref(), Some("CREATED"));
+    let gcp = created.gcp().unwrap();
+    assert_eq!(gcp.customer_google_service_account, sa);
+    assert!(gcp.google_service_account.is_some());
+    // A second PATCH is refused: config is only set while DRAFT.
+    let again = c
+        .update_config(
+            &creds,
+            ENV,
+            &draft.id,
+            WriteConfig::Gcp {
+                customer_google_service_account: sa.into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(again, PimError::Conflict { .. }), "{again:?}");
+    let failed = c.validate(&creds, ENV, &draft.id).await.unwrap_err();
+    assert!(
+        matches!(&failed, PimError::Invalid { code, detail, .. } if code == "invalid_configuration" && detail.contains(&draft.id)),
+        "{failed:?}"
+    );
+    assert_eq!(
+        t.admin(
+            M::PUT,
+            &format!("/_emulator/integrations/{}/access", draft.id),
+            Some(json!({"granted": true}))
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
+    c.validate(&creds, ENV, &draft.id).await.unwrap();
+    let active = c.get(&creds, ApiVersion::V2, ENV, &draft.id).await.unwrap();
+    assert_eq!(active.status.as_deref(), Some("ACTIVE"));
+    let status_filter = ListFilter {
+        status: Some("ACTIVE"),
+        ..Default::default()
+    };
+    assert_eq!(
+        c.list(&creds, ApiVersion::V2, ENV, status_filter)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    c.delete(&creds, ApiVersion::V2, ENV, &draft.id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        c.get(&creds, ApiVersion::V2, ENV, &draft.id).await,
+        Err(PimError::NotFound { .. })
+    ));
 }
