@@ -1,6 +1,6 @@
 # Small static image: a musl build of the operator on distroless/static (CA certificates,
 # a nonroot user, no shell).
-#   docker build -t provider-integration-operator:0.1.0 .
+#   docker build -t provider-integration-operator:0.2.0 .
 FROM rust:1-alpine AS build
 RUN apk add --no-cache musl-dev
 WORKDIR /src
