@@ -276,6 +276,10 @@ pub struct ProviderIntegrationStatus {
     /// `pim/v2` integrations: `DRAFT` (no config yet), `CREATED` or `ACTIVE` (validated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
+    /// The ConfigMap the outputs were last written to, so a renamed or removed
+    /// `spec.writeOutputsTo` does not leave it behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs_config_map: Option<String>,
     /// Workloads (connector CRNs) using the integration; it cannot be deleted while any exist.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub usages: Vec<String>,

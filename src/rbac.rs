@@ -42,8 +42,9 @@ pub const RULES: &[Rule] = &[
     // Credentials are read by name only: never listed or watched.
     rule("", "secrets", &["get"]),
     // The outputs ConfigMap (`spec.writeOutputsTo`): read by name to check its owner, written by
-    // server-side apply (which creates it when missing). Never listed or watched.
-    rule("", "configmaps", &["get", "create", "patch"]),
+    // server-side apply (which creates it when missing), deleted when renamed. Never listed or
+    // watched.
+    rule("", "configmaps", &["get", "create", "patch", "delete"]),
     // kube's event recorder creates events and patches repeated ones into a series.
     rule("events.k8s.io", "events", &["create", "patch"]),
     // Leader election (kube-lease-manager) reads, creates and renews its Lease.

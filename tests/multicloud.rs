@@ -598,5 +598,57 @@ async fn a_foreign_configmap_is_never_overwritten() {
         .await;
     h.wait_ready("gcs").await;
     assert!(h.configmap("gcs-outputs").is_some());
+    assert_eq!(
+        h.configmap("taken").unwrap()["data"],
+        json!({"owner": "someone else"}),
+        "a ConfigMap it never owned is never deleted either"
+    );
     assert_eq!(h.remote().await.len(), 1);
+}
+
+#[tokio::test]
+async fn renaming_or_removing_the_outputs_deletes_the_previous_configmap() {
+    let h = Harness::new().await;
+    let mut spec = azure_spec();
+    spec["writeOutputsTo"] = json!({"name": "first"});
+    h.create("blob", spec).await;
+    let pi = h.wait_ready("blob").await;
+    assert_eq!(
+        pi.status.unwrap().outputs_config_map.as_deref(),
+        Some("first")
+    );
+    assert!(h.configmap("first").is_some());
+
+    h.patch_spec("blob", json!({"writeOutputsTo": {"name": "second"}}))
+        .await;
+    let pi = h
+        .wait("blob", "outputs renamed", |p| {
+            p.is_ready()
+                && p.status
+                    .as_ref()
+                    .and_then(|s| s.outputs_config_map.as_deref())
+                    == Some("second")
+        })
+        .await;
+    assert!(
+        h.configmap("first").is_none(),
+        "the old ConfigMap is deleted"
+    );
+    let cm = h.configmap("second").unwrap();
+    assert_eq!(
+        cm["data"]["id"].as_str(),
+        pi.status.as_ref().unwrap().id.as_deref()
+    );
+
+    h.patch_spec("blob", json!({"writeOutputsTo": null})).await;
+    h.wait("blob", "outputs removed", |p| {
+        p.is_ready()
+            && p.spec.write_outputs_to.is_none()
+            && p.status
+                .as_ref()
+                .is_some_and(|s| s.outputs_config_map.is_none())
+    })
+    .await;
+    assert!(h.configmap("second").is_none());
+    assert_eq!(h.remote().await.len(), 1, "the integration is untouched");
 }

@@ -609,20 +609,30 @@ async fn in_sync(
             return Ok(Action::requeue(Duration::from_millis(50)));
         }
     }
-    if let Some(out) = &pi.spec.write_outputs_to {
-        match outputs::write(&ctx.client, MANAGER, &pi, &out.name, &i).await {
-            Ok(true) => {
-                info!(namespace = %ns, name = %name, configmap = %out.name, "outputs written")
-            }
+    let wanted = pi.spec.write_outputs_to.as_ref().map(|o| o.name.clone());
+    let written = pi
+        .status
+        .as_ref()
+        .and_then(|s| s.outputs_config_map.clone());
+    if let Some(old) = written.as_ref().filter(|o| Some(*o) != wanted.as_ref())
+        && outputs::remove(&ctx.client, &pi, old).await?
+    {
+        info!(namespace = %ns, name = %name, configmap = %old, "previous outputs deleted");
+    }
+    if let Some(out) = &wanted {
+        match outputs::write(&ctx.client, MANAGER, &pi, out, &i).await {
+            Ok(true) => info!(namespace = %ns, name = %name, configmap = %out, "outputs written"),
             Ok(false) => {}
             Err(outputs::OutputsError::Kube(e)) => return Err(Error::Kube(e)),
             Err(e @ outputs::OutputsError::NotOwned(_)) => {
-                let b = StatusBuilder::new(&pi).integration(&i);
+                let mut b = StatusBuilder::new(&pi).integration(&i);
+                b.status.outputs_config_map = None;
                 return stall_with(ctx, &pi, b, "OutputsConflict", e.to_string()).await;
             }
         }
     }
     let mut b = StatusBuilder::new(&pi);
+    b.status.outputs_config_map = wanted;
     if !desired.validate {
         b = b.unvalidated();
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{Patch, PatchParams},
+    api::{DeleteParams, Patch, PatchParams, Preconditions},
 };
 use serde::Serialize;
 use serde_json::json;
@@ -191,4 +191,34 @@ pub async fn write(
     )
     .await?;
     Ok(true)
+}
+
+/// Deletes a ConfigMap this resource wrote before (its `writeOutputsTo` was renamed or removed),
+/// if it still owns it. Returns whether one was deleted.
+pub async fn remove(
+    client: &Client,
+    pi: &ProviderIntegration,
+    name: &str,
+) -> Result<bool, kube::Error> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &pi.namespace().unwrap_or_default());
+    let uid = pi.uid().unwrap_or_default();
+    let Some(cm) = api.get_opt(name).await? else {
+        return Ok(false);
+    };
+    if !cm.owner_references().iter().any(|o| o.uid == uid) {
+        return Ok(false);
+    }
+    // Only that very object: not a namesake created since.
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: cm.uid(),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    match api.delete(name, &dp).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
 }
