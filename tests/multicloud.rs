@@ -652,3 +652,51 @@ async fn renaming_or_removing_the_outputs_deletes_the_previous_configmap() {
     assert!(h.configmap("second").is_none());
     assert_eq!(h.remote().await.len(), 1, "the integration is untouched");
 }
+
+#[tokio::test]
+async fn lost_responses_and_errors_never_create_twice_for_any_cloud() {
+    let mut em = emulator_config();
+    em.faults.lost_response_rate = 0.3;
+    em.faults.error_rate_500 = 0.1;
+    let h = Harness::with(test_config(), em).await;
+    let names: Vec<String> = (0..24).map(|i| format!("r{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let mut spec = match i % 3 {
+            0 => aws_spec(i),
+            1 => gcp_spec(),
+            _ => azure_spec(),
+        };
+        // GCP and Azure integrations are told apart by display name; so are these resources.
+        spec["displayName"] = json!(format!("integration-{i}"));
+        h.create(name, spec).await;
+    }
+    for name in &names {
+        h.wait_ready(name).await;
+    }
+    let remote = h.remote().await;
+    assert_eq!(remote.len(), names.len(), "one integration per resource");
+    assert!(
+        remote.iter().all(|r| r["status"] != "DRAFT"),
+        "no DRAFT left behind"
+    );
+    for name in &names {
+        let st = h.get(name).unwrap().status.unwrap();
+        let r = remote
+            .iter()
+            .find(|r| r["id"].as_str() == st.id.as_deref())
+            .unwrap_or_else(|| panic!("{name}'s integration {:?} exists", st.id));
+        assert_eq!(
+            r["display_name"].as_str().unwrap(),
+            format!("integration-{}", &name[1..])
+        );
+    }
+    let lost = h.em.state.count_status(504);
+    assert!(lost > 0, "the test lost some answers: {lost}");
+    for name in &names {
+        h.delete(name).await;
+    }
+    for name in &names {
+        h.wait_gone(name).await;
+    }
+    assert!(h.remote().await.is_empty(), "nothing leaked");
+}

@@ -25,6 +25,10 @@ pub struct Faults {
     pub error_rate_503: f64,
     /// `Retry-After` sent with injected 429 and 503 answers, in seconds.
     pub retry_after_secs: u64,
+    /// Fraction of writes (create, update, validate, delete) that take effect but whose answer
+    /// is lost: the client gets a 504, as from a proxy that timed out. The failure that tempts a
+    /// client to create twice.
+    pub lost_response_rate: f64,
     /// Fail the next calls of an operation, consumed in order.
     pub fail_next: Vec<FailNext>,
 }
@@ -38,6 +42,7 @@ impl Default for Faults {
             error_rate_500: 0.0,
             error_rate_503: 0.0,
             retry_after_secs: 1,
+            lost_response_rate: 0.0,
             fail_next: Vec::new(),
         }
     }
@@ -53,6 +58,9 @@ pub struct FailNext {
     pub count: u32,
     #[serde(default = "five_hundred")]
     pub status: u16,
+    /// The call takes effect and only its answer is replaced by `status` (a lost response).
+    #[serde(default)]
+    pub after_processing: bool,
 }
 
 fn one() -> u32 {
@@ -66,7 +74,10 @@ fn five_hundred() -> u16 {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Injected {
     Pass,
+    /// Answer this status without running the call.
     Status(u16),
+    /// Run the call, then answer this status instead of its result.
+    Lost(u16),
 }
 
 impl Faults {
@@ -75,6 +86,7 @@ impl Faults {
             ("error_rate_429", self.error_rate_429),
             ("error_rate_500", self.error_rate_500),
             ("error_rate_503", self.error_rate_503),
+            ("lost_response_rate", self.lost_response_rate),
         ] {
             if !(0.0..=1.0).contains(&r) {
                 return Err(format!("{n} must be between 0 and 1"));
@@ -110,11 +122,20 @@ impl Faults {
             .position(|f| f.operation == op || op.ends_with(&format!("_{}", f.operation)))
         {
             let status = self.fail_next[i].status;
+            let lost = self.fail_next[i].after_processing;
             self.fail_next[i].count = self.fail_next[i].count.saturating_sub(1);
             if self.fail_next[i].count == 0 {
                 self.fail_next.remove(i);
             }
-            return Injected::Status(status);
+            return if lost {
+                Injected::Lost(status)
+            } else {
+                Injected::Status(status)
+            };
+        }
+        let write = !op.ends_with("_list") && !op.ends_with("_get");
+        if write && self.lost_response_rate > 0.0 && fastrand::f64() < self.lost_response_rate {
+            return Injected::Lost(504);
         }
         let r = fastrand::f64();
         if r < self.error_rate_429 {
@@ -216,6 +237,7 @@ mod tests {
                 operation: "create".into(),
                 count: 2,
                 status: 503,
+                after_processing: false,
             }],
             ..Default::default()
         };
@@ -223,6 +245,29 @@ mod tests {
         assert_eq!(f.decide("v1_create"), Injected::Status(503));
         assert_eq!(f.decide("v2_create"), Injected::Status(503));
         assert_eq!(f.decide("v1_create"), Injected::Pass);
+    }
+
+    #[test]
+    fn lost_responses_hit_writes_only() {
+        let mut f = Faults {
+            lost_response_rate: 1.0,
+            fail_next: vec![FailNext {
+                operation: "v2_get".into(),
+                count: 1,
+                status: 500,
+                after_processing: true,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(f.decide("v2_get"), Injected::Lost(500));
+        for read in ["v1_get", "v1_list", "v2_get", "v2_list"] {
+            assert_eq!(f.decide(read), Injected::Pass, "{read}");
+        }
+        for write in ["v1_create", "v2_update", "v2_validate", "v1_delete"] {
+            assert_eq!(f.decide(write), Injected::Lost(504), "{write}");
+        }
+        f.lost_response_rate = 1.5;
+        assert!(f.validate().is_err());
     }
 
     #[test]

@@ -101,6 +101,9 @@ pub struct EmulatorArgs {
     /// Fraction of requests answered 503.
     #[arg(long, default_value_t = 0.0)]
     pub error_rate_503: f64,
+    /// Fraction of writes that take effect but answer 504 (a lost response).
+    #[arg(long, default_value_t = 0.0)]
+    pub lost_response_rate: f64,
     /// Requests per second allowed per API key; beyond it 429 with `Retry-After`.
     #[arg(long)]
     pub rate_limit: Option<u32>,
@@ -151,6 +154,7 @@ impl EmulatorArgs {
             error_rate_429: self.error_rate_429,
             error_rate_500: self.error_rate_500,
             error_rate_503: self.error_rate_503,
+            lost_response_rate: self.lost_response_rate,
             ..Faults::default()
         };
         faults.validate()?;
@@ -277,6 +281,15 @@ impl Emulator {
             .get(op)
             .map(|m| m.values().sum())
             .unwrap_or(0)
+    }
+
+    /// How many requests were answered with `status` (any operation).
+    pub fn count_status(&self, status: u16) -> u64 {
+        lock(&self.stats)
+            .by_op
+            .values()
+            .filter_map(|m| m.get(&status))
+            .sum()
     }
 
     /// Number of stored integrations.
@@ -434,6 +447,11 @@ async fn api_layer(State(em): State<Arc<Emulator>>, mut req: Request, next: Next
     let resp = match decision {
         Injected::Status(s) => injected(s, retry_after),
         Injected::Pass => authorize_and_run(&em, op, &mut req, next).await,
+        Injected::Lost(s) => {
+            let done = authorize_and_run(&em, op, &mut req, next).await;
+            tracing::debug!(op, status = done.status().as_u16(), "answer lost");
+            injected(s, retry_after)
+        }
     };
     let status = resp.status().as_u16();
     lock(&em.stats).record(op, status);
