@@ -242,6 +242,49 @@ def write():
     print("wrote deploy/ and the chart's crds/")
 
 
+def check_argocd_health_script_from_the_readme():
+    """The README's Argo CD health check, run in Lua 5.1 (Argo CD's gopher-lua dialect)."""
+    import lupa.lua51 as lua51
+
+    readme = (ROOT / "README.md").read_text()
+    marker = "<!-- argocd-health -->\n```yaml\n"
+    assert marker in readme, "README has no Argo CD health block"
+    block = readme.split(marker, 1)[1].split("```", 1)[0]
+    script = yaml.safe_load(block)["data"]["resource.customizations.health.pim.confluent.cloud_ProviderIntegration"]
+
+    def health(obj):
+        lua = lua51.LuaRuntime()
+        fn = lua.eval("function(obj) " + script + " end")
+        out = fn(lua.table_from(obj, recursive=True))
+        return out["status"], out["message"]
+
+    def cond(type_, status, reason, gen, message=""):
+        return {"type": type_, "status": status, "reason": reason, "observedGeneration": gen, "message": message}
+
+    def obj(gen, *conditions):
+        o = {"metadata": {"name": "x", "generation": gen}}
+        if conditions:
+            o["status"] = {"conditions": list(conditions)}
+        return o
+
+    ready = cond("Ready", "True", "Synced", 2, "integration cspi-1 is in sync")
+    cases = [
+        (obj(1), "Progressing"),
+        (obj(2, ready, cond("Reconciling", "False", "Synced", 2), cond("Stalled", "False", "Synced", 2),
+             cond("Validated", "False", "ValidationFailed", 2, "grant it")), "Healthy"),
+        (obj(3, ready), "Progressing"),
+        (obj(2, cond("Ready", "False", "Creating", 2, "creating"), cond("Reconciling", "True", "Creating", 2)), "Progressing"),
+        (obj(2, cond("Ready", "False", "DeletionBlocked", 2, "in use"), cond("Reconciling", "True", "DeletionBlocked", 2)), "Progressing"),
+        (obj(2, cond("Ready", "False", "Forbidden", 2), cond("Stalled", "True", "Forbidden", 2, "needs EnvironmentAdmin")), "Degraded"),
+        (obj(3, cond("Stalled", "True", "Forbidden", 2, "old")), "Progressing"),
+    ]
+    for o, want in cases:
+        got, message = health(o)
+        assert got == want, f"{o}: {got} ({message}), want {want}"
+    _, message = health(obj(2, cond("Stalled", "True", "Forbidden", 2, "needs EnvironmentAdmin")))
+    assert message == "Forbidden: needs EnvironmentAdmin", message
+
+
 def main():
     if "--write" in sys.argv:
         write()
