@@ -45,6 +45,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     request_duration: Family<OperationLabel, Histogram>,
     resources: Family<StateLabel, Gauge>,
+    validation: Family<StateLabel, Gauge>,
     deletions_blocked: Counter,
     leader: Gauge<i64, AtomicI64>,
     /// Serializes encoding (the registry itself is lock-free for updates).
@@ -67,6 +68,7 @@ impl Metrics {
             latency_buckets as fn() -> Histogram,
         );
         let resources = Family::<StateLabel, Gauge>::default();
+        let validation = Family::<StateLabel, Gauge>::default();
         let deletions_blocked = Counter::default();
         let leader = Gauge::<i64, AtomicI64>::default();
         registry.register(
@@ -95,6 +97,11 @@ impl Metrics {
             resources.clone(),
         );
         registry.register(
+            "validation",
+            "ProviderIntegration resources by their Validated condition (validated, failing, pending)",
+            validation.clone(),
+        );
+        registry.register(
             "deletions_blocked",
             "Deletions refused because connectors still use the integration",
             deletions_blocked.clone(),
@@ -111,6 +118,7 @@ impl Metrics {
             requests,
             request_duration,
             resources,
+            validation,
             deletions_blocked,
             leader,
             encode_lock: Mutex::new(()),
@@ -134,16 +142,14 @@ impl Metrics {
         self.leader.set(leader as i64);
     }
 
-    /// Sets the number of resources per state.
-    pub fn set_resources(&self, ready: i64, stalled: i64, reconciling: i64) {
-        for (s, n) in [
-            ("ready", ready),
-            ("stalled", stalled),
-            ("reconciling", reconciling),
-        ] {
-            self.resources
-                .get_or_create(&StateLabel { state: s.into() })
-                .set(n);
+    /// Sets the number of resources per state, and per state of their `Validated` condition.
+    pub fn set_resources(&self, states: &[(&str, i64)], validation: &[(&str, i64)]) {
+        for (family, values) in [(&self.resources, states), (&self.validation, validation)] {
+            for (s, n) in values {
+                family
+                    .get_or_create(&StateLabel { state: (*s).into() })
+                    .set(*n);
+            }
         }
     }
 

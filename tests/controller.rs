@@ -670,6 +670,7 @@ async fn health_readiness_and_metrics_endpoints_serve_after_a_reconcile() {
         "pio_pim_request_duration_seconds_bucket{le=\"0.005\",operation=\"create\"}",
         "pio_resources{state=\"ready\"}",
         "pio_resources{state=\"stalled\"}",
+        "pio_validation{state=\"failing\"} 0",
         "pio_deletions_blocked_total 0",
         "pio_leader 0",
     ] {

@@ -1383,18 +1383,107 @@ async fn count_states(
     stores: Vec<kube::runtime::reflector::Store<ProviderIntegration>>,
 ) {
     loop {
-        let (mut ready, mut stalled, mut reconciling) = (0, 0, 0);
-        for pi in stores.iter().flat_map(|s| s.state()) {
-            let is = |ty| pi.condition(ty).is_some_and(|c| c.status == "True");
+        let all: Vec<Arc<ProviderIntegration>> = stores.iter().flat_map(|s| s.state()).collect();
+        let t = Tally::of(all.iter().map(|p| p.as_ref()));
+        ctx.metrics.set_resources(
+            &[
+                ("ready", t.ready),
+                ("stalled", t.stalled),
+                ("reconciling", t.reconciling),
+            ],
+            &[
+                ("validated", t.validated),
+                ("failing", t.validation_failing),
+                ("pending", t.validation_pending),
+            ],
+        );
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}
+
+/// Resources counted by kstatus state and by `Validated` condition (those without one, such as
+/// AWS resources that do not validate, are not counted there).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub ready: i64,
+    pub stalled: i64,
+    pub reconciling: i64,
+    pub validated: i64,
+    pub validation_failing: i64,
+    pub validation_pending: i64,
+}
+
+impl Tally {
+    pub fn of<'a>(resources: impl IntoIterator<Item = &'a ProviderIntegration>) -> Self {
+        let mut t = Tally::default();
+        for pi in resources {
             if pi.is_ready() {
-                ready += 1;
-            } else if is(crate::crd::STALLED) {
-                stalled += 1;
+                t.ready += 1;
+            } else if pi
+                .condition(crate::crd::STALLED)
+                .is_some_and(|c| c.status == "True")
+            {
+                t.stalled += 1;
             } else {
-                reconciling += 1;
+                t.reconciling += 1;
+            }
+            match pi.condition(VALIDATED).map(|c| c.status.as_str()) {
+                Some("True") => t.validated += 1,
+                Some("False") => t.validation_failing += 1,
+                Some(_) => t.validation_pending += 1,
+                None => {}
             }
         }
-        ctx.metrics.set_resources(ready, stalled, reconciling);
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(generation: i64, conditions: serde_json::Value) -> ProviderIntegration {
+        serde_json::from_value(json!({
+            "apiVersion": "pim.confluent.cloud/v1alpha1", "kind": "ProviderIntegration",
+            "metadata": {"name": "x", "generation": generation},
+            "spec": {"environment": "env-1", "provider": "AWS",
+                "aws": {"customerIamRoleArn": "arn:aws:iam::123456789012:role/x"}},
+            "status": {"conditions": conditions},
+        }))
+        .unwrap()
+    }
+
+    fn c(ty: &str, status: &str, generation: i64) -> serde_json::Value {
+        json!({"type": ty, "status": status, "reason": "R", "message": "",
+            "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"})
+    }
+
+    #[test]
+    fn tally_counts_states_and_validation() {
+        let all = [
+            resource(1, json!([c("Ready", "True", 1), c("Validated", "True", 1)])),
+            resource(
+                1,
+                json!([c("Ready", "True", 1), c("Validated", "False", 1)]),
+            ),
+            // Ready for an older generation is not ready.
+            resource(
+                2,
+                json!([c("Ready", "True", 1), c("Validated", "Unknown", 1)]),
+            ),
+            resource(1, json!([c("Ready", "False", 1), c("Stalled", "True", 1)])),
+            resource(1, json!([])),
+        ];
+        assert_eq!(
+            Tally::of(all.iter()),
+            Tally {
+                ready: 2,
+                stalled: 1,
+                reconciling: 2,
+                validated: 1,
+                validation_failing: 1,
+                validation_pending: 1,
+            }
+        );
     }
 }
