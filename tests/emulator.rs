@@ -1198,8 +1198,8 @@ async fn typed_client_runs_the_v2_flow() {
             .is_empty()
     );
     let sa = "connect@p-1.iam.gserviceaccount.com";
-    let created = c
-        .update_config(
+    let configure = || {
+        c.update_config(
             &creds,
             ENV,
             &draft.id,
@@ -1207,24 +1207,14 @@ async fn typed_client_runs_the_v2_flow() {
                 customer_google_service_account: sa.into(),
             },
         )
-        .await
-        .unwrap();
+    };
+    let created = configure().await.unwrap();
     assert_eq!(created.status.as_deref(), Some("CREATED"));
     let gcp = created.gcp().unwrap();
     assert_eq!(gcp.customer_google_service_account, sa);
     assert!(gcp.google_service_account.is_some());
     // A second PATCH is refused: config is only set while DRAFT.
-    let again = c
-        .update_config(
-            &creds,
-            ENV,
-            &draft.id,
-            WriteConfig::Gcp {
-                customer_google_service_account: sa.into(),
-            },
-        )
-        .await
-        .unwrap_err();
+    let again = configure().await.unwrap_err();
     assert!(matches!(again, PimError::Conflict { .. }), "{again:?}");
     let failed = c.validate(&creds, ENV, &draft.id).await.unwrap_err();
     assert!(
