@@ -90,6 +90,7 @@ fn emulator_help_documents_the_flags() {
         "--error-rate-429",
         "--error-rate-500",
         "--error-rate-503",
+        "--lost-response-rate",
         "--rate-limit",
     ] {
         assert!(help.contains(flag), "{flag} missing from emulator --help");
@@ -171,6 +172,20 @@ fn bad_flags_fail_early_with_a_message() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("more than 1"));
+    let out = Command::new(BIN)
+        .args([
+            "emulator",
+            "--lost-response-rate",
+            "2",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("lost_response_rate must be between 0 and 1")
+    );
     let out = Command::new(BIN)
         .args(["run", "--resync", "soon"])
         .output()
