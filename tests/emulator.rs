@@ -85,6 +85,11 @@ impl T {
         assert_eq!(s, StatusCode::CREATED, "{v}");
         v
     }
+    /// `DELETE /pim/v1/integrations/{id}?environment=ENV` with the test key.
+    async fn delete_v1(&self, id: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let p = format!("/pim/v1/integrations/{id}?environment={ENV}");
+        self.req(M::DELETE, &p, None).await
+    }
     /// `POST /pim/v1/integrations` with the test key.
     async fn post_v1(&self, body: Value) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         self.req(M::POST, "/pim/v1/integrations", Some(body)).await
@@ -206,13 +211,7 @@ async fn create_get_list_delete_with_documented_shapes() {
     assert!(list["metadata"].get("next").is_none());
     assert_eq!(list["data"][0], v);
 
-    let (s, _, body) = t
-        .req(
-            M::DELETE,
-            &format!("/pim/v1/integrations/{id}?environment={ENV}"),
-            None,
-        )
-        .await;
+    let (s, _, body) = t.delete_v1(&id).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(body, Value::Null);
     let (s, _, e) = t
@@ -224,13 +223,7 @@ async fn create_get_list_delete_with_documented_shapes() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(first_error(&e)["code"], "resource_not_found");
-    let (s, _, _) = t
-        .req(
-            M::DELETE,
-            &format!("/pim/v1/integrations/{id}?environment={ENV}"),
-            None,
-        )
-        .await;
+    let (s, _, _) = t.delete_v1(&id).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
@@ -592,13 +585,7 @@ async fn pagination_is_stable_under_concurrent_creates_and_deletes() {
         );
         // Between pages: delete one of the doomed and create a new one.
         if let Some(d) = doomed.pop() {
-            let (s, _, _) = t
-                .req(
-                    M::DELETE,
-                    &format!("/pim/v1/integrations/{d}?environment={ENV}"),
-                    None,
-                )
-                .await;
+            let (s, _, _) = t.delete_v1(&d).await;
             assert_eq!(s, StatusCode::NO_CONTENT);
         }
         t.create(&format!("new{churn}"), &arn(10_000 + churn)).await;
@@ -641,13 +628,7 @@ async fn usages_block_delete_until_detached_and_admin_deletes_out_of_band() {
         )
         .await;
     assert_eq!(v["usages"], json!([crn]));
-    let (s, _, e) = t
-        .req(
-            M::DELETE,
-            &format!("/pim/v1/integrations/{id}?environment={ENV}"),
-            None,
-        )
-        .await;
+    let (s, _, e) = t.delete_v1(&id).await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert!(
         first_error(&e)["detail"]
@@ -666,13 +647,7 @@ async fn usages_block_delete_until_detached_and_admin_deletes_out_of_band() {
         .await,
         StatusCode::OK
     );
-    let (s, _, _) = t
-        .req(
-            M::DELETE,
-            &format!("/pim/v1/integrations/{id}?environment={ENV}"),
-            None,
-        )
-        .await;
+    let (s, _, _) = t.delete_v1(&id).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
 
     let id = t.create("b", &arn(2)).await["id"]
