@@ -155,6 +155,8 @@ struct ValidationDue {
     generation: Option<i64>,
     id: String,
     due: std::time::Instant,
+    /// Failed validations in a row (of this id), for the backoff.
+    failures: u32,
 }
 
 /// (namespace, name, key field, secret field)
@@ -166,6 +168,14 @@ const SECRET_TTL: Duration = Duration::from_secs(5);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The delay after the `n`th failure in a row (n ≥ 1): `base` doubling up to `cap`, ±20% jitter.
+fn backoff_delay(n: u32, base: Duration, cap: Duration) -> Duration {
+    let exp = base
+        .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+        .min(cap);
+    exp.mul_f64(0.8 + fastrand::f64() * 0.4)
 }
 
 impl Context {
@@ -196,18 +206,13 @@ impl Context {
 
     /// Exponential backoff with ±20% jitter per resource, reset by `succeeded`.
     fn backoff(&self, pi: &ProviderIntegration, base: Duration, cap: Duration) -> Duration {
-        self.backoff_for(pi.uid().unwrap_or_default(), base, cap)
-    }
-
-    fn backoff_for(&self, key: String, base: Duration, cap: Duration) -> Duration {
         let n = {
             let mut f = lock(&self.failures);
-            let n = f.entry(key).or_default();
+            let n = f.entry(pi.uid().unwrap_or_default()).or_default();
             *n = n.saturating_add(1);
             *n
         };
-        let exp = base.saturating_mul(1u32 << (n - 1).min(16)).min(cap);
-        exp.mul_f64(0.8 + fastrand::f64() * 0.4)
+        backoff_delay(n, base, cap)
     }
 
     fn succeeded(&self, pi: &ProviderIntegration) {
@@ -217,7 +222,7 @@ impl Context {
     /// Forgets everything kept about a resource that is gone.
     fn forget(&self, pi: &ProviderIntegration) {
         let uid = pi.uid().unwrap_or_default();
-        lock(&self.failures).retain(|k, _| !k.starts_with(&uid));
+        lock(&self.failures).remove(&uid);
         lock(&self.validations).remove(&uid);
         lock(&self.last_credentials).remove(&uid);
     }
@@ -712,24 +717,24 @@ async fn validate(
     let current = pi
         .condition(VALIDATED)
         .is_some_and(|c| c.observed_generation == generation);
-    if let Some(v) = lock(&ctx.validations).get(&uid)
-        && current
-        && v.generation == generation
-        && v.id == i.id
-        && v.due > now
-    {
-        return Ok(v.due - now);
-    }
+    let failures = {
+        let due = lock(&ctx.validations);
+        match due.get(&uid).filter(|v| v.id == i.id) {
+            Some(v) if current && v.generation == generation && v.due > now => {
+                return Ok(v.due - now);
+            }
+            Some(v) => v.failures,
+            None => 0,
+        }
+    };
     let env = i.environment.id.clone();
     let ns = pi.namespace().unwrap_or_default();
     let name = pi.name_any();
-    let backoff_key = format!("{uid}/validate");
     let previous = pi.condition(VALIDATED).cloned();
     let mut status = pi.status.clone().unwrap_or_default();
-    let time = Time(jiff::Timestamp::now());
-    let next = match ctx.pim.validate(creds, &env, &i.id).await {
+    // The condition to set (`None` keeps it as it is), failures in a row, and the next check.
+    let (condition, failures, next) = match ctx.pim.validate(creds, &env, &i.id).await {
         Ok(()) => {
-            lock(&ctx.failures).remove(&backoff_key);
             // Validation moves a CREATED integration to ACTIVE: read the phase back once.
             if status.phase.as_deref() != Some("ACTIVE")
                 && integration_version(i) == ApiVersion::V2
@@ -739,62 +744,52 @@ async fn validate(
                 ctx.cache.insert(creds, ApiVersion::V2, &fresh).await;
             }
             let msg = format!("Confluent can use {}", customer_identity(i));
-            set_condition(
-                &mut status.conditions,
-                VALIDATED,
-                "True",
-                "Validated",
-                &msg,
-                generation,
-                &time,
-            );
             if previous.as_ref().is_none_or(|c| c.status != "True") {
                 info!(namespace = %ns, name = %name, id = %i.id, "validated");
-                ctx.event(pi, EventType::Normal, "Validated", msg).await;
+                ctx.event(pi, EventType::Normal, "Validated", msg.clone())
+                    .await;
             }
-            ctx.resync_delay()
+            (Some(("True", "Validated", msg)), 0, ctx.resync_delay())
         }
         Err(e) if e.is_transient() => {
-            if previous.is_none() {
-                let msg = format!("validation pending: {e}");
-                set_condition(
-                    &mut status.conditions,
-                    VALIDATED,
-                    "Unknown",
-                    "Validating",
-                    &msg,
-                    generation,
-                    &time,
-                );
-            }
-            ctx.backoff_for(backoff_key, ctx.config.retry_base, ctx.config.retry_max)
-                .max(e.retry_after().unwrap_or_default())
+            let pending = previous
+                .is_none()
+                .then(|| ("Unknown", "Validating", format!("validation pending: {e}")));
+            let n = failures.saturating_add(1);
+            let next = backoff_delay(n, ctx.config.retry_base, ctx.config.retry_max)
+                .max(e.retry_after().unwrap_or_default());
+            (pending, n, next)
         }
         Err(e) => {
             if is_auth(&e) {
                 ctx.forget_credentials(creds);
             }
             let msg = format!("{e}; {}", grant_hint(i));
-            let repeated = previous
+            if previous
                 .as_ref()
-                .is_some_and(|c| c.status == "False" && c.message == msg);
-            set_condition(
-                &mut status.conditions,
-                VALIDATED,
-                "False",
-                "ValidationFailed",
-                &msg,
-                generation,
-                &time,
-            );
-            if !repeated {
+                .is_none_or(|c| c.status != "False" || c.message != msg)
+            {
                 warn!(namespace = %ns, name = %name, id = %i.id, %msg, "validation failed");
-                ctx.event(pi, EventType::Warning, "ValidationFailed", msg)
+                ctx.event(pi, EventType::Warning, "ValidationFailed", msg.clone())
                     .await;
             }
-            ctx.backoff_for(backoff_key, ctx.config.stall_retry, ctx.config.resync)
+            let n = failures.saturating_add(1);
+            let next = backoff_delay(n, ctx.config.stall_retry, ctx.config.resync);
+            (Some(("False", "ValidationFailed", msg)), n, next)
         }
     };
+    if let Some((state, reason, msg)) = condition {
+        let time = Time(jiff::Timestamp::now());
+        set_condition(
+            &mut status.conditions,
+            VALIDATED,
+            state,
+            reason,
+            &msg,
+            generation,
+            &time,
+        );
+    }
     ctx.write_status(pi, status).await?;
     lock(&ctx.validations).insert(
         uid,
@@ -802,6 +797,7 @@ async fn validate(
             generation,
             id: i.id.clone(),
             due: now + next,
+            failures,
         },
     );
     Ok(next)
@@ -1456,6 +1452,25 @@ mod tests {
     fn c(ty: &str, status: &str, generation: i64) -> serde_json::Value {
         json!({"type": ty, "status": status, "reason": "R", "message": "",
             "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"})
+    }
+
+    #[test]
+    fn backoff_doubles_from_base_up_to_cap_with_jitter() {
+        let (base, cap) = (Duration::from_secs(1), Duration::from_secs(10));
+        for (n, want) in [
+            (1, 1.0),
+            (2, 2.0),
+            (3, 4.0),
+            (4, 8.0),
+            (5, 10.0),
+            (60, 10.0),
+        ] {
+            let d = backoff_delay(n, base, cap).as_secs_f64();
+            assert!(
+                (want * 0.8..=want * 1.2).contains(&d),
+                "failure {n}: {d} s, want {want} s ±20%"
+            );
+        }
     }
 
     #[test]
