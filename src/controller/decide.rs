@@ -114,7 +114,7 @@ pub struct Desired {
     pub display_name: String,
     /// Whether `displayName` was set; an adopted integration's name is only compared if so.
     pub display_name_explicit: bool,
-    pub provider: CloudProvider,
+    /// The provider-specific part; it also names the provider.
     pub config: DesiredConfig,
     /// Whether to call validate and keep the `Validated` condition.
     pub validate: bool,
@@ -207,7 +207,6 @@ impl Desired {
             environment: spec.environment.clone(),
             display_name,
             display_name_explicit: spec.display_name.is_some(),
-            provider,
             config,
             validate,
             deletion_policy: spec.deletion_policy,
@@ -232,14 +231,18 @@ impl Desired {
             _ => PendingCreate {
                 environment: self.environment.clone(),
                 display_name: self.display_name.clone(),
-                provider: Some(self.provider),
+                provider: Some(self.provider()),
                 customer_iam_role_arn: None,
             },
         }
     }
 
+    pub fn provider(&self) -> CloudProvider {
+        self.config.provider()
+    }
+
     pub fn api_version(&self) -> ApiVersion {
-        api_version(self.provider)
+        api_version(self.provider())
     }
 }
 
@@ -309,7 +312,7 @@ pub fn lookup(desired: &Desired, status: &ProviderIntegrationStatus) -> Lookup {
             // Azure support); an id to adopt is of the spec's.
             version: api_version(match &status.id {
                 Some(_) => status.provider.unwrap_or(CloudProvider::Aws),
-                None => desired.provider,
+                None => desired.provider(),
             }),
             environment: status
                 .id
@@ -390,7 +393,7 @@ pub fn changed_fields(desired: &Desired, i: &Integration, adopted: bool) -> Vec<
     if (!adopted || desired.display_name_explicit) && i.display_name != desired.display_name {
         out.push("displayName");
     }
-    if CloudProvider::from_api_name(&i.provider) != Some(desired.provider) {
+    if CloudProvider::from_api_name(&i.provider) != Some(desired.provider()) {
         out.push("provider");
     } else if desired.config.matches(i) == Some(false) {
         out.push(desired.config.field());
@@ -489,7 +492,7 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
                         "{} {} integrations named \"{}\" exist in environment {} ({}); the operator cannot tell which is this resource's. \
                          Set spec.integrationId to the one to adopt, or choose another spec.displayName",
                         found.len(),
-                        desired.provider.as_str(),
+                        desired.provider().as_str(),
                         desired.display_name,
                         desired.environment,
                         ids.join(", ")
@@ -517,10 +520,10 @@ pub fn already_exists(desired: &Desired, id: &str) -> String {
         _ => format!(
             "named \"{}\" already exists for {}",
             desired.display_name,
-            desired.provider.as_str()
+            desired.provider().as_str()
         ),
     };
-    let or_rename = match desired.provider {
+    let or_rename = match desired.provider() {
         CloudProvider::Aws => "",
         _ => ", or choose another spec.displayName",
     };

@@ -18,7 +18,6 @@ fn desired(adopt: Option<&str>, policy: UpdatePolicy, explicit_name: bool) -> De
         environment: ENV.into(),
         display_name: "name".into(),
         display_name_explicit: explicit_name,
-        provider: CloudProvider::Aws,
         config: DesiredConfig::Aws {
             customer_iam_role_arn: ROLE.into(),
         },
@@ -31,7 +30,6 @@ fn desired(adopt: Option<&str>, policy: UpdatePolicy, explicit_name: bool) -> De
 
 fn desired_gcp(adopt: Option<&str>, policy: UpdatePolicy, explicit_name: bool) -> Desired {
     Desired {
-        provider: CloudProvider::Gcp,
         config: DesiredConfig::Gcp {
             customer_google_service_account: SA.into(),
         },
@@ -137,7 +135,7 @@ fn all_status() -> Vec<ProviderIntegrationStatus> {
 
 /// Every remote state the lookup chosen by `lookup` can produce.
 fn all_observed(d: &Desired, s: &ProviderIntegrationStatus) -> Vec<Observed> {
-    let aws = d.provider == CloudProvider::Aws;
+    let aws = d.provider() == CloudProvider::Aws;
     // An integration of the desired provider, and one of the other.
     let mine = |id: &str, env: &str, name: &str, other_config: bool| {
         if aws {

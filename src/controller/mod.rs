@@ -1001,7 +1001,7 @@ async fn create(
     let version = desired.api_version();
     let body = crate::pim::CreateIntegration {
         display_name: desired.display_name.clone(),
-        provider: desired.provider.api_name().into(),
+        provider: desired.provider().api_name().into(),
         // `pim/v2` creates a DRAFT; its config is set next, once its id is recorded.
         config: (version == ApiVersion::V1).then(|| desired.config.write()),
         environment: crate::pim::EnvId {
@@ -1021,7 +1021,7 @@ async fn create(
                         format!(
                             "integration {old} was deleted outside Kubernetes; created {}: {}",
                             i.id,
-                            regrant(desired.provider)
+                            regrant(desired.provider())
                         ),
                     )
                     .await;
