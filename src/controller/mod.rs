@@ -7,6 +7,7 @@ pub mod outputs;
 pub mod remote;
 
 use std::{
+    borrow::Cow,
     collections::HashMap,
     sync::{Arc, Mutex},
     time::Duration,
@@ -320,13 +321,13 @@ impl Context {
 
     /// Writes status by server-side apply, unless it is already what we want, and returns the
     /// resource as stored, for the next step to build on.
-    async fn write_status(
+    async fn write_status<'a>(
         &self,
-        pi: &ProviderIntegration,
+        pi: &'a ProviderIntegration,
         status: ProviderIntegrationStatus,
-    ) -> Result<ProviderIntegration, Error> {
+    ) -> Result<Cow<'a, ProviderIntegration>, Error> {
         if pi.status.as_ref() == Some(&status) {
-            return Ok(pi.clone());
+            return Ok(Cow::Borrowed(pi));
         }
         let api: Api<ProviderIntegration> =
             Api::namespaced(self.client.clone(), &pi.namespace().unwrap_or_default());
@@ -342,7 +343,7 @@ impl Context {
                 &Patch::Apply(&patch),
             )
             .await?;
-        Ok(stored)
+        Ok(Cow::Owned(stored))
     }
 }
 
@@ -573,11 +574,11 @@ async fn in_sync(
     let ns = pi.namespace().unwrap_or_default();
     let name = pi.name_any();
     let version = integration_version(&i);
-    let mut pi = pi.clone();
+    let mut pi = Cow::Borrowed(pi);
     if version == ApiVersion::V2 && i.is_draft() {
         // Remember the id before the PATCH: after a crash the id, not a search, finds it again.
-        pi = ctx
-            .write_status(
+        pi = Cow::Owned(
+            ctx.write_status(
                 &pi,
                 StatusBuilder::new(&pi).integration(&i).progressing(
                     "Configuring",
@@ -585,7 +586,9 @@ async fn in_sync(
                     format!("setting the config of DRAFT integration {}", i.id),
                 ),
             )
-            .await?;
+            .await?
+            .into_owned(),
+        );
         let env = i.environment.id.clone();
         i = match ctx
             .pim
@@ -996,7 +999,7 @@ async fn create(
         );
         ctx.write_status(pi, status).await?
     } else {
-        pi.clone()
+        Cow::Borrowed(pi)
     };
     let version = desired.api_version();
     let body = crate::pim::CreateIntegration {
