@@ -26,10 +26,7 @@ impl Integration {
     /// The customer's IAM role ARN of an AWS integration, which the API keeps unique per
     /// environment and which therefore finds an integration again after a crash.
     pub fn customer_iam_role_arn(&self) -> Option<&str> {
-        match &self.config {
-            Some(IntegrationConfig::Aws(c)) => Some(&c.customer_iam_role_arn),
-            _ => None,
-        }
+        self.aws().map(|c| c.customer_iam_role_arn.as_str())
     }
 
     pub fn aws(&self) -> Option<&AwsConfig> {
