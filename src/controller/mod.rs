@@ -389,8 +389,8 @@ impl<'a> StatusBuilder<'a> {
         s.provider = None;
         s.phase = None;
         s.usages.clear();
-        s.conditions.retain(|c| c.type_ != VALIDATED);
-        self
+        // Validation was of the integration that is gone.
+        self.unvalidated()
     }
 
     /// Drops the `Validated` condition (validation is off for this resource).
