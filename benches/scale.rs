@@ -19,8 +19,13 @@ use kube::{Api, api::PostParams};
 use pio::{
     crd::ProviderIntegration,
     emulator::{self, EmulatorConfig, Faults, Quotas},
-    fake_kube::FakeKube,
 };
+
+/// The in-memory API server lives with the tests; it is not part of the product.
+#[path = "../tests/common/fake_kube.rs"]
+#[allow(dead_code)]
+mod fake_kube;
+use fake_kube::FakeKube;
 use serde_json::json;
 
 fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {

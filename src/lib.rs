@@ -4,7 +4,6 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod emulator;
-pub mod fake_kube;
 pub mod leader;
 pub mod metrics;
 pub mod pim;

@@ -25,7 +25,9 @@ pub fn init(format: LogFormat, level: &str) {
                 fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(false),
+                    // The reconcile span carries the resource's namespace and name.
+                    .with_current_span(true)
+                    .with_span_list(false),
             )
             .try_init()
     } else {

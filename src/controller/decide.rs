@@ -1,250 +1,18 @@
 //! The decision: a pure function of (spec, status, remote observation) to one action. All of the
 //! operator's judgement lives here so it can be tested exhaustively without I/O.
 
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
 use crate::crd::{
-    CloudProvider, DeletionPolicy, PendingCreate, ProviderIntegration, ProviderIntegrationStatus,
-    UpdatePolicy,
+    CloudProvider, DeletionPolicy, PendingCreate, ProviderIntegrationStatus, UpdatePolicy,
 };
-use crate::pim::{ApiVersion, Integration, WriteConfig};
+use crate::pim::{ApiVersion, Integration};
 
-/// The provider-specific part of the spec: the customer's identity Confluent acts as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DesiredConfig {
-    Aws {
-        customer_iam_role_arn: String,
-    },
-    Gcp {
-        customer_google_service_account: String,
-    },
-    Azure {
-        customer_azure_tenant_id: String,
-    },
-}
-
-impl DesiredConfig {
-    pub fn provider(&self) -> CloudProvider {
-        match self {
-            DesiredConfig::Aws { .. } => CloudProvider::Aws,
-            DesiredConfig::Gcp { .. } => CloudProvider::Gcp,
-            DesiredConfig::Azure { .. } => CloudProvider::Azure,
-        }
-    }
-
-    /// The spec field holding the value, for messages.
-    pub fn field(&self) -> &'static str {
-        match self {
-            DesiredConfig::Aws { .. } => "aws.customerIamRoleArn",
-            DesiredConfig::Gcp { .. } => "gcp.customerGoogleServiceAccount",
-            DesiredConfig::Azure { .. } => "azure.customerAzureTenantId",
-        }
-    }
-
-    pub fn value(&self) -> &str {
-        match self {
-            DesiredConfig::Aws {
-                customer_iam_role_arn: v,
-            }
-            | DesiredConfig::Gcp {
-                customer_google_service_account: v,
-            }
-            | DesiredConfig::Azure {
-                customer_azure_tenant_id: v,
-            } => v,
-        }
-    }
-
-    /// The config as the API takes it.
-    pub fn write(&self) -> WriteConfig {
-        match self.clone() {
-            DesiredConfig::Aws {
-                customer_iam_role_arn,
-            } => WriteConfig::Aws {
-                customer_iam_role_arn,
-            },
-            DesiredConfig::Gcp {
-                customer_google_service_account,
-            } => WriteConfig::Gcp {
-                customer_google_service_account,
-            },
-            DesiredConfig::Azure {
-                customer_azure_tenant_id,
-            } => WriteConfig::Azure {
-                customer_azure_tenant_id,
-            },
-        }
-    }
-
-    /// Whether an integration's config matches; `None` when it has none yet (a DRAFT).
-    pub fn matches(&self, i: &Integration) -> Option<bool> {
-        i.config.as_ref()?;
-        Some(match self {
-            DesiredConfig::Aws {
-                customer_iam_role_arn,
-            } => i.customer_iam_role_arn() == Some(customer_iam_role_arn.as_str()),
-            DesiredConfig::Gcp {
-                customer_google_service_account,
-            } => {
-                i.gcp().map(|c| c.customer_google_service_account.as_str())
-                    == Some(customer_google_service_account.as_str())
-            }
-            DesiredConfig::Azure {
-                customer_azure_tenant_id,
-            } => i.azure().is_some_and(|c| {
-                c.customer_azure_tenant_id
-                    .eq_ignore_ascii_case(customer_azure_tenant_id)
-            }),
-        })
-    }
-}
-
-/// The API version that manages integrations of a provider: AWS stays on `pim/v1`, which is
-/// what Confluent documents for AWS and what existing resources were created with; GCP and
-/// Azure exist only in `pim/v2`.
-pub fn api_version(provider: CloudProvider) -> ApiVersion {
-    match provider {
-        CloudProvider::Aws => ApiVersion::V1,
-        CloudProvider::Gcp | CloudProvider::Azure => ApiVersion::V2,
-    }
-}
-
-/// The spec, resolved and checked: what the integration must look like.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Desired {
-    pub environment: String,
-    pub display_name: String,
-    /// Whether `displayName` was set; an adopted integration's name is only compared if so.
-    pub display_name_explicit: bool,
-    /// The provider-specific part; it also names the provider.
-    pub config: DesiredConfig,
-    /// Whether to call validate and keep the `Validated` condition.
-    pub validate: bool,
-    pub deletion_policy: DeletionPolicy,
-    pub update_policy: UpdatePolicy,
-    pub adopt_id: Option<String>,
-}
-
-/// A spec the operator cannot act on, found before any API call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidSpec(pub String);
-
-impl Desired {
-    /// Resolves defaults and checks what the CRD schema may not have enforced (CEL rules are
-    /// skipped on old clusters).
-    pub fn from_resource(pi: &ProviderIntegration) -> Result<Self, InvalidSpec> {
-        let spec = &pi.spec;
-        let name = pi.metadata.name.clone().unwrap_or_default();
-        let display_name = spec.display_name.clone().unwrap_or_else(|| name.clone());
-        if display_name.chars().count() > 60 {
-            return Err(InvalidSpec(format!(
-                "the display name \"{display_name}\" is longer than 60 characters; set spec.displayName"
-            )));
-        }
-        let provider = spec.provider;
-        let blocks = [
-            (CloudProvider::Aws, "aws", spec.aws.is_some()),
-            (CloudProvider::Gcp, "gcp", spec.gcp.is_some()),
-            (CloudProvider::Azure, "azure", spec.azure.is_some()),
-        ];
-        if let Some((_, block, _)) = blocks.iter().find(|(p, _, set)| *set && *p != provider) {
-            return Err(InvalidSpec(format!(
-                "spec.{block} is set but spec.provider is {}; set only the block of the provider",
-                provider.as_str()
-            )));
-        }
-        let (config, validate) = match provider {
-            CloudProvider::Aws => {
-                let aws = spec.aws.as_ref().ok_or_else(|| {
-                    InvalidSpec("provider AWS requires spec.aws.customerIamRoleArn".into())
-                })?;
-                let arn_len = aws.customer_iam_role_arn.chars().count();
-                if !(20..=2048).contains(&arn_len) {
-                    return Err(InvalidSpec(
-                        "spec.aws.customerIamRoleArn must be 20 to 2048 characters".into(),
-                    ));
-                }
-                let c = DesiredConfig::Aws {
-                    customer_iam_role_arn: aws.customer_iam_role_arn.clone(),
-                };
-                (c, aws.validate)
-            }
-            CloudProvider::Gcp => {
-                let gcp = spec.gcp.as_ref().ok_or_else(|| {
-                    InvalidSpec(
-                        "provider GCP requires spec.gcp.customerGoogleServiceAccount".into(),
-                    )
-                })?;
-                let sa = &gcp.customer_google_service_account;
-                let ok = sa.split_once('@').is_some_and(|(user, domain)| {
-                    !user.is_empty() && domain.ends_with(".gserviceaccount.com")
-                });
-                if !ok {
-                    return Err(InvalidSpec(format!(
-                        "spec.gcp.customerGoogleServiceAccount \"{sa}\" is not a service account e-mail (NAME@PROJECT.iam.gserviceaccount.com)"
-                    )));
-                }
-                let c = DesiredConfig::Gcp {
-                    customer_google_service_account: sa.clone(),
-                };
-                (c, true)
-            }
-            CloudProvider::Azure => {
-                let azure = spec.azure.as_ref().ok_or_else(|| {
-                    InvalidSpec("provider Azure requires spec.azure.customerAzureTenantId".into())
-                })?;
-                let t = &azure.customer_azure_tenant_id;
-                if t.len() != 36 || uuid::Uuid::parse_str(t).is_err() {
-                    return Err(InvalidSpec(format!(
-                        "spec.azure.customerAzureTenantId \"{t}\" is not a tenant id (a UUID like 00000000-0000-0000-0000-000000000000)"
-                    )));
-                }
-                let c = DesiredConfig::Azure {
-                    customer_azure_tenant_id: t.clone(),
-                };
-                (c, true)
-            }
-        };
-        Ok(Self {
-            environment: spec.environment.clone(),
-            display_name,
-            display_name_explicit: spec.display_name.is_some(),
-            config,
-            validate,
-            deletion_policy: spec.deletion_policy,
-            update_policy: spec.update_policy,
-            adopt_id: spec.integration_id.clone(),
-        })
-    }
-
-    /// The natural key recorded before a create, to find the integration after a crash: the
-    /// role ARN for AWS (unique per environment), the name and provider for `pim/v2` (a DRAFT
-    /// has no config to match).
-    pub fn intent(&self) -> PendingCreate {
-        match &self.config {
-            DesiredConfig::Aws {
-                customer_iam_role_arn,
-            } => PendingCreate {
-                environment: self.environment.clone(),
-                display_name: self.display_name.clone(),
-                provider: None,
-                customer_iam_role_arn: Some(customer_iam_role_arn.clone()),
-            },
-            _ => PendingCreate {
-                environment: self.environment.clone(),
-                display_name: self.display_name.clone(),
-                provider: Some(self.provider()),
-                customer_iam_role_arn: None,
-            },
-        }
-    }
-
-    pub fn provider(&self) -> CloudProvider {
-        self.config.provider()
-    }
-
-    pub fn api_version(&self) -> ApiVersion {
-        api_version(self.provider())
-    }
-}
+pub use super::desired::{Desired, DesiredConfig, InvalidSpec, api_version};
+pub use super::reasons::Reason;
+use super::reasons::{customer_identity, grant_hint};
 
 /// Whether an integration holds a key the API (or, for `pim/v2`, the operator) keeps unique: the
 /// role ARN of an AWS integration, the display name of a GCP or Azure one. Such an integration
@@ -333,34 +101,6 @@ pub fn lookup(desired: &Desired, status: &ProviderIntegrationStatus) -> Lookup {
     }
 }
 
-/// Why a resource is stalled; each maps to a condition reason a user can act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StallReason {
-    InvalidSpec,
-    AlreadyExists,
-    ImmutableFieldChanged,
-    AdoptionTargetNotFound,
-    AdoptedMismatch,
-    IntegrationGone,
-    IntegrationIdChanged,
-    Ambiguous,
-}
-
-impl StallReason {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            StallReason::InvalidSpec => "InvalidSpec",
-            StallReason::AlreadyExists => "AlreadyExists",
-            StallReason::ImmutableFieldChanged => "ImmutableFieldChanged",
-            StallReason::AdoptionTargetNotFound => "AdoptionTargetNotFound",
-            StallReason::AdoptedMismatch => "AdoptedMismatch",
-            StallReason::IntegrationGone => "IntegrationGone",
-            StallReason::IntegrationIdChanged => "IntegrationIdChanged",
-            StallReason::Ambiguous => "AmbiguousIntegration",
-        }
-    }
-}
-
 /// The one thing to do next on the apply path. The integration of `InSync`, `Claim` and `Adopt`
 /// may be a `pim/v2` DRAFT, whose config the apply path then sets.
 #[derive(Debug, Clone, PartialEq)]
@@ -368,7 +108,9 @@ pub enum Action {
     /// Everything matches: record the remote state.
     InSync(Integration),
     /// Record intent, then create. `replaces` names an integration deleted out of band.
-    Create { replaces: Option<String> },
+    Create {
+        replaces: Option<String>,
+    },
     /// Our earlier create did happen (found by its intent): record its id.
     Claim(Integration),
     /// Take over the integration named by `spec.integrationId`.
@@ -379,7 +121,7 @@ pub enum Action {
         changed: Vec<&'static str>,
     },
     Stall {
-        reason: StallReason,
+        reason: Reason,
         message: String,
     },
 }
@@ -408,7 +150,7 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
         && recorded != wanted
     {
         return Action::Stall {
-            reason: StallReason::IntegrationIdChanged,
+            reason: Reason::IntegrationIdChanged,
             message: format!(
                 "spec.integrationId changed from {recorded} to {wanted}; an integration cannot be swapped in place. \
                  Restore spec.integrationId, or delete this resource (with deletionPolicy: Orphan to keep {recorded}) and create it again"
@@ -431,7 +173,7 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
                     Action::Adopt(i)
                 } else {
                     Action::Stall {
-                        reason: StallReason::AdoptedMismatch,
+                        reason: Reason::AdoptedMismatch,
                         message: format!(
                             "integration {} does not match the spec in {}; make the spec match it to adopt it",
                             i.id,
@@ -444,7 +186,7 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
                 Action::InSync(i)
             } else if adopting {
                 Action::Stall {
-                    reason: StallReason::AdoptedMismatch,
+                    reason: Reason::AdoptedMismatch,
                     message: format!(
                         "adopted integration {} no longer matches the spec in {}; adopted integrations are never recreated, revert the spec",
                         i.id,
@@ -455,7 +197,7 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
                 Action::Recreate { old: i, changed }
             } else {
                 Action::Stall {
-                    reason: StallReason::ImmutableFieldChanged,
+                    reason: Reason::ImmutableFieldChanged,
                     message: format!(
                         "{} cannot change on integration {}: the API cannot update it. Revert the change, or set spec.updatePolicy: Recreate \
                          to replace it (the new integration gets a new external id)",
@@ -467,14 +209,14 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
         }
         Observed::Missing => match (&status.id, &desired.adopt_id) {
             (None, Some(id)) => Action::Stall {
-                reason: StallReason::AdoptionTargetNotFound,
+                reason: Reason::AdoptionTargetNotFound,
                 message: format!(
                     "integration {id} named by spec.integrationId does not exist in environment {}",
                     desired.environment
                 ),
             },
             (Some(id), Some(_)) => Action::Stall {
-                reason: StallReason::IntegrationGone,
+                reason: Reason::IntegrationGone,
                 message: format!(
                     "adopted integration {id} was deleted outside Kubernetes; remove spec.integrationId to let the operator create a new one"
                 ),
@@ -487,7 +229,7 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
             if found.len() > 1 {
                 let ids: Vec<&str> = found.iter().map(|i| i.id.as_str()).collect();
                 return Action::Stall {
-                    reason: StallReason::Ambiguous,
+                    reason: Reason::AmbiguousIntegration,
                     message: format!(
                         "{} {} integrations named \"{}\" exist in environment {} ({}); the operator cannot tell which is this resource's. \
                          Set spec.integrationId to the one to adopt, or choose another spec.displayName",
@@ -502,7 +244,7 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
             match (found.pop(), &status.pending_create) {
                 (Some(i), Some(p)) if matches_intent(&i, p) => Action::Claim(i),
                 (Some(i), _) => Action::Stall {
-                    reason: StallReason::AlreadyExists,
+                    reason: Reason::AlreadyExists,
                     message: already_exists(desired, &i.id),
                 },
                 (None, _) => Action::Create { replaces: None },
@@ -575,19 +317,224 @@ pub fn cleanup(policy: DeletionPolicy, status: &ProviderIntegrationStatus) -> Cl
     }
 }
 
+/// Which integration an intent-only resource may delete: only the single full match of its
+/// intent. Several matches share the name, and deleting a stranger's would be worse than leaving
+/// ours, so none is deleted and the user is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeletionTarget {
+    One(String),
+    Nothing,
+    Ambiguous(Vec<String>),
+}
+
+pub fn deletion_target(found: &[Integration], intent: &PendingCreate) -> DeletionTarget {
+    let ids: Vec<String> = found
+        .iter()
+        .filter(|i| matches_intent(i, intent))
+        .map(|i| i.id.clone())
+        .collect();
+    match <[String; 1]>::try_from(ids) {
+        Ok([id]) => DeletionTarget::One(id),
+        Err(ids) if ids.is_empty() => DeletionTarget::Nothing,
+        Err(ids) => DeletionTarget::Ambiguous(ids),
+    }
+}
+
+/// What a create refused because the key is taken leads to.
+// Short-lived and moved once, like `Action`.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum AfterConflict {
+    /// Our own earlier attempt did create it.
+    Claim(Integration),
+    /// Someone else's: stall `AlreadyExists` with this message, and drop the intent so that a
+    /// later pass cannot claim it by mistake either.
+    Foreign(String),
+}
+
+/// The holder of the key is ours only when this exact intent was recorded before the attempt
+/// (an earlier answer was lost) and it is the one full match.
+pub fn after_conflict(
+    desired: &Desired,
+    had_intent: bool,
+    mut found: Vec<Integration>,
+    api_detail: &str,
+) -> AfterConflict {
+    let intent = desired.intent();
+    if had_intent && found.len() == 1 && matches_intent(&found[0], &intent) {
+        return AfterConflict::Claim(found.remove(0));
+    }
+    let message = match found.first() {
+        Some(i) => already_exists(desired, &i.id),
+        None => format!(
+            "{api_detail}; another integration holds {} {} in {}",
+            desired.config.field(),
+            desired.config.value(),
+            desired.environment
+        ),
+    };
+    AfterConflict::Foreign(message)
+}
+
+/// What a GET after a refused DELETE returned.
+#[derive(Debug, Clone, Copy)]
+pub enum ReadBack<'a> {
+    Found(&'a Integration),
+    /// 404: it is gone after all (deleted meanwhile, or by a lost earlier answer).
+    Gone,
+    /// The read failed too.
+    Unknown,
+}
+
 /// After a refused DELETE, the integration read back tells whether it is in use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// Connectors use it: keep the finalizer and say which.
     InUse(Vec<String>),
+    /// It no longer exists: the delete is done.
+    Gone,
     /// Refused for another reason: retry with backoff and show the API's detail.
     Other(String),
 }
 
-pub fn refusal(detail: &str, read_back: Option<&Integration>) -> Refusal {
+/// Judged by the integration's `usages`, never by the status code, which the API does not
+/// document for this case.
+pub fn refusal(detail: &str, read_back: ReadBack<'_>) -> Refusal {
     match read_back {
-        Some(i) if !i.usages.is_empty() => Refusal::InUse(i.usages.clone()),
+        ReadBack::Found(i) if !i.usages.is_empty() => Refusal::InUse(i.usages.clone()),
+        ReadBack::Gone => Refusal::Gone,
         _ => Refusal::Other(detail.to_string()),
+    }
+}
+
+/// When to look again, in terms of the configured periods; the I/O layer adds the jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The resync period.
+    Resync,
+    /// Transient trouble: the retry backoff after `failures` in a row, and no sooner than the
+    /// server asked.
+    Retry { failures: u32, at_least: Duration },
+    /// Something a human must fix: the slower stall backoff after `failures` in a row.
+    StallRetry { failures: u32 },
+}
+
+/// What is remembered of one resource's validation between reconciles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationMemo {
+    pub generation: Option<i64>,
+    pub id: String,
+    pub due: Instant,
+    /// Failed validations of this id in a row, for the backoff.
+    pub failures: u32,
+}
+
+/// Whether to call validate now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValidationStep {
+    /// Checked recently: look again after this long.
+    NotYet(Duration),
+    /// Call validate; `failures` in a row so far.
+    Now { failures: u32 },
+}
+
+/// Our own status writes trigger reconciles, and validating on each would call the API once per
+/// write: validate only when due, or when what was checked changed (another id, another
+/// generation, or a `Validated` condition not of this generation).
+pub fn validation_step(
+    memo: Option<&ValidationMemo>,
+    id: &str,
+    generation: Option<i64>,
+    condition: Option<&Condition>,
+    now: Instant,
+) -> ValidationStep {
+    let current = condition.is_some_and(|c| c.observed_generation == generation);
+    match memo.filter(|m| m.id == id) {
+        Some(m) if current && m.generation == generation && m.due > now => {
+            ValidationStep::NotYet(m.due - now)
+        }
+        Some(m) => ValidationStep::Now {
+            failures: m.failures,
+        },
+        None => ValidationStep::Now { failures: 0 },
+    }
+}
+
+/// The result of a validate call, as the judgement needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Validation {
+    Passed,
+    /// 429, 5xx, timeouts: says nothing about the customer's setup.
+    Transient {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// The API says Confluent cannot use the customer's identity (or refuses the call).
+    Failed(String),
+}
+
+/// What to record after a validate call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationOutcome {
+    /// The `Validated` condition to set (`status`, reason, message); `None` keeps it as it is.
+    pub condition: Option<(&'static str, Reason, String)>,
+    /// An event to publish: (warning, reason, note). Only on a change a human wants to see.
+    pub event: Option<(bool, Reason, String)>,
+    pub failures: u32,
+    pub next: Next,
+}
+
+/// Validation never holds up `Ready`: it passes (re-checked at the resync period), fails (shown
+/// with the grant to make, re-checked with the stall backoff until it passes), or could not be
+/// judged (a transient error leaves the condition alone, or `Unknown` when there is none yet).
+pub fn validation_outcome(
+    i: &Integration,
+    previous: Option<&Condition>,
+    failures: u32,
+    result: Validation,
+) -> ValidationOutcome {
+    match result {
+        Validation::Passed => {
+            let msg = format!("Confluent can use {}", customer_identity(i));
+            ValidationOutcome {
+                event: previous
+                    .is_none_or(|c| c.status != "True")
+                    .then(|| (false, Reason::Validated, msg.clone())),
+                condition: Some(("True", Reason::Validated, msg)),
+                failures: 0,
+                next: Next::Resync,
+            }
+        }
+        Validation::Transient { error, retry_after } => {
+            let failures = failures.saturating_add(1);
+            ValidationOutcome {
+                condition: previous.is_none().then(|| {
+                    (
+                        "Unknown",
+                        Reason::Validating,
+                        format!("validation pending: {error}"),
+                    )
+                }),
+                event: None,
+                failures,
+                next: Next::Retry {
+                    failures,
+                    at_least: retry_after.unwrap_or_default(),
+                },
+            }
+        }
+        Validation::Failed(error) => {
+            let msg = format!("{error}; {}", grant_hint(i));
+            let failures = failures.saturating_add(1);
+            ValidationOutcome {
+                event: previous
+                    .is_none_or(|c| c.status != "False" || c.message != msg)
+                    .then(|| (true, Reason::ValidationFailed, msg.clone())),
+                condition: Some(("False", Reason::ValidationFailed, msg)),
+                failures,
+                next: Next::StallRetry { failures },
+            }
+        }
     }
 }
 

@@ -197,7 +197,7 @@ fn invariants_hold_for_every_combination() {
                         matches!(
                             a,
                             Action::Stall {
-                                reason: StallReason::IntegrationIdChanged,
+                                reason: Reason::IntegrationIdChanged,
                                 ..
                             }
                         ),
@@ -262,7 +262,7 @@ fn invariants_hold_for_every_combination() {
                         matches!(
                             a,
                             Action::Stall {
-                                reason: StallReason::AlreadyExists,
+                                reason: Reason::AlreadyExists,
                                 ..
                             }
                         ),
@@ -294,15 +294,15 @@ fn table() {
     );
     assert!(
         matches!(decide(&manual, &tracked, Observed::Found(rerole.clone())),
-        Action::Stall { reason: StallReason::ImmutableFieldChanged, message } if message.contains("aws.customerIamRoleArn"))
+        Action::Stall { reason: Reason::ImmutableFieldChanged, message } if message.contains("aws.customerIamRoleArn"))
     );
     assert!(
         matches!(decide(&manual, &tracked, Observed::Found(moved.clone())),
-        Action::Stall { reason: StallReason::ImmutableFieldChanged, message } if message.contains("environment"))
+        Action::Stall { reason: Reason::ImmutableFieldChanged, message } if message.contains("environment"))
     );
     assert!(
         matches!(decide(&manual, &tracked, Observed::Found(renamed.clone())),
-        Action::Stall { reason: StallReason::ImmutableFieldChanged, message } if message.contains("displayName"))
+        Action::Stall { reason: Reason::ImmutableFieldChanged, message } if message.contains("displayName"))
     );
     assert!(
         matches!(decide(&recreate, &tracked, Observed::Found(rerole.clone())),
@@ -320,7 +320,7 @@ fn table() {
     );
     assert!(
         matches!(decide(&manual, &fresh, Observed::ByKey(vec![same.clone()])),
-        Action::Stall { reason: StallReason::AlreadyExists, message } if message.contains("integrationId: dlz-a"))
+        Action::Stall { reason: Reason::AlreadyExists, message } if message.contains("integrationId: dlz-a"))
     );
     assert_eq!(
         decide(&manual, &pending, Observed::ByKey(vec![same.clone()])),
@@ -340,28 +340,28 @@ fn table() {
     assert!(matches!(
         decide(&adopt_named, &fresh, Observed::Found(renamed.clone())),
         Action::Stall {
-            reason: StallReason::AdoptedMismatch,
+            reason: Reason::AdoptedMismatch,
             ..
         }
     ));
     assert!(matches!(
         decide(&adopt, &fresh, Observed::Found(rerole.clone())),
         Action::Stall {
-            reason: StallReason::AdoptedMismatch,
+            reason: Reason::AdoptedMismatch,
             ..
         }
     ));
     assert!(matches!(
         decide(&adopt, &fresh, Observed::Missing),
         Action::Stall {
-            reason: StallReason::AdoptionTargetNotFound,
+            reason: Reason::AdoptionTargetNotFound,
             ..
         }
     ));
     assert!(matches!(
         decide(&adopt, &tracked, Observed::Missing),
         Action::Stall {
-            reason: StallReason::IntegrationGone,
+            reason: Reason::IntegrationGone,
             ..
         }
     ));
@@ -369,7 +369,7 @@ fn table() {
     assert!(matches!(
         decide(&adopt_recreate, &tracked, Observed::Found(rerole)),
         Action::Stall {
-            reason: StallReason::AdoptedMismatch,
+            reason: Reason::AdoptedMismatch,
             ..
         }
     ));
@@ -377,7 +377,7 @@ fn table() {
     assert!(matches!(
         decide(&adopt_b, &tracked, Observed::Found(same)),
         Action::Stall {
-            reason: StallReason::IntegrationIdChanged,
+            reason: Reason::IntegrationIdChanged,
             ..
         }
     ));
@@ -463,11 +463,11 @@ fn gcp_table() {
     );
     assert!(matches!(
         decide(&d, &tracked, Observed::Found(gcp("dlz-a", ENV, "name", Some(OTHER_SA)))),
-        Action::Stall { reason: StallReason::ImmutableFieldChanged, message } if message.contains("gcp.customerGoogleServiceAccount")
+        Action::Stall { reason: Reason::ImmutableFieldChanged, message } if message.contains("gcp.customerGoogleServiceAccount")
     ));
     assert!(matches!(
         decide(&d, &tracked, Observed::Found(integration("dlz-a", ENV, "name", ROLE))),
-        Action::Stall { reason: StallReason::ImmutableFieldChanged, message } if message.contains("provider")
+        Action::Stall { reason: Reason::ImmutableFieldChanged, message } if message.contains("provider")
     ));
     let pending = status(None, Some(d.intent()));
     assert_eq!(
@@ -477,11 +477,11 @@ fn gcp_table() {
     let two = vec![draft.clone(), gcp("dlz-b", ENV, "name", None)];
     assert!(matches!(
         decide(&d, &pending, Observed::ByKey(two)),
-        Action::Stall { reason: StallReason::Ambiguous, message } if message.contains("dlz-a, dlz-b")
+        Action::Stall { reason: Reason::AmbiguousIntegration, message } if message.contains("dlz-a, dlz-b")
     ));
     assert!(matches!(
         decide(&d, &status(None, None), Observed::ByKey(vec![draft])),
-        Action::Stall { reason: StallReason::AlreadyExists, message } if message.contains("spec.displayName")
+        Action::Stall { reason: Reason::AlreadyExists, message } if message.contains("spec.displayName")
     ));
     assert_eq!(
         cleanup(DeletionPolicy::Delete, &tracked),
@@ -520,15 +520,19 @@ fn refusals_are_judged_by_usages() {
     let mut used = integration("dlz-a", ENV, "n", ROLE);
     used.usages = vec!["crn://x".into()];
     assert_eq!(
-        refusal("409", Some(&used)),
+        refusal("409", ReadBack::Found(&used)),
         Refusal::InUse(vec!["crn://x".into()])
     );
     let unused = integration("dlz-a", ENV, "n", ROLE);
     assert_eq!(
-        refusal("conflict", Some(&unused)),
+        refusal("conflict", ReadBack::Found(&unused)),
         Refusal::Other("conflict".into())
     );
-    assert_eq!(refusal("conflict", None), Refusal::Other("conflict".into()));
+    assert_eq!(
+        refusal("conflict", ReadBack::Unknown),
+        Refusal::Other("conflict".into())
+    );
+    assert_eq!(refusal("conflict", ReadBack::Gone), Refusal::Gone);
 }
 
 #[test]
@@ -550,4 +554,248 @@ fn spec_resolution() {
     let mut noaws = pi;
     noaws.spec.aws = None;
     assert!(Desired::from_resource(&noaws).is_err());
+}
+
+#[test]
+fn after_conflict_table() {
+    let d = desired(None, UpdatePolicy::Manual, false);
+    let mine = integration("dlz-a", ENV, "name", ROLE);
+    let renamed = integration("dlz-b", ENV, "other-name", ROLE);
+    let other_env = integration("dlz-c", "env-2", "name", ROLE);
+    // (had intent, found) → claimed id, or the message names the holder (or the API's detail).
+    let cases: Vec<(bool, Vec<Integration>, Result<&str, &str>)> = vec![
+        (true, vec![mine.clone()], Ok("dlz-a")),
+        // No intent recorded before this attempt: a namesake is never ours.
+        (false, vec![mine.clone()], Err("dlz-a")),
+        // Same role under another name: a stranger's.
+        (true, vec![renamed.clone()], Err("dlz-b")),
+        (true, vec![other_env], Err("dlz-c")),
+        // Two candidates: never claim either.
+        (true, vec![mine.clone(), renamed], Err("dlz-a")),
+        // The 409 said taken, but the lookup found nothing: the API's detail is shown.
+        (true, vec![], Err("409 detail")),
+    ];
+    for (had_intent, found, want) in cases {
+        let got = after_conflict(&d, had_intent, found.clone(), "409 detail");
+        match (want, &got) {
+            (Ok(id), AfterConflict::Claim(i)) => assert_eq!(i.id, id),
+            (Err(text), AfterConflict::Foreign(m)) => {
+                assert!(m.contains(text), "{had_intent} {found:?}: {m}")
+            }
+            _ => panic!("{had_intent} {found:?}: got {got:?}, want {want:?}"),
+        }
+    }
+    // GCP: the name is the key, and a DRAFT of ours is claimed.
+    let g = desired_gcp(None, UpdatePolicy::Manual, false);
+    let draft = gcp("cspi-1", ENV, "name", None);
+    assert_eq!(
+        after_conflict(&g, true, vec![draft.clone()], ""),
+        AfterConflict::Claim(draft)
+    );
+}
+
+#[test]
+fn deletion_target_table() {
+    let key = intent();
+    let mine = integration("dlz-a", ENV, "name", ROLE);
+    let renamed = integration("dlz-b", ENV, "other-name", ROLE);
+    let twin = integration("dlz-c", ENV, "name", ROLE);
+    let cases: Vec<(Vec<Integration>, DeletionTarget)> = vec![
+        (vec![], DeletionTarget::Nothing),
+        (vec![mine.clone()], DeletionTarget::One("dlz-a".into())),
+        // Holds the role under another name: not the intent's, never deleted.
+        (vec![renamed.clone()], DeletionTarget::Nothing),
+        (
+            vec![mine.clone(), renamed],
+            DeletionTarget::One("dlz-a".into()),
+        ),
+        (
+            vec![mine, twin],
+            DeletionTarget::Ambiguous(vec!["dlz-a".into(), "dlz-c".into()]),
+        ),
+    ];
+    for (found, want) in cases {
+        assert_eq!(deletion_target(&found, &key), want, "{found:?}");
+    }
+}
+
+fn condition(status: &str, generation: i64, message: &str) -> Condition {
+    Condition {
+        type_: "Validated".into(),
+        status: status.into(),
+        reason: "R".into(),
+        message: message.into(),
+        observed_generation: Some(generation),
+        last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            jiff::Timestamp::UNIX_EPOCH,
+        ),
+    }
+}
+
+#[test]
+fn validation_step_table() {
+    let now = Instant::now();
+    let later = now + Duration::from_secs(10);
+    let memo = |id: &str, generation: i64, due: Instant, failures: u32| ValidationMemo {
+        generation: Some(generation),
+        id: id.into(),
+        due,
+        failures,
+    };
+    let current = condition("True", 1, "");
+    let old = condition("True", 0, "");
+    let cases = [
+        // Never validated.
+        (None, Some(&current), ValidationStep::Now { failures: 0 }),
+        // Due later, same id and generation, condition current: wait.
+        (
+            Some(memo("i", 1, later, 2)),
+            Some(&current),
+            ValidationStep::NotYet(Duration::from_secs(10)),
+        ),
+        // Due now: validate, counting the failures so far.
+        (
+            Some(memo("i", 1, now, 2)),
+            Some(&current),
+            ValidationStep::Now { failures: 2 },
+        ),
+        // Another integration: its own count.
+        (
+            Some(memo("other", 1, later, 2)),
+            Some(&current),
+            ValidationStep::Now { failures: 0 },
+        ),
+        // Another generation, or a condition of an older one: at once.
+        (
+            Some(memo("i", 0, later, 2)),
+            Some(&current),
+            ValidationStep::Now { failures: 2 },
+        ),
+        (
+            Some(memo("i", 1, later, 2)),
+            Some(&old),
+            ValidationStep::Now { failures: 2 },
+        ),
+        (
+            Some(memo("i", 1, later, 2)),
+            None,
+            ValidationStep::Now { failures: 2 },
+        ),
+    ];
+    for (m, c, want) in cases {
+        assert_eq!(
+            validation_step(m.as_ref(), "i", Some(1), c, now),
+            want,
+            "{m:?} {c:?}"
+        );
+    }
+}
+
+#[test]
+fn validation_outcome_table() {
+    let i = gcp("cspi-1", ENV, "name", Some(SA));
+    let pass = || Validation::Passed;
+    let fail = || Validation::Failed("denied".into());
+    let blip = || Validation::Transient {
+        error: "503".into(),
+        retry_after: Some(Duration::from_secs(3)),
+    };
+    let failed_msg = validation_outcome(&i, None, 0, fail()).condition.unwrap().2;
+    let was_true = condition("True", 1, "ok");
+    let was_false = condition("False", 1, &failed_msg);
+    let was_false_other = condition("False", 1, "older detail");
+    // (previous, result) → condition status set (None: kept), event (warning?), next
+    type Case<'a> = (
+        Option<&'a Condition>,
+        Validation,
+        Option<&'static str>,
+        Option<bool>,
+        Next,
+    );
+    let cases: Vec<Case> = vec![
+        (None, pass(), Some("True"), Some(false), Next::Resync),
+        // Passing again: no event.
+        (Some(&was_true), pass(), Some("True"), None, Next::Resync),
+        (
+            Some(&was_false),
+            pass(),
+            Some("True"),
+            Some(false),
+            Next::Resync,
+        ),
+        (
+            None,
+            fail(),
+            Some("False"),
+            Some(true),
+            Next::StallRetry { failures: 3 },
+        ),
+        // The same failure again: no second Warning.
+        (
+            Some(&was_false),
+            fail(),
+            Some("False"),
+            None,
+            Next::StallRetry { failures: 3 },
+        ),
+        (
+            Some(&was_false_other),
+            fail(),
+            Some("False"),
+            Some(true),
+            Next::StallRetry { failures: 3 },
+        ),
+        // A blip never says anything about the customer's setup.
+        (
+            None,
+            blip(),
+            Some("Unknown"),
+            None,
+            Next::Retry {
+                failures: 3,
+                at_least: Duration::from_secs(3),
+            },
+        ),
+        (
+            Some(&was_true),
+            blip(),
+            None,
+            None,
+            Next::Retry {
+                failures: 3,
+                at_least: Duration::from_secs(3),
+            },
+        ),
+        (
+            Some(&was_false),
+            blip(),
+            None,
+            None,
+            Next::Retry {
+                failures: 3,
+                at_least: Duration::from_secs(3),
+            },
+        ),
+    ];
+    for (previous, result, status, warning, next) in cases {
+        let what = format!("{previous:?} {result:?}");
+        let o = validation_outcome(&i, previous, 2, result);
+        assert_eq!(o.condition.as_ref().map(|c| c.0), status, "{what}");
+        assert_eq!(o.event.as_ref().map(|e| e.0), warning, "{what}");
+        assert_eq!(o.next, next, "{what}");
+        assert_eq!(
+            o.failures,
+            if next == Next::Resync { 0 } else { 3 },
+            "{what}"
+        );
+    }
+    // The failure names the grant to make; the pass names the identity.
+    assert!(failed_msg.contains("roles/iam.serviceAccountTokenCreator"));
+    assert!(
+        validation_outcome(&i, None, 0, pass())
+            .condition
+            .unwrap()
+            .2
+            .contains(SA)
+    );
 }

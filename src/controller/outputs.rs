@@ -222,3 +222,29 @@ pub async fn remove(
         Err(e) => Err(e),
     }
 }
+
+/// Brings the outputs in line with `spec.writeOutputsTo`: deletes the ConfigMap written under an
+/// old name, writes the wanted one. Returns the name now written, for `status.outputsConfigMap`.
+pub async fn sync(
+    client: &Client,
+    manager: &str,
+    pi: &ProviderIntegration,
+    i: &Integration,
+) -> Result<Option<String>, OutputsError> {
+    let wanted = pi.spec.write_outputs_to.as_ref().map(|o| o.name.clone());
+    let written = pi
+        .status
+        .as_ref()
+        .and_then(|s| s.outputs_config_map.as_ref());
+    if let Some(old) = written.filter(|o| Some(*o) != wanted.as_ref())
+        && remove(client, pi, old).await?
+    {
+        tracing::info!(configmap = %old, "previous outputs deleted");
+    }
+    if let Some(out) = &wanted
+        && write(client, manager, pi, out, i).await?
+    {
+        tracing::info!(configmap = %out, "outputs written");
+    }
+    Ok(wanted)
+}

@@ -13,11 +13,13 @@ use pio::{
     controller::{self, Config, Context},
     crd::ProviderIntegration,
     emulator::{self, ApiKey, EmulatorConfig, EmulatorHandle},
-    fake_kube::FakeKube,
     metrics::Metrics,
     pim::PimClient,
 };
 use serde_json::{Value, json};
+
+pub mod fake_kube;
+pub use fake_kube::FakeKube;
 
 pub const NS: &str = "apps";
 pub const KEY: &str = "TESTKEY";

@@ -1,4 +1,5 @@
-//! An in-memory Kubernetes API server for tests, the benchmark and the no-cluster demo.
+//! An in-memory Kubernetes API server for tests and the benchmark (never compiled into the
+//! operator: `tests/common` includes it, `benches/scale.rs` by `#[path]`).
 //!
 //! It implements the slice of API machinery the operator relies on, with the real semantics:
 //! resourceVersion and optimistic concurrency, `metadata.generation` bumped only by spec changes,

@@ -1,0 +1,297 @@
+//! The Confluent write of an action (create, recreate, configure a `pim/v2` DRAFT) and the status
+//! write that records it. The order of writes is what makes a crash at any line safe; each step
+//! says why it comes where it does.
+
+use std::{borrow::Cow, time::Duration};
+
+use kube::runtime::{controller::Action, events::EventType};
+use tracing::info;
+
+use super::decide::{self, Action as Decision, AfterConflict, Desired, Refusal, api_version};
+use super::reasons::{Reason, regrant};
+use super::status::{StatusBuilder, api_error, is_auth, stall, stall_with};
+use super::{Context, Error, MANAGER, observe, outputs, validation};
+use crate::crd::{CloudProvider, ProviderIntegration};
+use crate::pim::{ApiVersion, Credentials, ErrorClass, Integration, PimError};
+
+/// A short pause before the next pass, when this one changed what the next will see.
+const AGAIN: Duration = Duration::from_millis(50);
+
+/// Carries out what `decide` chose.
+pub(super) async fn act(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    desired: &Desired,
+    creds: &Credentials,
+    decision: Decision,
+) -> Result<Action, Error> {
+    match decision {
+        Decision::InSync(i) => in_sync(ctx, pi, desired, creds, i, None).await,
+        Decision::Adopt(i) => {
+            let note = format!("adopted existing integration {}", i.id);
+            in_sync(ctx, pi, desired, creds, i, Some((Reason::Adopted, note))).await
+        }
+        Decision::Claim(i) => claim(ctx, pi, desired, creds, i).await,
+        Decision::Create { replaces } => create(ctx, pi, desired, creds, replaces).await,
+        Decision::Recreate { old, changed } => recreate(ctx, pi, creds, old, changed).await,
+        Decision::Stall { reason, message } => stall(ctx, pi, reason, message).await,
+    }
+}
+
+/// Our earlier create did happen: record it as created.
+async fn claim(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    desired: &Desired,
+    creds: &Credentials,
+    i: Integration,
+) -> Result<Action, Error> {
+    let note = format!(
+        "created integration {} (recorded after an interrupted attempt)",
+        i.id
+    );
+    in_sync(ctx, pi, desired, creds, i, Some((Reason::Created, note))).await
+}
+
+/// The API version that manages an integration, from its provider.
+pub(super) fn integration_version(i: &Integration) -> ApiVersion {
+    CloudProvider::from_api_name(&i.provider)
+        .map(api_version)
+        .unwrap_or(ApiVersion::V2)
+}
+
+/// Records an integration that matches the spec, after finishing what is left to do: a `pim/v2`
+/// DRAFT gets its config, the outputs ConfigMap is written, and Ready is set at once (the user
+/// needs these values to grant access, so Ready never waits for validation). Validation then runs
+/// when due, and the next check is at the resync period or the validation retry, if sooner.
+async fn in_sync(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    desired: &Desired,
+    creds: &Credentials,
+    i: Integration,
+    event: Option<(Reason, String)>,
+) -> Result<Action, Error> {
+    let (pi, i) = if integration_version(&i) == ApiVersion::V2 && i.is_draft() {
+        match configure(ctx, pi, desired, creds, i).await? {
+            Ok(done) => done,
+            Err(action) => return Ok(action),
+        }
+    } else {
+        (Cow::Borrowed(pi), i)
+    };
+    let written = match outputs::sync(&ctx.client, MANAGER, &pi, &i).await {
+        Ok(written) => written,
+        Err(outputs::OutputsError::Kube(e)) => return Err(Error::Kube(e)),
+        Err(e @ outputs::OutputsError::NotOwned(_)) => {
+            let mut b = StatusBuilder::new(&pi).integration(&i);
+            b.status.outputs_config_map = None;
+            return stall_with(ctx, &pi, b, Reason::OutputsConflict, e.to_string()).await;
+        }
+    };
+    let mut b = StatusBuilder::new(&pi);
+    b.status.outputs_config_map = written;
+    if !desired.validate {
+        b = b.unvalidated();
+    }
+    let pi = ctx.write_status(&pi, b.ready(&i)).await?;
+    if let Some((reason, note)) = event {
+        info!(id = %i.id, %reason, "{note}");
+        ctx.event(&pi, EventType::Normal, reason, note).await;
+    }
+    ctx.succeeded(&pi);
+    let next = if desired.validate {
+        validation::validate(ctx, &pi, creds, &i).await?
+    } else {
+        ctx.resync_delay()
+    };
+    Ok(Action::requeue(next))
+}
+
+/// Sets the config of a `pim/v2` DRAFT. Returns the resource as stored and the configured
+/// integration, or the action to take instead.
+async fn configure<'a>(
+    ctx: &Context,
+    pi: &'a ProviderIntegration,
+    desired: &Desired,
+    creds: &Credentials,
+    i: Integration,
+) -> Result<Result<(Cow<'a, ProviderIntegration>, Integration), Action>, Error> {
+    // Remember the id before the PATCH: after a crash the id, not a search, finds it again.
+    let status = StatusBuilder::new(pi).integration(&i).progressing(
+        Reason::Configuring,
+        Reason::Configuring,
+        format!("setting the config of DRAFT integration {}", i.id),
+    );
+    let pi = ctx.write_status(pi, status).await?;
+    let env = i.environment.id.clone();
+    let version = ApiVersion::V2;
+    let configured = match ctx
+        .pim
+        .update_config(creds, &env, &i.id, desired.config.write())
+        .await
+    {
+        Ok(updated) => updated,
+        // Gone meanwhile (a stale cache entry, or deleted out of band): look again by id.
+        Err(PimError::NotFound { .. }) => {
+            ctx.cache.remove(creds, (&env, version), &i.id).await;
+            return Ok(Err(Action::requeue(AGAIN)));
+        }
+        // Refused, perhaps because a lost response already applied it: see what is there.
+        Err(e) if e.class() == ErrorClass::Permanent && !is_auth(&e) => {
+            match ctx.pim.get(creds, version, &env, &i.id).await {
+                Ok(now) if !now.is_draft() => now,
+                _ => return api_error(ctx, &pi, creds, e).await.map(Err),
+            }
+        }
+        Err(e) => return api_error(ctx, &pi, creds, e).await.map(Err),
+    };
+    info!(id = %configured.id, "configured");
+    ctx.cache.insert(creds, version, &configured).await;
+    if !decide::changed_fields(desired, &configured, desired.adopt_id.is_some()).is_empty() {
+        // Someone else configured it differently; the next pass decides what to do.
+        return Ok(Err(Action::requeue(AGAIN)));
+    }
+    Ok(Ok((Cow::Owned(pi.into_owned()), configured)))
+}
+
+/// Records the intent, then creates. The intent is written first so that after a crash between
+/// the POST and the status write the next pass looks for the integration before creating again.
+async fn create(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    desired: &Desired,
+    creds: &Credentials,
+    replaces: Option<String>,
+) -> Result<Action, Error> {
+    let intent = desired.intent();
+    let had_intent = pi.status.as_ref().and_then(|s| s.pending_create.as_ref()) == Some(&intent);
+    let base = if had_intent {
+        Cow::Borrowed(pi)
+    } else {
+        let mut b = StatusBuilder::new(pi);
+        if replaces.is_some() {
+            b = b.forget_integration();
+        }
+        b.status.pending_create = Some(intent.clone());
+        let status = b.progressing(
+            Reason::Creating,
+            Reason::Creating,
+            format!("creating the integration in {}", desired.environment),
+        );
+        ctx.write_status(pi, status).await?
+    };
+    let version = desired.api_version();
+    let body = crate::pim::CreateIntegration {
+        display_name: desired.display_name.clone(),
+        provider: desired.provider().api_name().into(),
+        // `pim/v2` creates a DRAFT; its config is set next, once its id is recorded.
+        config: (version == ApiVersion::V1).then(|| desired.config.write()),
+        environment: crate::pim::EnvId {
+            id: desired.environment.clone(),
+        },
+    };
+    match ctx.pim.create(creds, version, &body).await {
+        Ok(i) => {
+            info!(id = %i.id, "created");
+            ctx.cache.insert(creds, version, &i).await;
+            let event = match replaces {
+                Some(old) => {
+                    let note = format!(
+                        "integration {old} was deleted outside Kubernetes; created {}: {}",
+                        i.id,
+                        regrant(desired.provider())
+                    );
+                    ctx.event(&base, EventType::Warning, Reason::Recreated, note)
+                        .await;
+                    None
+                }
+                None => Some((Reason::Created, format!("created integration {}", i.id))),
+            };
+            in_sync(ctx, &base, desired, creds, i, event).await
+        }
+        Err(e @ PimError::Conflict { .. }) if e.code() == Some("resource_already_exists") => {
+            let found = match ctx
+                .cache
+                .by_key(&ctx.pim, creds, &intent, Duration::ZERO)
+                .await
+            {
+                Ok(f) => f,
+                Err(e) => return api_error(ctx, &base, creds, e).await,
+            };
+            match decide::after_conflict(desired, had_intent, found, &e.to_string()) {
+                AfterConflict::Claim(i) => claim(ctx, &base, desired, creds, i).await,
+                AfterConflict::Foreign(message) => {
+                    let mut b = StatusBuilder::new(&base);
+                    b.status.pending_create = None;
+                    stall_with(ctx, &base, b, Reason::AlreadyExists, message).await
+                }
+            }
+        }
+        Err(e) => api_error(ctx, &base, creds, e).await,
+    }
+}
+
+/// Deletes the integration whose immutable fields changed (`updatePolicy: Recreate`); the next
+/// pass creates its replacement.
+async fn recreate(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    creds: &Credentials,
+    old: Integration,
+    changed: Vec<&'static str>,
+) -> Result<Action, Error> {
+    let env = old.environment.id.clone();
+    let version = integration_version(&old);
+    // Deleted (or found gone) is `Refusal::Gone`: the way is clear.
+    let refusal = match ctx.pim.delete(creds, version, &env, &old.id).await {
+        Ok(()) | Err(PimError::NotFound { .. }) => Refusal::Gone,
+        Err(e) if e.class() == ErrorClass::Permanent && !is_auth(&e) => {
+            observe::refusal(ctx, creds, (&env, version), &old.id, &e).await
+        }
+        Err(e) => return api_error(ctx, pi, creds, e).await,
+    };
+    let (msg, usages) = match refusal {
+        Refusal::Gone => {
+            ctx.cache.remove(creds, (&env, version), &old.id).await;
+            let msg = format!(
+                "deleted integration {} because {} changed; a new one is being created: {}",
+                old.id,
+                changed.join(", "),
+                regrant(pi.spec.provider)
+            );
+            let status = StatusBuilder::new(pi).forget_integration().progressing(
+                Reason::Recreating,
+                Reason::Recreating,
+                msg.clone(),
+            );
+            ctx.write_status(pi, status).await?;
+            ctx.event(pi, EventType::Warning, Reason::Recreating, msg)
+                .await;
+            return Ok(Action::requeue(AGAIN));
+        }
+        Refusal::InUse(u) => (
+            format!(
+                "cannot recreate integration {}: it is in use by {}; delete or reconfigure those connectors",
+                old.id,
+                u.join(", ")
+            ),
+            u,
+        ),
+        Refusal::Other(d) => (
+            format!("cannot recreate integration {}: {d}", old.id),
+            Vec::new(),
+        ),
+    };
+    let mut b = StatusBuilder::new(pi);
+    b.status.usages = usages;
+    let status = b.progressing(
+        Reason::RecreateBlocked,
+        Reason::RecreateBlocked,
+        msg.clone(),
+    );
+    ctx.write_status(pi, status).await?;
+    ctx.event(pi, EventType::Warning, Reason::RecreateBlocked, msg)
+        .await;
+    Ok(Action::requeue(ctx.refused_backoff(pi)))
+}

@@ -1,0 +1,160 @@
+//! The delete path behind the finalizer: orphan, delete, find-then-delete after an interrupted
+//! create, and retry while connectors still use the integration. Returning `Ok` lets the
+//! finalizer go; `Err(DeletionPending)` keeps it and says when to try again.
+
+use std::time::Duration;
+
+use kube::runtime::{controller::Action, events::EventType};
+use tracing::{info, warn};
+
+use super::credentials::CredentialsError;
+use super::decide::{self, Cleanup, DeletionTarget, Refusal, api_version};
+use super::reasons::{Reason, user_hint};
+use super::status::{StatusBuilder, is_auth};
+use super::{Context, Error, observe};
+use crate::crd::ProviderIntegration;
+use crate::pim::{Credentials, PimError};
+
+pub(super) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Error> {
+    let status = pi.status.clone().unwrap_or_default();
+    let (id, env, version) = match decide::cleanup(pi.spec.deletion_policy, &status) {
+        Cleanup::Orphan => {
+            if let Some(id) = &status.id {
+                info!(%id, "orphaned");
+                let note =
+                    format!("left integration {id} in Confluent Cloud (deletionPolicy: Orphan)");
+                ctx.event(pi, EventType::Normal, Reason::Orphaned, note)
+                    .await;
+            }
+            return done(ctx, pi);
+        }
+        Cleanup::Nothing => return done(ctx, pi),
+        Cleanup::Delete {
+            id,
+            environment,
+            version,
+        } => (Some(id), environment, version),
+        Cleanup::FindThenDelete(key) => {
+            (None, key.environment.clone(), api_version(key.provider()))
+        }
+    };
+    let creds = match ctx.credentials(pi).await {
+        Ok(c) => c,
+        Err(CredentialsError::Kube(e)) => return Err(Error::Kube(e)),
+        Err(e) => match ctx.remembered_credentials(pi) {
+            Some(c) => c,
+            None => {
+                let msg = format!(
+                    "cannot delete the integration: {e}; restore it, or set spec.deletionPolicy: Orphan"
+                );
+                let status =
+                    StatusBuilder::new(pi).stalled(Reason::CredentialsNotFound, msg.clone());
+                ctx.write_status(pi, status).await?;
+                return pending(msg, ctx.stall_backoff(pi));
+            }
+        },
+    };
+    let id = match (id, &status.pending_create) {
+        (Some(id), _) => id,
+        (None, None) => return done(ctx, pi),
+        (None, Some(key)) => {
+            let found = match ctx
+                .cache
+                .by_key(&ctx.pim, &creds, key, Duration::ZERO)
+                .await
+            {
+                Ok(found) => found,
+                Err(e) => return retry(ctx, pi, &creds, e).await,
+            };
+            match decide::deletion_target(&found, key) {
+                DeletionTarget::One(id) => id,
+                DeletionTarget::Nothing => return done(ctx, pi),
+                DeletionTarget::Ambiguous(ids) => {
+                    let note = format!(
+                        "an interrupted create left no id, and integrations {} match it; none was deleted, delete the one this resource created by hand",
+                        ids.join(", ")
+                    );
+                    ctx.event(pi, EventType::Warning, Reason::AmbiguousIntegration, note)
+                        .await;
+                    return done(ctx, pi);
+                }
+            }
+        }
+    };
+    let refusal = match ctx.pim.delete(&creds, version, &env, &id).await {
+        Ok(()) | Err(PimError::NotFound { .. }) => Refusal::Gone,
+        Err(e) if e.is_transient() => return retry(ctx, pi, &creds, e).await,
+        Err(e) if is_auth(&e) => {
+            let reason = Reason::of_stall(&e);
+            let msg = format!("cannot delete integration {id}: {}", user_hint(&e, &creds));
+            let status = StatusBuilder::new(pi).stalled(reason, msg.clone());
+            ctx.write_status(pi, status).await?;
+            ctx.event(pi, EventType::Warning, reason, msg.clone()).await;
+            return pending(msg, ctx.stall_backoff(pi));
+        }
+        // Refused: find out whether connectors use it (by its usages, not the status code).
+        Err(e) => observe::refusal(ctx, &creds, (&env, version), &id, &e).await,
+    };
+    let (reason, msg, usages) = match refusal {
+        Refusal::Gone => {
+            info!(%id, "deleted");
+            ctx.cache.remove(&creds, (&env, version), &id).await;
+            let note = format!("deleted integration {id}");
+            ctx.event(pi, EventType::Normal, Reason::Deleted, note)
+                .await;
+            return done(ctx, pi);
+        }
+        Refusal::InUse(u) => (
+            Reason::DeletionBlocked,
+            format!(
+                "integration {id} is in use by {}; delete or reconfigure those connectors, deletion is retried",
+                u.join(", ")
+            ),
+            u,
+        ),
+        Refusal::Other(d) => (
+            Reason::DeletionFailed,
+            format!("deleting integration {id} failed: {d}; retrying"),
+            Vec::new(),
+        ),
+    };
+    let retry_in = ctx.refused_backoff(pi);
+    warn!(%id, %reason, retry_in_s = retry_in.as_secs(), "deletion blocked");
+    let mut b = StatusBuilder::new(pi);
+    b.status.usages = usages;
+    let first = pi
+        .condition(crate::crd::READY)
+        .is_none_or(|c| c.reason != reason.as_str());
+    ctx.write_status(pi, b.progressing(reason, reason, msg.clone()))
+        .await?;
+    if first {
+        ctx.metrics.deletion_blocked();
+    }
+    ctx.event(pi, EventType::Warning, reason, msg.clone()).await;
+    pending(msg, retry_in)
+}
+
+/// Nothing left to do: the finalizer may go, and what was kept about the resource with it.
+fn done(ctx: &Context, pi: &ProviderIntegration) -> Result<Action, Error> {
+    ctx.forget(pi);
+    Ok(Action::await_change())
+}
+
+fn pending(message: String, retry_in: Duration) -> Result<Action, Error> {
+    Err(Error::DeletionPending { message, retry_in })
+}
+
+/// A transient error while deleting: say so and retry.
+async fn retry(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    creds: &Credentials,
+    e: PimError,
+) -> Result<Action, Error> {
+    let retry_in = ctx.retry_backoff(pi, e.retry_after());
+    let msg = format!("deleting: {}; retrying", user_hint(&e, creds));
+    let status =
+        StatusBuilder::new(pi).progressing(Reason::Deleting, Reason::of_transient(&e), msg.clone());
+    ctx.write_status(pi, status).await?;
+    pending(msg, retry_in)
+}

@@ -1,0 +1,228 @@
+//! What every reconcile shares: configuration, clients, the remote cache, and one small memory
+//! per resource (failures in a row, the credentials that last worked, the validation schedule).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use kube::{
+    Client, ResourceExt,
+    runtime::events::{Recorder, Reporter},
+};
+
+use super::MANAGER;
+use super::credentials::SecretCache;
+use super::decide::{Next, ValidationMemo};
+use super::remote::RemoteCache;
+use crate::crd::ProviderIntegration;
+use crate::pim::{Credentials, PimClient};
+
+/// Where credentials come from when a resource has no `credentialsRef`.
+#[derive(Clone, Debug, Default)]
+pub enum DefaultCredentials {
+    #[default]
+    None,
+    /// From the operator's environment (`CONFLUENT_CLOUD_API_KEY` / `..._SECRET`).
+    Static(Credentials),
+    /// From a Secret with keys `apiKey` and `apiSecret`.
+    Secret { namespace: String, name: String },
+}
+
+/// Tunables of the controller.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How often a Ready integration is checked against Confluent Cloud.
+    pub resync: Duration,
+    /// Resources reconciled in parallel.
+    pub concurrency: u16,
+    pub default_credentials: DefaultCredentials,
+    /// Only watch these namespaces (all when empty).
+    pub namespaces: Vec<String>,
+    /// The pod name, to tell replicas apart in events.
+    pub instance: Option<String>,
+    /// First retry delay after a transient error; doubles up to `retry_max`.
+    pub retry_base: Duration,
+    /// Longest retry delay after transient errors (deletion retries may wait up to 2.5×).
+    pub retry_max: Duration,
+    /// First re-check of a stalled resource (Secrets and quotas change without an event here);
+    /// doubles up to the resync period.
+    pub stall_retry: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(300),
+            concurrency: 64,
+            default_credentials: DefaultCredentials::None,
+            namespaces: Vec::new(),
+            instance: None,
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(120),
+            stall_retry: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What is kept about one resource between reconciles, by uid. Dropped when the resource is gone.
+#[derive(Default)]
+pub(super) struct Memory {
+    /// Failures in a row, for the backoff; reset by a success.
+    pub failures: u32,
+    /// The credentials that last worked, so a deletion still works when the Secret went first
+    /// (as it does when a whole namespace is deleted).
+    pub credentials: Option<Credentials>,
+    /// When the integration is next validated.
+    pub validation: Option<ValidationMemo>,
+}
+
+/// Shared state of all reconciles.
+pub struct Context {
+    pub client: Client,
+    pub pim: PimClient,
+    pub config: Config,
+    pub cache: RemoteCache,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Ready to serve (`/readyz`): a standby replica, or a controller whose caches have synced.
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
+    pub(super) recorder: Recorder,
+    pub(super) secrets: SecretCache,
+    memory: Mutex<HashMap<String, Memory>>,
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The delay after the `n`th failure in a row (n ≥ 1): `base` doubling up to `cap`, ±20% jitter.
+pub(super) fn backoff_delay(n: u32, base: Duration, cap: Duration) -> Duration {
+    let exp = base
+        .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+        .min(cap);
+    exp.mul_f64(0.8 + fastrand::f64() * 0.4)
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        pim: PimClient,
+        config: Config,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: config.instance.clone(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            pim,
+            config,
+            cache: RemoteCache::default(),
+            metrics,
+            ready: Arc::default(),
+            secrets: SecretCache::default(),
+            memory: Mutex::default(),
+        }
+    }
+
+    /// Reads or changes the memory of one resource.
+    pub(super) fn memory<T>(
+        &self,
+        pi: &ProviderIntegration,
+        f: impl FnOnce(&mut Memory) -> T,
+    ) -> T {
+        let mut all = lock(&self.memory);
+        f(all.entry(pi.uid().unwrap_or_default()).or_default())
+    }
+
+    /// Counts one more failure in a row and returns the backoff for it: `base` doubling up to
+    /// `cap`, ±20% jitter. Reset by `succeeded`.
+    pub(super) fn backoff(
+        &self,
+        pi: &ProviderIntegration,
+        base: Duration,
+        cap: Duration,
+    ) -> Duration {
+        let n = self.memory(pi, |m| {
+            m.failures = m.failures.saturating_add(1);
+            m.failures
+        });
+        backoff_delay(n, base, cap)
+    }
+
+    /// The retry backoff after a transient error, no sooner than the server asked.
+    pub(super) fn retry_backoff(
+        &self,
+        pi: &ProviderIntegration,
+        at_least: Option<Duration>,
+    ) -> Duration {
+        self.backoff(pi, self.config.retry_base, self.config.retry_max)
+            .max(at_least.unwrap_or_default())
+    }
+
+    /// The slower backoff of something a human must fix.
+    pub(super) fn stall_backoff(&self, pi: &ProviderIntegration) -> Duration {
+        self.backoff(pi, self.config.stall_retry, self.config.resync)
+    }
+
+    /// The backoff while deletion is refused (connectors may take long to go).
+    pub(super) fn refused_backoff(&self, pi: &ProviderIntegration) -> Duration {
+        self.backoff(
+            pi,
+            self.config.retry_base * 5,
+            self.config.retry_max.mul_f64(2.5),
+        )
+    }
+
+    pub(super) fn succeeded(&self, pi: &ProviderIntegration) {
+        self.memory(pi, |m| m.failures = 0);
+    }
+
+    /// Forgets everything kept about a resource that is gone.
+    pub(super) fn forget(&self, pi: &ProviderIntegration) {
+        lock(&self.memory).remove(&pi.uid().unwrap_or_default());
+    }
+
+    pub(super) fn resync_delay(&self) -> Duration {
+        self.config.resync.mul_f64(0.9 + fastrand::f64() * 0.2)
+    }
+
+    /// A `decide::Next` in time, with jitter.
+    pub(super) fn delay(&self, next: Next) -> Duration {
+        let c = &self.config;
+        match next {
+            Next::Resync => self.resync_delay(),
+            Next::Retry { failures, at_least } => {
+                backoff_delay(failures, c.retry_base, c.retry_max).max(at_least)
+            }
+            Next::StallRetry { failures } => backoff_delay(failures, c.stall_retry, c.resync),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_base_up_to_cap_with_jitter() {
+        let (base, cap) = (Duration::from_secs(1), Duration::from_secs(10));
+        for (n, want) in [
+            (1, 1.0),
+            (2, 2.0),
+            (3, 4.0),
+            (4, 8.0),
+            (5, 10.0),
+            (60, 10.0),
+        ] {
+            let d = backoff_delay(n, base, cap).as_secs_f64();
+            assert!(
+                (want * 0.8..=want * 1.2).contains(&d),
+                "failure {n}: {d} s, want {want} s ±20%"
+            );
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The Confluent Cloud API key a resource acts with: its `credentialsRef` Secret, else the
+//! operator's default. Secrets are cached for a few seconds so a burst of reconciles reads each
+//! once, and the last key that worked is remembered per resource for its deletion.
+
+use std::{
+    collections::HashMap,
+    ops::ControlFlow,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client, ResourceExt, runtime::controller::Action};
+
+use super::context::{Context, DefaultCredentials, lock};
+use super::reasons::Reason;
+use super::{Error, status};
+use crate::crd::ProviderIntegration;
+use crate::pim::Credentials;
+
+/// Why credentials could not be loaded; each is something a user must fix.
+#[derive(thiserror::Error, Debug)]
+pub enum CredentialsError {
+    #[error("Secret {namespace}/{name} not found")]
+    SecretNotFound { namespace: String, name: String },
+    #[error("Secret {namespace}/{name} has no non-empty key \"{key}\"")]
+    MissingKey {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    #[error("no credentialsRef and the operator has no default credentials")]
+    NoDefault,
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+}
+
+/// How long a Secret read is reused. Short, so a rotated key is picked up within seconds; a
+/// cached key that the API rejects is dropped at once.
+const SECRET_TTL: Duration = Duration::from_secs(5);
+
+/// (namespace, name, key field, secret field)
+type SecretKey = (String, String, String, String);
+
+/// Secrets read in the last `SECRET_TTL`.
+#[derive(Default)]
+pub struct SecretCache(Mutex<HashMap<SecretKey, (Instant, Credentials)>>);
+
+impl SecretCache {
+    async fn read(
+        &self,
+        client: &Client,
+        namespace: &str,
+        name: &str,
+        key_field: &str,
+        secret_field: &str,
+    ) -> Result<Credentials, CredentialsError> {
+        let cache_key = (
+            namespace.to_string(),
+            name.to_string(),
+            key_field.to_string(),
+            secret_field.to_string(),
+        );
+        if let Some((at, c)) = lock(&self.0).get(&cache_key)
+            && at.elapsed() < SECRET_TTL
+        {
+            return Ok(c.clone());
+        }
+        let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+        let secret = api
+            .get_opt(name)
+            .await?
+            .ok_or_else(|| CredentialsError::SecretNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            })?;
+        let field = |k: &str| {
+            secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(k))
+                .and_then(|v| String::from_utf8(v.0.clone()).ok())
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| CredentialsError::MissingKey {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    key: k.into(),
+                })
+        };
+        let creds = Credentials::new(field(key_field)?, field(secret_field)?);
+        lock(&self.0).insert(cache_key, (Instant::now(), creds.clone()));
+        Ok(creds)
+    }
+
+    /// Forgets cached Secrets holding credentials the API just rejected.
+    pub fn forget(&self, creds: &Credentials) {
+        lock(&self.0).retain(|_, (_, c)| c != creds);
+    }
+}
+
+impl Context {
+    /// The credentials of a resource, remembered as the last that worked for it.
+    pub(super) async fn credentials(
+        &self,
+        pi: &ProviderIntegration,
+    ) -> Result<Credentials, CredentialsError> {
+        let ns = pi.namespace().unwrap_or_default();
+        let creds = match (&pi.spec.credentials_ref, &self.config.default_credentials) {
+            (Some(r), _) => {
+                self.secrets
+                    .read(
+                        &self.client,
+                        &ns,
+                        &r.name,
+                        &r.api_key_field,
+                        &r.api_secret_field,
+                    )
+                    .await?
+            }
+            (None, DefaultCredentials::Static(c)) => c.clone(),
+            (None, DefaultCredentials::Secret { namespace, name }) => {
+                self.secrets
+                    .read(&self.client, namespace, name, "apiKey", "apiSecret")
+                    .await?
+            }
+            (None, DefaultCredentials::None) => return Err(CredentialsError::NoDefault),
+        };
+        self.memory(pi, |m| m.credentials = Some(creds.clone()));
+        Ok(creds)
+    }
+
+    pub(super) fn remembered_credentials(&self, pi: &ProviderIntegration) -> Option<Credentials> {
+        self.memory(pi, |m| m.credentials.clone())
+    }
+}
+
+/// The credentials for the apply path; when there are none, the resource is stalled with a
+/// reason that says what to fix, and reconciling stops there.
+pub(super) async fn load(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+) -> Result<ControlFlow<Action, Credentials>, Error> {
+    let (reason, message) = match ctx.credentials(pi).await {
+        Ok(c) => return Ok(ControlFlow::Continue(c)),
+        Err(CredentialsError::Kube(e)) => return Err(Error::Kube(e)),
+        Err(e @ CredentialsError::NoDefault) => (
+            Reason::NoCredentials,
+            format!("{e}; set spec.credentialsRef"),
+        ),
+        Err(e) => (Reason::CredentialsNotFound, e.to_string()),
+    };
+    Ok(ControlFlow::Break(
+        status::stall(ctx, pi, reason, message).await?,
+    ))
+}

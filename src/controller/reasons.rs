@@ -1,0 +1,273 @@
+//! Every condition and event reason the operator writes, in one place, with the hint texts that
+//! tell a user what to do. Reasons are API: dashboards, alerts and `kubectl wait` scripts match
+//! on them, so they never change spelling.
+
+use std::fmt;
+
+use crate::crd::CloudProvider;
+use crate::pim::{Credentials, Integration, PimError};
+
+/// A CamelCase condition or event reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    // Progress (Ready=False, Reconciling=True) and the steady state.
+    Synced,
+    Reconciling,
+    Creating,
+    Configuring,
+    Recreating,
+    RecreateBlocked,
+    Deleting,
+    DeletionBlocked,
+    DeletionFailed,
+    // Transient API trouble: retried, never a stall.
+    RateLimited,
+    ApiTimeout,
+    ApiUnavailable,
+    // API errors a human must fix.
+    Unauthenticated,
+    Forbidden,
+    QuotaExceeded,
+    Rejected,
+    Conflict,
+    NotFound,
+    ApiError,
+    // Credentials.
+    NoCredentials,
+    CredentialsNotFound,
+    // Judgements of `decide` a human must resolve.
+    InvalidSpec,
+    AlreadyExists,
+    ImmutableFieldChanged,
+    AdoptionTargetNotFound,
+    AdoptedMismatch,
+    IntegrationGone,
+    IntegrationIdChanged,
+    AmbiguousIntegration,
+    OutputsConflict,
+    // The `Validated` condition.
+    Validated,
+    Validating,
+    ValidationFailed,
+    // Events only.
+    Created,
+    Adopted,
+    Recreated,
+    Orphaned,
+    Deleted,
+}
+
+impl Reason {
+    const ALL: [Reason; 38] = [
+        Reason::Synced,
+        Reason::Reconciling,
+        Reason::Creating,
+        Reason::Configuring,
+        Reason::Recreating,
+        Reason::RecreateBlocked,
+        Reason::Deleting,
+        Reason::DeletionBlocked,
+        Reason::DeletionFailed,
+        Reason::RateLimited,
+        Reason::ApiTimeout,
+        Reason::ApiUnavailable,
+        Reason::Unauthenticated,
+        Reason::Forbidden,
+        Reason::QuotaExceeded,
+        Reason::Rejected,
+        Reason::Conflict,
+        Reason::NotFound,
+        Reason::ApiError,
+        Reason::NoCredentials,
+        Reason::CredentialsNotFound,
+        Reason::InvalidSpec,
+        Reason::AlreadyExists,
+        Reason::ImmutableFieldChanged,
+        Reason::AdoptionTargetNotFound,
+        Reason::AdoptedMismatch,
+        Reason::IntegrationGone,
+        Reason::IntegrationIdChanged,
+        Reason::AmbiguousIntegration,
+        Reason::OutputsConflict,
+        Reason::Validated,
+        Reason::Validating,
+        Reason::ValidationFailed,
+        Reason::Created,
+        Reason::Adopted,
+        Reason::Recreated,
+        Reason::Orphaned,
+        Reason::Deleted,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::Synced => "Synced",
+            Reason::Reconciling => "Reconciling",
+            Reason::Creating => "Creating",
+            Reason::Configuring => "Configuring",
+            Reason::Recreating => "Recreating",
+            Reason::RecreateBlocked => "RecreateBlocked",
+            Reason::Deleting => "Deleting",
+            Reason::DeletionBlocked => "DeletionBlocked",
+            Reason::DeletionFailed => "DeletionFailed",
+            Reason::RateLimited => "RateLimited",
+            Reason::ApiTimeout => "APITimeout",
+            Reason::ApiUnavailable => "APIUnavailable",
+            Reason::Unauthenticated => "Unauthenticated",
+            Reason::Forbidden => "Forbidden",
+            Reason::QuotaExceeded => "QuotaExceeded",
+            Reason::Rejected => "Rejected",
+            Reason::Conflict => "Conflict",
+            Reason::NotFound => "NotFound",
+            Reason::ApiError => "APIError",
+            Reason::NoCredentials => "NoCredentials",
+            Reason::CredentialsNotFound => "CredentialsNotFound",
+            Reason::InvalidSpec => "InvalidSpec",
+            Reason::AlreadyExists => "AlreadyExists",
+            Reason::ImmutableFieldChanged => "ImmutableFieldChanged",
+            Reason::AdoptionTargetNotFound => "AdoptionTargetNotFound",
+            Reason::AdoptedMismatch => "AdoptedMismatch",
+            Reason::IntegrationGone => "IntegrationGone",
+            Reason::IntegrationIdChanged => "IntegrationIdChanged",
+            Reason::AmbiguousIntegration => "AmbiguousIntegration",
+            Reason::OutputsConflict => "OutputsConflict",
+            Reason::Validated => "Validated",
+            Reason::Validating => "Validating",
+            Reason::ValidationFailed => "ValidationFailed",
+            Reason::Created => "Created",
+            Reason::Adopted => "Adopted",
+            Reason::Recreated => "Recreated",
+            Reason::Orphaned => "Orphaned",
+            Reason::Deleted => "Deleted",
+        }
+    }
+
+    /// The reason a condition carries, if it is one of ours.
+    pub fn parse(s: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The reason for an API error a human must fix.
+    pub fn of_stall(e: &PimError) -> Reason {
+        match e {
+            PimError::Unauthenticated { .. } => Reason::Unauthenticated,
+            PimError::Forbidden { .. } => Reason::Forbidden,
+            PimError::QuotaExceeded { .. } => Reason::QuotaExceeded,
+            PimError::Invalid { .. } => Reason::Rejected,
+            PimError::Conflict { .. } => Reason::Conflict,
+            PimError::NotFound { .. } => Reason::NotFound,
+            _ => Reason::ApiError,
+        }
+    }
+
+    /// The reason for an API error that will likely pass.
+    pub fn of_transient(e: &PimError) -> Reason {
+        match e {
+            PimError::RateLimited { .. } => Reason::RateLimited,
+            PimError::Timeout => Reason::ApiTimeout,
+            _ => Reason::ApiUnavailable,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An API error with what the user can do about it.
+pub fn user_hint(e: &PimError, creds: &Credentials) -> String {
+    match e {
+        PimError::Unauthenticated { .. } => {
+            format!("{e}; check the API key {} and its secret", creds.key)
+        }
+        PimError::Forbidden { .. } => format!(
+            "{e}; API key {} needs the EnvironmentAdmin or OrganizationAdmin role",
+            creds.key
+        ),
+        PimError::QuotaExceeded { .. } => {
+            format!("{e}; delete unused integrations or ask Confluent to raise the quota")
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// What the customer must redo after their integration was replaced.
+pub fn regrant(provider: CloudProvider) -> &'static str {
+    match provider {
+        CloudProvider::Aws => "it has a new external id: update your trust policy",
+        CloudProvider::Gcp => {
+            "it may have a new Google service account: update the impersonation binding"
+        }
+        CloudProvider::Azure => "check the admin consent of its multi-tenant app",
+    }
+}
+
+/// What the customer must grant for validation to pass, from the values Confluent returned.
+pub fn grant_hint(i: &Integration) -> String {
+    if let Some(c) = i.gcp() {
+        let gsa = c
+            .google_service_account
+            .as_deref()
+            .unwrap_or("Confluent's service account");
+        return format!(
+            "grant {gsa} the Service Account Token Creator role ({}) on {}",
+            super::outputs::GCP_TOKEN_CREATOR,
+            c.customer_google_service_account
+        );
+    }
+    if let Some(c) = i.azure() {
+        let app = c
+            .confluent_multi_tenant_app_id
+            .as_deref()
+            .unwrap_or("Confluent's multi-tenant app");
+        return format!(
+            "in tenant {}, create a service principal for app {app} (az ad sp create --id {app}), grant it admin consent and access to your resources",
+            c.customer_azure_tenant_id
+        );
+    }
+    if let Some(c) = i.aws() {
+        return format!(
+            "let {} assume {} with sts:ExternalId {} in its trust policy",
+            c.iam_role_arn.as_deref().unwrap_or("Confluent's IAM role"),
+            c.customer_iam_role_arn,
+            c.external_id.as_deref().unwrap_or("(the external id)")
+        );
+    }
+    "complete the cloud-side setup".into()
+}
+
+/// The customer's identity an integration acts as, for messages.
+pub fn customer_identity(i: &Integration) -> String {
+    if let Some(c) = i.gcp() {
+        format!("service account {}", c.customer_google_service_account)
+    } else if let Some(c) = i.azure() {
+        format!("tenant {}", c.customer_azure_tenant_id)
+    } else if let Some(c) = i.aws() {
+        format!("role {}", c.customer_iam_role_arn)
+    } else {
+        format!("integration {}", i.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_is_camel_case_unique_and_parses_back() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Reason::ALL {
+            let s = r.as_str();
+            assert!(
+                s.chars().next().is_some_and(|c| c.is_ascii_uppercase()),
+                "{s}"
+            );
+            assert!(s.chars().all(|c| c.is_ascii_alphanumeric()), "{s}");
+            assert!(seen.insert(s), "{s} twice");
+            assert_eq!(Reason::parse(s), Some(r));
+        }
+        assert_eq!(Reason::parse("Nope"), None);
+    }
+}

@@ -1,0 +1,174 @@
+//! Wiring: one `kube::runtime::Controller` per watched scope, readiness once the caches have
+//! synced, and the per-state gauges counted from those caches.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use kube::{
+    Api,
+    runtime::{Controller, watcher},
+};
+
+use super::{Context, error_policy, reconcile};
+use crate::crd::{ProviderIntegration, VALIDATED};
+
+/// Runs the controller until `shutdown` resolves: one watch for all namespaces, or one per
+/// namespace in `Config::namespaces` (which then needs only namespaced RBAC).
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let apis: Vec<Api<ProviderIntegration>> = if ctx.config.namespaces.is_empty() {
+        vec![Api::all(ctx.client.clone())]
+    } else {
+        ctx.config
+            .namespaces
+            .iter()
+            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
+            .collect()
+    };
+    let shutdown = futures::FutureExt::shared(shutdown);
+    let mut stores = Vec::new();
+    let mut runs = Vec::new();
+    for api in apis {
+        let config =
+            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
+        let controller = Controller::new(api, watcher::Config::default().any_semantic())
+            .with_config(config)
+            .graceful_shutdown_on(shutdown.clone());
+        stores.push(controller.store());
+        runs.push(
+            controller
+                .run(reconcile, error_policy, ctx.clone())
+                .for_each(|_| futures::future::ready(())),
+        );
+    }
+    let gauges = tokio::spawn(count_states(ctx.clone(), stores.clone()));
+    let synced = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            for s in &stores {
+                if s.wait_until_ready().await.is_err() {
+                    return;
+                }
+            }
+            ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
+    futures::future::join_all(runs).await;
+    ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);
+    synced.abort();
+    gauges.abort();
+}
+
+/// Keeps the per-state resource gauges current from the controllers' caches.
+async fn count_states(
+    ctx: Arc<Context>,
+    stores: Vec<kube::runtime::reflector::Store<ProviderIntegration>>,
+) {
+    loop {
+        let all: Vec<Arc<ProviderIntegration>> = stores.iter().flat_map(|s| s.state()).collect();
+        let t = Tally::of(all.iter().map(|p| p.as_ref()));
+        ctx.metrics.set_resources(
+            &[
+                ("ready", t.ready),
+                ("stalled", t.stalled),
+                ("reconciling", t.reconciling),
+            ],
+            &[
+                ("validated", t.validated),
+                ("failing", t.validation_failing),
+                ("pending", t.validation_pending),
+            ],
+        );
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}
+
+/// Resources counted by kstatus state and by `Validated` condition (those without one, such as
+/// AWS resources that do not validate, are not counted there).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub ready: i64,
+    pub stalled: i64,
+    pub reconciling: i64,
+    pub validated: i64,
+    pub validation_failing: i64,
+    pub validation_pending: i64,
+}
+
+impl Tally {
+    pub fn of<'a>(resources: impl IntoIterator<Item = &'a ProviderIntegration>) -> Self {
+        let mut t = Tally::default();
+        for pi in resources {
+            if pi.is_ready() {
+                t.ready += 1;
+            } else if pi
+                .condition(crate::crd::STALLED)
+                .is_some_and(|c| c.status == "True")
+            {
+                t.stalled += 1;
+            } else {
+                t.reconciling += 1;
+            }
+            match pi.condition(VALIDATED).map(|c| c.status.as_str()) {
+                Some("True") => t.validated += 1,
+                Some("False") => t.validation_failing += 1,
+                Some(_) => t.validation_pending += 1,
+                None => {}
+            }
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn resource(generation: i64, conditions: serde_json::Value) -> ProviderIntegration {
+        serde_json::from_value(json!({
+            "apiVersion": "pim.confluent.cloud/v1alpha1", "kind": "ProviderIntegration",
+            "metadata": {"name": "x", "generation": generation},
+            "spec": {"environment": "env-1", "provider": "AWS",
+                "aws": {"customerIamRoleArn": "arn:aws:iam::123456789012:role/x"}},
+            "status": {"conditions": conditions},
+        }))
+        .unwrap()
+    }
+
+    fn c(ty: &str, status: &str, generation: i64) -> serde_json::Value {
+        json!({"type": ty, "status": status, "reason": "R", "message": "",
+            "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"})
+    }
+
+    #[test]
+    fn tally_counts_states_and_validation() {
+        let all = [
+            resource(1, json!([c("Ready", "True", 1), c("Validated", "True", 1)])),
+            resource(
+                1,
+                json!([c("Ready", "True", 1), c("Validated", "False", 1)]),
+            ),
+            // Ready for an older generation is not ready.
+            resource(
+                2,
+                json!([c("Ready", "True", 1), c("Validated", "Unknown", 1)]),
+            ),
+            resource(1, json!([c("Ready", "False", 1), c("Stalled", "True", 1)])),
+            resource(1, json!([])),
+        ];
+        assert_eq!(
+            Tally::of(all.iter()),
+            Tally {
+                ready: 2,
+                stalled: 1,
+                reconciling: 2,
+                validated: 1,
+                validation_failing: 1,
+                validation_pending: 1,
+            }
+        );
+    }
+}

@@ -1,0 +1,250 @@
+//! Everything the operator tells the user: the status it builds, the one place that writes it,
+//! events, and the two ways a failure is reported (stalled for a human, or retried quietly).
+
+use std::borrow::Cow;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        controller::Action,
+        events::{Event as KubeEvent, EventType},
+    },
+};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::reasons::{Reason, user_hint};
+use super::{Context, Error, MANAGER};
+use crate::crd::{
+    CloudProvider, CondState, ProviderIntegration, ProviderIntegrationStatus, READY, STALLED,
+    VALIDATED, conditions,
+};
+use crate::pim::{Credentials, ErrorClass, Integration, PimError};
+
+impl Context {
+    pub(super) async fn event(
+        &self,
+        pi: &ProviderIntegration,
+        type_: EventType,
+        reason: Reason,
+        note: String,
+    ) {
+        let ev = KubeEvent {
+            type_,
+            reason: reason.as_str().into(),
+            note: Some(note),
+            action: reason.as_str().into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &pi.object_ref(&())).await {
+            warn!(error = %e, "could not publish event");
+        }
+    }
+
+    /// Writes status by server-side apply, unless it is already what we want, and returns the
+    /// resource as stored, for the next step to build on.
+    pub(super) async fn write_status<'a>(
+        &self,
+        pi: &'a ProviderIntegration,
+        status: ProviderIntegrationStatus,
+    ) -> Result<Cow<'a, ProviderIntegration>, Error> {
+        if pi.status.as_ref() == Some(&status) {
+            return Ok(Cow::Borrowed(pi));
+        }
+        let api: Api<ProviderIntegration> =
+            Api::namespaced(self.client.clone(), &pi.namespace().unwrap_or_default());
+        let patch = json!({
+            "apiVersion": ProviderIntegration::api_version(&()),
+            "kind": ProviderIntegration::kind(&()),
+            "status": status,
+        });
+        let stored = api
+            .patch_status(
+                &pi.name_any(),
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        Ok(Cow::Owned(stored))
+    }
+}
+
+/// The status to write, built from the previous one.
+pub(super) struct StatusBuilder<'a> {
+    pi: &'a ProviderIntegration,
+    pub status: ProviderIntegrationStatus,
+}
+
+impl<'a> StatusBuilder<'a> {
+    pub fn new(pi: &'a ProviderIntegration) -> Self {
+        Self {
+            pi,
+            status: pi.status.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Records an integration's identity and Confluent's values; the intent is fulfilled.
+    pub fn integration(mut self, i: &Integration) -> Self {
+        let s = &mut self.status;
+        s.id = Some(i.id.clone());
+        s.environment = Some(i.environment.id.clone());
+        s.external_id = i.aws().and_then(|a| a.external_id.clone());
+        s.iam_role_arn = i.aws().and_then(|a| a.iam_role_arn.clone());
+        s.google_service_account = i.gcp().and_then(|c| c.google_service_account.clone());
+        s.confluent_multi_tenant_app_id = i
+            .azure()
+            .and_then(|c| c.confluent_multi_tenant_app_id.clone());
+        s.provider = CloudProvider::from_api_name(&i.provider).or(s.provider);
+        s.phase = i.status.clone();
+        s.usages = i.usages.clone();
+        s.pending_create = None;
+        self
+    }
+
+    pub fn forget_integration(mut self) -> Self {
+        let s = &mut self.status;
+        s.id = None;
+        s.environment = None;
+        s.external_id = None;
+        s.iam_role_arn = None;
+        s.google_service_account = None;
+        s.confluent_multi_tenant_app_id = None;
+        s.provider = None;
+        s.phase = None;
+        s.usages.clear();
+        // Validation was of the integration that is gone.
+        self.unvalidated()
+    }
+
+    /// Drops the `Validated` condition (validation is off for this resource).
+    pub fn unvalidated(mut self) -> Self {
+        self.status.conditions.retain(|c| c.type_ != VALIDATED);
+        self
+    }
+
+    fn build(
+        mut self,
+        ready: CondState,
+        reconciling: CondState,
+        stalled: CondState,
+    ) -> ProviderIntegrationStatus {
+        let generation = self.pi.metadata.generation;
+        let now = Time(jiff::Timestamp::now());
+        self.status.conditions = conditions(
+            &self.status.conditions,
+            generation,
+            ready,
+            reconciling,
+            stalled,
+            &now,
+        );
+        self.status.observed_generation = generation;
+        self.status
+    }
+
+    pub fn ready(self, i: &Integration) -> ProviderIntegrationStatus {
+        let msg = format!("integration {} is in sync", i.id);
+        let synced = Reason::Synced.as_str();
+        self.integration(i).build(
+            CondState::new(true, synced, msg),
+            CondState::new(false, synced, ""),
+            CondState::new(false, synced, ""),
+        )
+    }
+
+    /// Work under way: Ready=False with `ready_reason`, Reconciling=True with `reason`.
+    pub fn progressing(
+        self,
+        ready_reason: Reason,
+        reason: Reason,
+        message: String,
+    ) -> ProviderIntegrationStatus {
+        self.build(
+            CondState::new(false, ready_reason.as_str(), message.clone()),
+            CondState::new(true, reason.as_str(), message),
+            CondState::new(false, reason.as_str(), ""),
+        )
+    }
+
+    pub fn stalled(self, reason: Reason, message: String) -> ProviderIntegrationStatus {
+        let r = reason.as_str();
+        self.build(
+            CondState::new(false, r, message.clone()),
+            CondState::new(false, r, ""),
+            CondState::new(true, r, message),
+        )
+    }
+}
+
+pub(super) fn is_auth(e: &PimError) -> bool {
+    matches!(
+        e,
+        PimError::Unauthenticated { .. } | PimError::Forbidden { .. }
+    )
+}
+
+/// Handles a `pim` error on the apply path: stall, or requeue without flapping Ready.
+pub(super) async fn api_error(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    creds: &Credentials,
+    e: PimError,
+) -> Result<Action, Error> {
+    if e.class() == ErrorClass::Transient {
+        let delay = ctx.retry_backoff(pi, e.retry_after());
+        info!(error = %e, retry_in_ms = delay.as_millis() as u64, "transient API error");
+        // A Ready resource of this generation stays Ready through a blip.
+        if !pi.is_ready() {
+            // Keep saying what was under way (Creating, Configuring, …).
+            let ready_reason = pi
+                .condition(READY)
+                .and_then(|c| Reason::parse(&c.reason))
+                .filter(|r| *r != Reason::Synced)
+                .unwrap_or(Reason::Reconciling);
+            let status = StatusBuilder::new(pi).progressing(
+                ready_reason,
+                Reason::of_transient(&e),
+                format!("{e}; retrying"),
+            );
+            ctx.write_status(pi, status).await?;
+        }
+        return Ok(Action::requeue(delay));
+    }
+    if is_auth(&e) {
+        ctx.secrets.forget(creds);
+    }
+    stall(ctx, pi, Reason::of_stall(&e), user_hint(&e, creds)).await
+}
+
+/// Marks the resource Stalled (a human must act), with one Warning event per distinct problem,
+/// and looks again later: credentials, quotas and Secrets change without an event here.
+pub(super) async fn stall(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    reason: Reason,
+    message: String,
+) -> Result<Action, Error> {
+    stall_with(ctx, pi, StatusBuilder::new(pi), reason, message).await
+}
+
+/// `stall`, on top of other status changes in `b`.
+pub(super) async fn stall_with(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    b: StatusBuilder<'_>,
+    reason: Reason,
+    message: String,
+) -> Result<Action, Error> {
+    warn!(%reason, %message, "stalled");
+    let already = pi
+        .condition(STALLED)
+        .is_some_and(|c| c.status == "True" && c.reason == reason.as_str() && c.message == message);
+    ctx.write_status(pi, b.stalled(reason, message.clone()))
+        .await?;
+    if !already {
+        ctx.event(pi, EventType::Warning, reason, message).await;
+    }
+    Ok(Action::requeue(ctx.stall_backoff(pi)))
+}

@@ -1,0 +1,90 @@
+//! The validate call and the `Validated` condition. When to call and what to record are judged
+//! by `decide::validation_step` and `decide::validation_outcome`; this file does the I/O.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::events::EventType;
+use tracing::{info, warn};
+
+use super::apply::integration_version;
+use super::decide::{self, Validation, ValidationMemo, ValidationStep};
+use super::status::is_auth;
+use super::{Context, Error};
+use crate::crd::{ProviderIntegration, VALIDATED, set_condition};
+use crate::pim::{ApiVersion, Credentials, Integration};
+
+/// Validates the integration when due and records the `Validated` condition. Returns when to
+/// look again: the resync period once it passes, sooner (with backoff) until it does.
+pub(super) async fn validate(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    creds: &Credentials,
+    i: &Integration,
+) -> Result<Duration, Error> {
+    let generation = pi.metadata.generation;
+    let now = Instant::now();
+    let previous = pi.condition(VALIDATED);
+    let memo = ctx.memory(pi, |m| m.validation.clone());
+    let failures = match decide::validation_step(memo.as_ref(), &i.id, generation, previous, now) {
+        ValidationStep::NotYet(wait) => return Ok(wait),
+        ValidationStep::Now { failures } => failures,
+    };
+    let env = i.environment.id.clone();
+    let mut status = pi.status.clone().unwrap_or_default();
+    let result = match ctx.pim.validate(creds, &env, &i.id).await {
+        Ok(()) => {
+            // Validation moves a CREATED integration to ACTIVE: read the phase back once.
+            if status.phase.as_deref() != Some("ACTIVE")
+                && integration_version(i) == ApiVersion::V2
+                && let Ok(fresh) = ctx.pim.get(creds, ApiVersion::V2, &env, &i.id).await
+            {
+                status.phase = fresh.status.clone();
+                ctx.cache.insert(creds, ApiVersion::V2, &fresh).await;
+            }
+            Validation::Passed
+        }
+        Err(e) if e.is_transient() => Validation::Transient {
+            error: e.to_string(),
+            retry_after: e.retry_after(),
+        },
+        Err(e) => {
+            if is_auth(&e) {
+                ctx.secrets.forget(creds);
+            }
+            Validation::Failed(e.to_string())
+        }
+    };
+    let outcome = decide::validation_outcome(i, previous, failures, result);
+    if let Some((warning, reason, note)) = outcome.event {
+        if warning {
+            warn!(id = %i.id, msg = %note, "validation failed");
+            ctx.event(pi, EventType::Warning, reason, note).await;
+        } else {
+            info!(id = %i.id, "validated");
+            ctx.event(pi, EventType::Normal, reason, note).await;
+        }
+    }
+    if let Some((state, reason, msg)) = &outcome.condition {
+        let time = Time(jiff::Timestamp::now());
+        set_condition(
+            &mut status.conditions,
+            VALIDATED,
+            state,
+            reason.as_str(),
+            msg,
+            generation,
+            &time,
+        );
+    }
+    ctx.write_status(pi, status).await?;
+    let next = ctx.delay(outcome.next);
+    let memo = ValidationMemo {
+        generation,
+        id: i.id.clone(),
+        due: now + next,
+        failures: outcome.failures,
+    };
+    ctx.memory(pi, |m| m.validation = Some(memo));
+    Ok(next)
+}
