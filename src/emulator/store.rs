@@ -1,19 +1,16 @@
-//! The emulator's state and the API's rules (validation, uniqueness, quotas, pagination),
-//! kept free of HTTP so the rules read in one place.
+//! The emulator's state and the API's rules on it (uniqueness, quotas, usages, the `pim/v2`
+//! lifecycle), kept free of HTTP. Request validation is in `request.rs`, paging in `pages.rs`.
 //!
 //! Where `shared/pim-api.md` marks a behaviour as *inferred*, the choice made here says so.
 
 use std::collections::{BTreeMap, HashMap};
 
 use axum::http::StatusCode;
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::pim::types::{
-    ApiErrorItem, AwsConfig, AzureConfig, EnvironmentRef, ErrorBody, ErrorSource, GcpConfig,
-    Integration, IntegrationConfig, ListMeta,
-};
+use super::pages::{Cursor, Filter, Page};
+use super::request::ApiError;
+use crate::pim::types::{EnvironmentRef, Integration, IntegrationConfig};
 
 /// Which API dialect a request came in on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,73 +97,6 @@ impl Default for Store {
     }
 }
 
-/// An API error in the documented `{"errors":[...]}` shape.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub title: &'static str,
-    pub detail: String,
-    pub pointer: Option<String>,
-    pub parameter: Option<String>,
-}
-
-impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
-        Self {
-            status,
-            code,
-            title,
-            detail: detail.into(),
-            pointer: None,
-            parameter: None,
-        }
-    }
-    pub fn invalid_field(pointer: &str, detail: impl Into<String>) -> Self {
-        let mut e = Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-            "Validation Failed",
-            detail,
-        );
-        e.pointer = Some(pointer.to_string());
-        e
-    }
-    pub fn invalid_param(parameter: &str, code: &'static str, detail: impl Into<String>) -> Self {
-        let mut e = Self::new(StatusCode::BAD_REQUEST, code, "Bad Request", detail);
-        e.parameter = Some(parameter.to_string());
-        e
-    }
-    pub fn not_found(id: &str, env: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "resource_not_found",
-            "Not Found",
-            format!("integration \"{id}\" not found in environment \"{env}\""),
-        )
-    }
-    pub fn body(&self) -> ErrorBody {
-        ErrorBody {
-            errors: vec![ApiErrorItem {
-                id: Some(uuid::Uuid::new_v4().to_string()),
-                status: Some(self.status.as_u16().to_string()),
-                code: Some(self.code.to_string()),
-                title: Some(self.title.to_string()),
-                detail: Some(self.detail.clone()),
-                source: (self.pointer.is_some() || self.parameter.is_some()).then(|| ErrorSource {
-                    pointer: self.pointer.clone(),
-                    parameter: self.parameter.clone(),
-                }),
-            }],
-        }
-    }
-}
-
 /// Quotas in force; `provider_integrations_per_org` defaults to 100.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Quotas {
@@ -179,195 +109,6 @@ impl Default for Quotas {
         Self {
             per_org: 100,
             per_env: None,
-        }
-    }
-}
-
-/// List filters; `environment` is mandatory.
-#[derive(Debug, Default, Clone)]
-pub struct Filter {
-    pub environment: String,
-    pub provider: Option<String>,
-    pub display_name: Option<String>,
-    pub phase: Option<String>,
-}
-
-/// A keyset cursor, so pages stay stable while integrations are created and deleted: an item that
-/// exists during the whole walk is returned exactly once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cursor {
-    After(u64),
-    Before(u64),
-}
-
-impl Cursor {
-    pub fn encode(self) -> String {
-        let raw = match self {
-            Cursor::After(s) => format!("pim:a:{s}"),
-            Cursor::Before(s) => format!("pim:b:{s}"),
-        };
-        URL_SAFE_NO_PAD.encode(raw)
-    }
-    pub fn decode(token: &str) -> Option<Self> {
-        if token.len() > 255 {
-            return None;
-        }
-        let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
-        let rest = raw.strip_prefix("pim:")?;
-        let (dir, seq) = rest.split_once(':')?;
-        let seq = seq.parse().ok()?;
-        match dir {
-            "a" => Some(Cursor::After(seq)),
-            "b" => Some(Cursor::Before(seq)),
-            _ => None,
-        }
-    }
-}
-
-/// One page of a listing, with the cursors of its neighbours.
-pub struct Page {
-    pub items: Vec<Record>,
-    pub prev: Option<Cursor>,
-    pub next: Option<Cursor>,
-    pub total: u64,
-}
-
-pub const MAX_DISPLAY_NAME: usize = 60;
-pub const ROLE_ARN_LEN: std::ops::RangeInclusive<usize> = 20..=2048;
-
-fn expected_kind(provider: &str) -> &'static str {
-    match provider {
-        "GCP" => "GcpIntegrationConfig",
-        "AZURE" => "AzureIntegrationConfig",
-        _ => "AwsIntegrationConfig",
-    }
-}
-
-fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
-}
-
-/// Validates the `environment: {id}` object of a body.
-pub fn body_environment(body: &Value) -> Result<String, ApiError> {
-    match body
-        .get("environment")
-        .and_then(|e| e.get("id"))
-        .and_then(Value::as_str)
-    {
-        Some(id) if !id.trim().is_empty() => Ok(id.to_string()),
-        _ => Err(ApiError::invalid_field(
-            "/environment/id",
-            "environment.id is required",
-        )),
-    }
-}
-
-pub fn body_display_name(body: &Value) -> Result<String, ApiError> {
-    match str_field(body, "display_name") {
-        None => Err(ApiError::invalid_field(
-            "/display_name",
-            "display_name is required",
-        )),
-        Some(n) if n.trim().is_empty() => Err(ApiError::invalid_field(
-            "/display_name",
-            "display_name must not be empty",
-        )),
-        Some(n) if n.chars().count() > MAX_DISPLAY_NAME => Err(ApiError::invalid_field(
-            "/display_name",
-            format!("display_name must be at most {MAX_DISPLAY_NAME} characters"),
-        )),
-        Some(n) => Ok(n.to_string()),
-    }
-}
-
-pub fn body_provider(body: &Value, version: Version) -> Result<String, ApiError> {
-    let allowed: &[&str] = match version {
-        Version::V1 => &["AWS"],
-        Version::V2 => &["AWS", "GCP", "AZURE"],
-    };
-    match str_field(body, "provider") {
-        None => Err(ApiError::invalid_field("/provider", "provider is required")),
-        Some(p) if allowed.contains(&p) => Ok(p.to_string()),
-        Some(p) => Err(ApiError::invalid_field(
-            "/provider",
-            format!(
-                "provider \"{p}\" is not supported; expected one of {}",
-                allowed.join(", ")
-            ),
-        )),
-    }
-}
-
-/// Parses the writable part of a config and checks it against the provider.
-pub fn body_config(config: &Value, provider: &str) -> Result<IntegrationConfig, ApiError> {
-    if !config.is_object() {
-        return Err(ApiError::invalid_field(
-            "/config",
-            "config must be an object",
-        ));
-    }
-    let want = expected_kind(provider);
-    match str_field(config, "kind") {
-        Some(k) if k == want => {}
-        Some(k) => {
-            return Err(ApiError::invalid_field(
-                "/config/kind",
-                format!("config.kind \"{k}\" does not match provider {provider}; expected {want}"),
-            ));
-        }
-        None => {
-            return Err(ApiError::invalid_field(
-                "/config/kind",
-                "config.kind is required",
-            ));
-        }
-    }
-    match provider {
-        "GCP" => {
-            let sa = str_field(config, "customer_google_service_account").unwrap_or_default();
-            // inferred: the spec has no pattern; a service account is an e-mail address.
-            let ok = sa
-                .split_once('@')
-                .is_some_and(|(u, d)| !u.is_empty() && d.contains('.') && !d.contains('@'));
-            if !ok {
-                return Err(ApiError::invalid_field(
-                    "/config/customer_google_service_account",
-                    "customer_google_service_account must be a service account e-mail address",
-                ));
-            }
-            Ok(IntegrationConfig::Gcp(GcpConfig {
-                customer_google_service_account: sa.to_string(),
-                google_service_account: None,
-            }))
-        }
-        "AZURE" => {
-            let t = str_field(config, "customer_azure_tenant_id").unwrap_or_default();
-            // inferred: a tenant id is a UUID.
-            if uuid::Uuid::parse_str(t).is_err() {
-                return Err(ApiError::invalid_field(
-                    "/config/customer_azure_tenant_id",
-                    "customer_azure_tenant_id must be a UUID",
-                ));
-            }
-            Ok(IntegrationConfig::Azure(AzureConfig {
-                customer_azure_tenant_id: t.to_string(),
-                confluent_multi_tenant_app_id: None,
-            }))
-        }
-        _ => {
-            let arn = str_field(config, "customer_iam_role_arn").unwrap_or_default();
-            let n = arn.chars().count();
-            if !ROLE_ARN_LEN.contains(&n) {
-                return Err(ApiError::invalid_field(
-                    "/config/customer_iam_role_arn",
-                    format!("customer_iam_role_arn must be 20 to 2048 characters, got {n}"),
-                ));
-            }
-            Ok(IntegrationConfig::Aws(AwsConfig {
-                customer_iam_role_arn: arn.to_string(),
-                iam_role_arn: None,
-                external_id: None,
-            }))
         }
     }
 }
@@ -747,51 +488,10 @@ impl Record {
     }
 }
 
-/// Builds list metadata links that keep the request's filters.
-pub fn list_meta(
-    base: &str,
-    version: Version,
-    filter: &Filter,
-    size: usize,
-    page: &Page,
-) -> ListMeta {
-    let link = |c: Cursor| {
-        let mut url = format!(
-            "{base}/{}/integrations?environment={}&page_size={size}",
-            version.path(),
-            enc(&filter.environment)
-        );
-        for (k, v) in [
-            ("provider", &filter.provider),
-            ("display_name", &filter.display_name),
-            ("status", &filter.phase),
-        ] {
-            if let Some(v) = v {
-                url.push_str(&format!("&{k}={}", enc(v)));
-            }
-        }
-        url.push_str(&format!("&page_token={}", c.encode()));
-        url
-    };
-    ListMeta {
-        first: Some(link(Cursor::After(0))),
-        last: Some(link(Cursor::Before(u64::MAX))),
-        prev: page.prev.map(link),
-        next: page.next.map(link),
-        total_size: page.total,
-    }
-}
-
-fn enc(s: &str) -> String {
-    reqwest::Url::parse_with_params("http://x/", [("v", s)])
-        .ok()
-        .and_then(|u| u.query().map(|q| q.trim_start_matches("v=").to_string()))
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pim::types::AwsConfig;
 
     fn aws(arn: &str) -> IntegrationConfig {
         IntegrationConfig::Aws(AwsConfig {

@@ -1,0 +1,162 @@
+//! `/_emulator`: what happens outside the API (connectors start using an integration, someone
+//! deletes one in the Console, the customer grants access in their cloud), fault injection,
+//! quotas and counters.
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::faults::{FailNext, Faults, Stats};
+use super::request::ApiError;
+use super::store::{Phase, Quotas, Version};
+use super::{Emulator, lock};
+
+pub(super) fn admin_not_found(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "resource_not_found",
+        "Not Found",
+        format!("integration \"{id}\" not found"),
+    )
+}
+
+pub(super) async fn admin_list(State(em): State<Arc<Emulator>>) -> Json<Value> {
+    let s = lock(&em.store);
+    let all: Vec<Value> = s
+        .records
+        .values()
+        .map(|r| json!({"integration": r.to_api(Version::V2, &em.base, &s.org_id), "access_granted": r.access_granted}))
+        .collect();
+    Json(json!({ "data": all }))
+}
+
+/// Deletes an integration out of band, as the Console would, regardless of usages.
+pub(super) async fn admin_delete(
+    State(em): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    em.mutate(|s| {
+        s.remove(&id)
+            .map(|_| ())
+            .ok_or_else(|| admin_not_found(&id))
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replaces the usages (connector CRNs) of an integration.
+pub(super) async fn admin_usages(
+    State(em): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    Json(usages): Json<Vec<String>>,
+) -> Result<Json<Value>, ApiError> {
+    em.mutate(|s| {
+        let r = s.get_mut(&id).ok_or_else(|| admin_not_found(&id))?;
+        r.usages = usages;
+        Ok(())
+    })?;
+    Ok(Json(json!({"id": id})))
+}
+
+#[derive(Deserialize)]
+pub(super) struct Access {
+    granted: bool,
+}
+
+/// Simulates the customer granting (or revoking) Confluent's access on their cloud side.
+pub(super) async fn admin_access(
+    State(em): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    Json(a): Json<Access>,
+) -> Result<StatusCode, ApiError> {
+    em.mutate(|s| {
+        let r = s.get_mut(&id).ok_or_else(|| admin_not_found(&id))?;
+        r.access_granted = a.granted;
+        if !a.granted && r.phase == Phase::Active {
+            r.phase = Phase::Created;
+        }
+        Ok(())
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn admin_faults_get(State(em): State<Arc<Emulator>>) -> Json<Faults> {
+    Json(lock(&em.faults).clone())
+}
+
+pub(super) async fn admin_faults_put(
+    State(em): State<Arc<Emulator>>,
+    Json(f): Json<Faults>,
+) -> Response {
+    if let Err(e) = f.validate() {
+        return ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", "Bad Request", e)
+            .into_response();
+    }
+    *lock(&em.faults) = f;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+pub(super) async fn admin_fail_next(
+    State(em): State<Arc<Emulator>>,
+    Json(f): Json<FailNext>,
+) -> Response {
+    if !(400..=599).contains(&f.status) {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "Bad Request",
+            "status must be 400..=599",
+        )
+        .into_response();
+    }
+    lock(&em.faults).fail_next.push(f);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct QuotaBody {
+    per_org: usize,
+    per_env: Option<usize>,
+}
+
+pub(super) async fn admin_quotas_get(State(em): State<Arc<Emulator>>) -> Json<Quotas> {
+    Json(*lock(&em.quotas))
+}
+
+pub(super) async fn admin_quotas_put(
+    State(em): State<Arc<Emulator>>,
+    Json(q): Json<QuotaBody>,
+) -> StatusCode {
+    *lock(&em.quotas) = Quotas {
+        per_org: q.per_org,
+        per_env: q.per_env,
+    };
+    StatusCode::NO_CONTENT
+}
+
+pub(super) async fn admin_stats(State(em): State<Arc<Emulator>>) -> Json<Value> {
+    Json(em.stats())
+}
+
+pub(super) async fn admin_stats_reset(State(em): State<Arc<Emulator>>) -> StatusCode {
+    *lock(&em.stats) = Stats::default();
+    StatusCode::NO_CONTENT
+}
+
+/// Forgets every integration, fault and counter.
+pub(super) async fn admin_reset(State(em): State<Arc<Emulator>>) -> StatusCode {
+    let _ = em.mutate(|s| {
+        s.records.clear();
+        s.reindex();
+        Ok(())
+    });
+    *lock(&em.faults) = Faults::default();
+    *lock(&em.stats) = Stats::default();
+    StatusCode::NO_CONTENT
+}

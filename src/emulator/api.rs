@@ -1,0 +1,430 @@
+//! The Provider Integration API itself: authentication, rate limiting and faults in one
+//! middleware, then the `pim/v1` and `pim/v2` handlers over the store.
+
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, Query, Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use serde_json::{Value, json};
+
+use super::faults::{self, Injected};
+use super::pages::{self, Cursor, Filter};
+use super::request::{self, ApiError};
+use super::store::{Record, Version};
+use super::{Emulator, lock};
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
+    }
+}
+
+/// The operation name used for stats and `fail_next`.
+pub(super) fn operation(method: &Method, path: &str) -> &'static str {
+    let v2 = path.starts_with("/pim/v2/");
+    let item = path.matches('/').count() > 3;
+    match (v2, method.as_str(), item) {
+        (true, "POST", _) if path.ends_with(":validate") => "v2_validate",
+        (false, "GET", false) => "v1_list",
+        (false, "POST", false) => "v1_create",
+        (false, "GET", true) => "v1_get",
+        (false, "DELETE", true) => "v1_delete",
+        (true, "GET", false) => "v2_list",
+        (true, "POST", false) => "v2_create",
+        (true, "GET", true) => "v2_get",
+        (true, "DELETE", true) => "v2_delete",
+        (true, "PATCH", true) => "v2_update",
+        _ => "unknown",
+    }
+}
+
+pub(super) fn injected(status: u16, retry_after: u64) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = if status == 429 {
+        // The real API answers 429 with no body.
+        code.into_response()
+    } else {
+        ApiError::new(
+            code,
+            "injected_fault",
+            "Injected Fault",
+            format!("emulator injected a {status} answer"),
+        )
+        .into_response()
+    };
+    if status == 429 || status == 503 {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    }
+    resp
+}
+
+pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, b64) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = String::from_utf8(STANDARD.decode(b64.trim()).ok()?).ok()?;
+    let (k, s) = raw.split_once(':')?;
+    Some((k.to_string(), s.to_string()))
+}
+
+/// Latency, faults, authentication, rate limiting and counting for every `/pim/...` request.
+pub(super) async fn api_layer(
+    State(em): State<Arc<Emulator>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let op = operation(req.method(), req.uri().path());
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let (delay, decision, retry_after) = {
+        let mut f = lock(&em.faults);
+        (f.delay(), f.decide(op), f.retry_after_secs)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let resp = match decision {
+        Injected::Status(s) => injected(s, retry_after),
+        Injected::Pass => authorize_and_run(&em, op, &mut req, next).await,
+        Injected::Lost(s) => {
+            let done = authorize_and_run(&em, op, &mut req, next).await;
+            tracing::debug!(op, status = done.status().as_u16(), "answer lost");
+            injected(s, retry_after)
+        }
+    };
+    let status = resp.status().as_u16();
+    lock(&em.stats).record(op, status);
+    tracing::debug!(%method, %path, op, status, elapsed_ms = start.elapsed().as_millis() as u64, "emulator request");
+    resp
+}
+
+pub(super) async fn authorize_and_run(
+    em: &Emulator,
+    op: &str,
+    req: &mut Request,
+    next: Next,
+) -> Response {
+    let key = basic_credentials(req.headers()).and_then(|(k, s)| {
+        em.keys
+            .iter()
+            .find(|c| c.key == k && c.secret == s)
+            .cloned()
+    });
+    let Some(key) = key else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "user_unauthenticated",
+            "Unauthenticated",
+            "missing or invalid API key and secret",
+        )
+        .into_response();
+    };
+    let verdict = lock(&em.rate).check(&key.key, Instant::now());
+    if let Some(v) = verdict
+        && !v.allowed
+    {
+        let mut resp = StatusCode::TOO_MANY_REQUESTS.into_response();
+        add_rate_headers(resp.headers_mut(), v);
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(v.reset_secs));
+        return resp;
+    }
+    let writes = !matches!(op, "v1_list" | "v1_get" | "v2_list" | "v2_get");
+    let mut resp = if writes && key.read_only {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "user_unauthorized",
+            "Forbidden",
+            format!("API key {} may not modify provider integrations; it needs the EnvironmentAdmin or OrganizationAdmin role", key.key),
+        )
+        .into_response()
+    } else {
+        next.run(std::mem::take(req)).await
+    };
+    if let Some(v) = verdict {
+        add_rate_headers(resp.headers_mut(), v);
+    }
+    resp
+}
+
+pub(super) fn add_rate_headers(h: &mut HeaderMap, v: faults::RateVerdict) {
+    h.insert("x-ratelimit-limit", HeaderValue::from(v.limit));
+    h.insert("x-ratelimit-remaining", HeaderValue::from(v.remaining));
+    h.insert("x-ratelimit-reset", HeaderValue::from(v.reset_secs));
+}
+
+type Params = Query<HashMap<String, String>>;
+
+pub(super) fn query_environment(q: &HashMap<String, String>) -> Result<String, ApiError> {
+    match q.get("environment") {
+        Some(e) if !e.trim().is_empty() => Ok(e.clone()),
+        _ => Err(ApiError::invalid_param(
+            "environment",
+            "invalid_filter",
+            "query parameter environment is required",
+        )),
+    }
+}
+
+pub(super) fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            "Bad Request",
+            format!("request body is not valid JSON: {e}"),
+        )
+    })?;
+    if v.is_object() {
+        Ok(v)
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            "Bad Request",
+            "request body must be a JSON object",
+        ))
+    }
+}
+
+pub(super) fn list(
+    em: &Emulator,
+    q: &HashMap<String, String>,
+    v: Version,
+) -> Result<Response, ApiError> {
+    let environment = query_environment(q)?;
+    let size = match q.get("page_size") {
+        None => 10,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                return Err(ApiError::invalid_param(
+                    "page_size",
+                    "invalid_filter",
+                    format!("page_size must be an integer from 1 to 100, got \"{s}\""),
+                ));
+            }
+        },
+    };
+    let cursor = match q.get("page_token") {
+        None => Cursor::After(0),
+        Some(t) => Cursor::decode(t).ok_or_else(|| {
+            ApiError::invalid_param("page_token", "invalid_filter", "page_token is not valid")
+        })?,
+    };
+    let provider = match v {
+        // v1 only knows AWS integrations.
+        Version::V1 => {
+            if let Some(p) = q.get("provider").filter(|p| *p != "AWS") {
+                return Err(ApiError::invalid_param(
+                    "provider",
+                    "invalid_filter",
+                    format!("provider \"{p}\" is not supported by pim/v1; expected AWS"),
+                ));
+            }
+            Some("AWS".to_string())
+        }
+        Version::V2 => q.get("provider").cloned(),
+    };
+    let filter = Filter {
+        environment,
+        provider,
+        display_name: q.get("display_name").cloned().filter(|_| v == Version::V2),
+        phase: q.get("status").cloned().filter(|_| v == Version::V2),
+    };
+    let (page, org) = {
+        let s = lock(&em.store);
+        (s.page(&filter, size, cursor), s.org_id.clone())
+    };
+    let meta = pages::list_meta(&em.base, v, &filter, size, &page);
+    let data: Vec<_> = page
+        .items
+        .iter()
+        .map(|r| r.to_api(v, &em.base, &org))
+        .collect();
+    Ok(Json(json!({
+        "api_version": v.path(),
+        "kind": "IntegrationList",
+        "metadata": meta,
+        "data": data,
+    }))
+    .into_response())
+}
+
+pub(super) fn created(em: &Emulator, r: &Record, v: Version) -> Response {
+    let location = format!("{}/{}/integrations/{}", em.base, v.path(), r.id);
+    let mut resp = (StatusCode::CREATED, Json(em.view(r, v))).into_response();
+    if let Ok(h) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, h);
+    }
+    resp
+}
+
+pub(super) fn get_one(
+    em: &Emulator,
+    id: &str,
+    q: &HashMap<String, String>,
+    v: Version,
+) -> Result<Response, ApiError> {
+    let env = query_environment(q)?;
+    let r = lock(&em.store).get_in_env(id, &env)?.clone();
+    if v == Version::V1 && r.provider != "AWS" {
+        return Err(ApiError::not_found(id, &env));
+    }
+    Ok(Json(em.view(&r, v)).into_response())
+}
+
+pub(super) fn delete_one(
+    em: &Emulator,
+    id: &str,
+    q: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let env = query_environment(q)?;
+    em.mutate(|s| s.delete(id, &env))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn v1_list(
+    State(em): State<Arc<Emulator>>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
+    list(&em, &q, Version::V1)
+}
+
+pub(super) async fn v1_create(
+    State(em): State<Arc<Emulator>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = parse_json(&body)?;
+    let display_name = request::body_display_name(&body)?;
+    let provider = request::body_provider(&body, Version::V1)?;
+    let config = body
+        .get("config")
+        .ok_or_else(|| ApiError::invalid_field("/config", "config is required"))
+        .and_then(|c| request::body_config(c, &provider))?;
+    let env = request::body_environment(&body)?;
+    let quotas = *lock(&em.quotas);
+    let r = em.mutate(|s| {
+        s.create(
+            Version::V1,
+            display_name,
+            provider,
+            env,
+            Some(config),
+            quotas,
+        )
+    })?;
+    Ok(created(&em, &r, Version::V1))
+}
+
+pub(super) async fn v1_get(
+    State(em): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
+    get_one(&em, &id, &q, Version::V1)
+}
+
+pub(super) async fn v1_delete(
+    State(em): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
+    delete_one(&em, &id, &q)
+}
+
+pub(super) async fn v2_list(
+    State(em): State<Arc<Emulator>>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
+    list(&em, &q, Version::V2)
+}
+
+pub(super) async fn v2_create(
+    State(em): State<Arc<Emulator>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = parse_json(&body)?;
+    let display_name = request::body_display_name(&body)?;
+    let provider = request::body_provider(&body, Version::V2)?;
+    let config = match body.get("config") {
+        None | Some(Value::Null) => None,
+        Some(c) => Some(request::body_config(c, &provider)?),
+    };
+    let env = request::body_environment(&body)?;
+    let quotas = *lock(&em.quotas);
+    let r = em.mutate(|s| s.create(Version::V2, display_name, provider, env, config, quotas))?;
+    Ok(created(&em, &r, Version::V2))
+}
+
+pub(super) async fn v2_get(
+    State(em): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
+    get_one(&em, &id, &q, Version::V2)
+}
+
+pub(super) async fn v2_delete(
+    State(em): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
+    delete_one(&em, &id, &q)
+}
+
+/// The environment of a v2 write: from the body, else from the query.
+pub(super) fn write_environment(
+    body: &Value,
+    q: &HashMap<String, String>,
+) -> Result<String, ApiError> {
+    request::body_environment(body).or_else(|e| query_environment(q).map_err(|_| e))
+}
+
+pub(super) async fn v2_patch(
+    State(em): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = parse_json(&body)?;
+    let env = write_environment(&body, &q)?;
+    let provider = lock(&em.store).get_in_env(&id, &env)?.provider.clone();
+    let config = body
+        .get("config")
+        .ok_or_else(|| ApiError::invalid_field("/config", "config is required"))
+        .and_then(|c| request::body_config(c, &provider))?;
+    let r = em.mutate(|s| s.set_config(&id, &env, config))?;
+    Ok(Json(em.view(&r, Version::V2)).into_response())
+}
+
+pub(super) async fn v2_validate(
+    State(em): State<Arc<Emulator>>,
+    Query(q): Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = parse_json(&body)?;
+    let id = match body.get("id").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() => id.to_string(),
+        _ => return Err(ApiError::invalid_field("/id", "id is required")),
+    };
+    let env = write_environment(&body, &q)?;
+    let provider = lock(&em.store).get_in_env(&id, &env)?.provider.clone();
+    let config = match body.get("config") {
+        None | Some(Value::Null) => None,
+        Some(c) => Some(request::body_config(c, &provider)?),
+    };
+    em.mutate(|s| s.validate(&id, &env, config))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

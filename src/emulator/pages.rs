@@ -1,0 +1,97 @@
+//! Listing: filters, keyset cursors and the links of a page.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
+use super::store::{Record, Version};
+use crate::pim::types::ListMeta;
+
+/// List filters; `environment` is mandatory.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub environment: String,
+    pub provider: Option<String>,
+    pub display_name: Option<String>,
+    pub phase: Option<String>,
+}
+
+/// A keyset cursor, so pages stay stable while integrations are created and deleted: an item that
+/// exists during the whole walk is returned exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    After(u64),
+    Before(u64),
+}
+
+impl Cursor {
+    pub fn encode(self) -> String {
+        let raw = match self {
+            Cursor::After(s) => format!("pim:a:{s}"),
+            Cursor::Before(s) => format!("pim:b:{s}"),
+        };
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+    pub fn decode(token: &str) -> Option<Self> {
+        if token.len() > 255 {
+            return None;
+        }
+        let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
+        let rest = raw.strip_prefix("pim:")?;
+        let (dir, seq) = rest.split_once(':')?;
+        let seq = seq.parse().ok()?;
+        match dir {
+            "a" => Some(Cursor::After(seq)),
+            "b" => Some(Cursor::Before(seq)),
+            _ => None,
+        }
+    }
+}
+
+/// One page of a listing, with the cursors of its neighbours.
+pub struct Page {
+    pub items: Vec<Record>,
+    pub prev: Option<Cursor>,
+    pub next: Option<Cursor>,
+    pub total: u64,
+}
+
+/// Builds list metadata links that keep the request's filters.
+pub fn list_meta(
+    base: &str,
+    version: Version,
+    filter: &Filter,
+    size: usize,
+    page: &Page,
+) -> ListMeta {
+    let link = |c: Cursor| {
+        let mut url = format!(
+            "{base}/{}/integrations?environment={}&page_size={size}",
+            version.path(),
+            enc(&filter.environment)
+        );
+        for (k, v) in [
+            ("provider", &filter.provider),
+            ("display_name", &filter.display_name),
+            ("status", &filter.phase),
+        ] {
+            if let Some(v) = v {
+                url.push_str(&format!("&{k}={}", enc(v)));
+            }
+        }
+        url.push_str(&format!("&page_token={}", c.encode()));
+        url
+    };
+    ListMeta {
+        first: Some(link(Cursor::After(0))),
+        last: Some(link(Cursor::Before(u64::MAX))),
+        prev: page.prev.map(link),
+        next: page.next.map(link),
+        total_size: page.total,
+    }
+}
+
+fn enc(s: &str) -> String {
+    reqwest::Url::parse_with_params("http://x/", [("v", s)])
+        .ok()
+        .and_then(|u| u.query().map(|q| q.trim_start_matches("v=").to_string()))
+        .unwrap_or_default()
+}

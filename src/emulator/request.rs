@@ -1,0 +1,217 @@
+//! What a request must hold: the API's errors in their published shape, and the validation of
+//! request bodies. Kept apart from the store so each rule reads next to its error.
+
+use axum::http::StatusCode;
+use serde_json::Value;
+
+use super::store::Version;
+use crate::pim::types::{
+    ApiErrorItem, AwsConfig, AzureConfig, ErrorBody, ErrorSource, GcpConfig, IntegrationConfig,
+};
+
+/// An API error in the documented `{"errors":[...]}` shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub pointer: Option<String>,
+    pub parameter: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            title,
+            detail: detail.into(),
+            pointer: None,
+            parameter: None,
+        }
+    }
+    pub fn invalid_field(pointer: &str, detail: impl Into<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "Validation Failed",
+            detail,
+        );
+        e.pointer = Some(pointer.to_string());
+        e
+    }
+    pub fn invalid_param(parameter: &str, code: &'static str, detail: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, code, "Bad Request", detail);
+        e.parameter = Some(parameter.to_string());
+        e
+    }
+    pub fn not_found(id: &str, env: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "resource_not_found",
+            "Not Found",
+            format!("integration \"{id}\" not found in environment \"{env}\""),
+        )
+    }
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            errors: vec![ApiErrorItem {
+                id: Some(uuid::Uuid::new_v4().to_string()),
+                status: Some(self.status.as_u16().to_string()),
+                code: Some(self.code.to_string()),
+                title: Some(self.title.to_string()),
+                detail: Some(self.detail.clone()),
+                source: (self.pointer.is_some() || self.parameter.is_some()).then(|| ErrorSource {
+                    pointer: self.pointer.clone(),
+                    parameter: self.parameter.clone(),
+                }),
+            }],
+        }
+    }
+}
+
+pub const MAX_DISPLAY_NAME: usize = 60;
+pub const ROLE_ARN_LEN: std::ops::RangeInclusive<usize> = 20..=2048;
+
+fn expected_kind(provider: &str) -> &'static str {
+    match provider {
+        "GCP" => "GcpIntegrationConfig",
+        "AZURE" => "AzureIntegrationConfig",
+        _ => "AwsIntegrationConfig",
+    }
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// Validates the `environment: {id}` object of a body.
+pub fn body_environment(body: &Value) -> Result<String, ApiError> {
+    match body
+        .get("environment")
+        .and_then(|e| e.get("id"))
+        .and_then(Value::as_str)
+    {
+        Some(id) if !id.trim().is_empty() => Ok(id.to_string()),
+        _ => Err(ApiError::invalid_field(
+            "/environment/id",
+            "environment.id is required",
+        )),
+    }
+}
+
+pub fn body_display_name(body: &Value) -> Result<String, ApiError> {
+    match str_field(body, "display_name") {
+        None => Err(ApiError::invalid_field(
+            "/display_name",
+            "display_name is required",
+        )),
+        Some(n) if n.trim().is_empty() => Err(ApiError::invalid_field(
+            "/display_name",
+            "display_name must not be empty",
+        )),
+        Some(n) if n.chars().count() > MAX_DISPLAY_NAME => Err(ApiError::invalid_field(
+            "/display_name",
+            format!("display_name must be at most {MAX_DISPLAY_NAME} characters"),
+        )),
+        Some(n) => Ok(n.to_string()),
+    }
+}
+
+pub fn body_provider(body: &Value, version: Version) -> Result<String, ApiError> {
+    let allowed: &[&str] = match version {
+        Version::V1 => &["AWS"],
+        Version::V2 => &["AWS", "GCP", "AZURE"],
+    };
+    match str_field(body, "provider") {
+        None => Err(ApiError::invalid_field("/provider", "provider is required")),
+        Some(p) if allowed.contains(&p) => Ok(p.to_string()),
+        Some(p) => Err(ApiError::invalid_field(
+            "/provider",
+            format!(
+                "provider \"{p}\" is not supported; expected one of {}",
+                allowed.join(", ")
+            ),
+        )),
+    }
+}
+
+/// Parses the writable part of a config and checks it against the provider.
+pub fn body_config(config: &Value, provider: &str) -> Result<IntegrationConfig, ApiError> {
+    if !config.is_object() {
+        return Err(ApiError::invalid_field(
+            "/config",
+            "config must be an object",
+        ));
+    }
+    let want = expected_kind(provider);
+    match str_field(config, "kind") {
+        Some(k) if k == want => {}
+        Some(k) => {
+            return Err(ApiError::invalid_field(
+                "/config/kind",
+                format!("config.kind \"{k}\" does not match provider {provider}; expected {want}"),
+            ));
+        }
+        None => {
+            return Err(ApiError::invalid_field(
+                "/config/kind",
+                "config.kind is required",
+            ));
+        }
+    }
+    match provider {
+        "GCP" => {
+            let sa = str_field(config, "customer_google_service_account").unwrap_or_default();
+            // inferred: the spec has no pattern; a service account is an e-mail address.
+            let ok = sa
+                .split_once('@')
+                .is_some_and(|(u, d)| !u.is_empty() && d.contains('.') && !d.contains('@'));
+            if !ok {
+                return Err(ApiError::invalid_field(
+                    "/config/customer_google_service_account",
+                    "customer_google_service_account must be a service account e-mail address",
+                ));
+            }
+            Ok(IntegrationConfig::Gcp(GcpConfig {
+                customer_google_service_account: sa.to_string(),
+                google_service_account: None,
+            }))
+        }
+        "AZURE" => {
+            let t = str_field(config, "customer_azure_tenant_id").unwrap_or_default();
+            // inferred: a tenant id is a UUID.
+            if uuid::Uuid::parse_str(t).is_err() {
+                return Err(ApiError::invalid_field(
+                    "/config/customer_azure_tenant_id",
+                    "customer_azure_tenant_id must be a UUID",
+                ));
+            }
+            Ok(IntegrationConfig::Azure(AzureConfig {
+                customer_azure_tenant_id: t.to_string(),
+                confluent_multi_tenant_app_id: None,
+            }))
+        }
+        _ => {
+            let arn = str_field(config, "customer_iam_role_arn").unwrap_or_default();
+            let n = arn.chars().count();
+            if !ROLE_ARN_LEN.contains(&n) {
+                return Err(ApiError::invalid_field(
+                    "/config/customer_iam_role_arn",
+                    format!("customer_iam_role_arn must be 20 to 2048 characters, got {n}"),
+                ));
+            }
+            Ok(IntegrationConfig::Aws(AwsConfig {
+                customer_iam_role_arn: arn.to_string(),
+                iam_role_arn: None,
+                external_id: None,
+            }))
+        }
+    }
+}
