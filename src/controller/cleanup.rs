@@ -26,9 +26,9 @@ pub(super) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
                 ctx.event(pi, EventType::Normal, Reason::Orphaned, note)
                     .await;
             }
-            return done(ctx, pi);
+            return done();
         }
-        Cleanup::Nothing => return done(ctx, pi),
+        Cleanup::Nothing => return done(),
         Cleanup::Delete {
             id,
             environment,
@@ -56,7 +56,7 @@ pub(super) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
     };
     let id = match (id, &status.pending_create) {
         (Some(id), _) => id,
-        (None, None) => return done(ctx, pi),
+        (None, None) => return done(),
         (None, Some(key)) => {
             let found = match ctx
                 .cache
@@ -68,7 +68,7 @@ pub(super) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
             };
             match decide::deletion_target(&found, key) {
                 DeletionTarget::One(id) => id,
-                DeletionTarget::Nothing => return done(ctx, pi),
+                DeletionTarget::Nothing => return done(),
                 DeletionTarget::Ambiguous(ids) => {
                     let note = format!(
                         "an interrupted create left no id, and integrations {} match it; none was deleted, delete the one this resource created by hand",
@@ -76,7 +76,7 @@ pub(super) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
                     );
                     ctx.event(pi, EventType::Warning, Reason::AmbiguousIntegration, note)
                         .await;
-                    return done(ctx, pi);
+                    return done();
                 }
             }
         }
@@ -102,7 +102,7 @@ pub(super) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
             let note = format!("deleted integration {id}");
             ctx.event(pi, EventType::Normal, Reason::Deleted, note)
                 .await;
-            return done(ctx, pi);
+            return done();
         }
         Refusal::InUse(u) => (
             Reason::DeletionBlocked,
@@ -134,9 +134,8 @@ pub(super) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
     pending(msg, retry_in)
 }
 
-/// Nothing left to do: the finalizer may go, and what was kept about the resource with it.
-fn done(ctx: &Context, pi: &ProviderIntegration) -> Result<Action, Error> {
-    ctx.forget(pi);
+/// Nothing left to do: the finalizer may go.
+fn done() -> Result<Action, Error> {
     Ok(Action::await_change())
 }
 

@@ -1,5 +1,12 @@
 //! The decision: a pure function of (spec, status, remote observation) to one action. All of the
 //! operator's judgement lives here so it can be tested exhaustively without I/O.
+//!
+//! A decision is only as fresh as the copy it was made on, and the watch cache lags behind the
+//! operator's own writes: a copy may lack an id or intent we recorded a moment ago. So every
+//! write a decision leads to carries that copy's `resourceVersion` as a precondition (the status
+//! apply in `status.rs`, the finalizer removal in `mod.rs`): on a stale copy it fails with 409,
+//! writes nothing, and the decision is made again on the latest copy. Confluent is only written
+//! after such a guarded write (the intent before a create, the id before a DRAFT's config).
 
 use std::time::{Duration, Instant};
 

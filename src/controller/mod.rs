@@ -22,13 +22,10 @@ use std::{ops::ControlFlow, sync::Arc, time::Duration};
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
-    runtime::{
-        controller::Action,
-        finalizer::{Event as Finalizer, finalizer},
-    },
+    runtime::controller::Action,
 };
 use serde_json::json;
-use tracing::{instrument, warn};
+use tracing::{debug, instrument, warn};
 
 pub use context::{Config, Context, DefaultCredentials};
 pub use credentials::CredentialsError;
@@ -49,44 +46,43 @@ pub enum Error {
     /// Deletion must wait (in use, API unavailable); the finalizer stays.
     #[error("deletion pending: {message}")]
     DeletionPending { message: String, retry_in: Duration },
-    #[error("{0}")]
-    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
+    /// A write was refused because the copy it was decided on is no longer the latest (409):
+    /// the decision is made again on the fresh copy the watch brings.
+    #[error("the resource changed since it was read; deciding again on the latest version")]
+    Stale,
 }
 
-impl Error {
-    fn retry_in(&self) -> Option<Duration> {
-        match self {
-            Error::DeletionPending { retry_in, .. } => Some(*retry_in),
-            Error::Finalizer(f) => match f.as_ref() {
-                kube::runtime::finalizer::Error::CleanupFailed(e)
-                | kube::runtime::finalizer::Error::ApplyFailed(e) => e.retry_in(),
-                _ => None,
-            },
-            Error::Kube(_) => None,
-        }
-    }
-}
+/// How soon a stale decision is made again (the watch event of the newer copy usually comes
+/// first and triggers it anyway).
+const STALE_RETRY: Duration = Duration::from_millis(200);
 
 /// The controller's reconcile function.
 #[instrument(skip_all, fields(namespace = %pi.namespace().unwrap_or_default(), resource = %pi.name_any()))]
 pub async fn reconcile(pi: Arc<ProviderIntegration>, ctx: Arc<Context>) -> Result<Action, Error> {
     let start = std::time::Instant::now();
-    let api: Api<ProviderIntegration> =
-        Api::namespaced(ctx.client.clone(), &pi.namespace().unwrap_or_default());
-    let result = match ensure_finalizer(&api, pi).await {
-        Ok(pi) => finalizer(&api, FINALIZER, pi, |event| async {
-            match event {
-                Finalizer::Apply(pi) => apply(&pi, &ctx).await,
-                Finalizer::Cleanup(pi) => cleanup::cleanup(&pi, &ctx).await,
-            }
-        })
-        .await
-        .map_err(|e| Error::Finalizer(Box::new(e))),
-        Err(e) => Err(e),
-    };
+    let result = dispatch(pi, &ctx).await;
     ctx.metrics
         .reconciled(if result.is_ok() { "ok" } else { "error" }, start.elapsed());
     result
+}
+
+/// The finalizer: a live resource gets it and goes down the apply path; a deleted one goes
+/// down the cleanup path and loses it once cleanup is done.
+async fn dispatch(pi: Arc<ProviderIntegration>, ctx: &Context) -> Result<Action, Error> {
+    let api: Api<ProviderIntegration> =
+        Api::namespaced(ctx.client.clone(), &pi.namespace().unwrap_or_default());
+    if pi.meta().deletion_timestamp.is_none() {
+        let pi = ensure_finalizer(&api, pi).await?;
+        return apply(&pi, ctx).await;
+    }
+    if !pi.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let action = cleanup::cleanup(&pi, ctx).await?;
+    remove_finalizer(&api, &pi).await?;
+    // Only now: a failed removal retries cleanup, which may need the remembered credentials.
+    ctx.forget(&pi);
+    Ok(action)
 }
 
 /// The apply path: each step may end it with an action (a stall, a retry).
@@ -108,15 +104,31 @@ async fn apply(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Error>
     apply::act(ctx, pi, &desired, &creds, decision).await
 }
 
+/// Field manager on every write, so `managedFields` name us (never `unknown`).
+fn params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    }
+}
+
+/// A 409 on one of our writes means our copy was stale.
+fn stale_on_conflict(e: kube::Error) -> Error {
+    match e {
+        kube::Error::Api(ref s) if s.code == 409 => Error::Stale,
+        e => Error::Kube(e),
+    }
+}
+
 /// Adds our finalizer to a live resource that lacks it and returns the stored result, so the
-/// same reconcile goes on to create the integration. (kube's `finalizer` helper would stop after
-/// the patch and wait for the watch event: one more round trip per new resource.) The patch is
-/// guarded by a `test` exactly like the helper's, so concurrent finalizer edits are not lost.
+/// same reconcile goes on to create the integration (rather than waiting for the watch event of
+/// its own patch). The patch is guarded by a `test` of the finalizers, so concurrent finalizer
+/// edits are not lost.
 async fn ensure_finalizer(
     api: &Api<ProviderIntegration>,
     pi: Arc<ProviderIntegration>,
 ) -> Result<Arc<ProviderIntegration>, Error> {
-    if pi.meta().deletion_timestamp.is_some() || pi.finalizers().iter().any(|f| f == FINALIZER) {
+    if pi.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(pi);
     }
     let ops = if pi.finalizers().is_empty() {
@@ -133,20 +145,42 @@ async fn ensure_finalizer(
     let patch: json_patch::Patch =
         serde_json::from_value(ops).map_err(|e| Error::Kube(kube::Error::SerdeError(e)))?;
     let updated = api
-        .patch(
-            &pi.name_any(),
-            &PatchParams::default(),
-            &Patch::Json::<()>(patch),
-        )
+        .patch(&pi.name_any(), &params(), &Patch::Json::<()>(patch))
         .await?;
     Ok(Arc::new(updated))
 }
 
+/// Lets the resource go. Guarded by the `resourceVersion` cleanup decided on: a decision made
+/// on a copy older than one of our own writes (which may have recorded an id to delete) must
+/// not release the finalizer.
+async fn remove_finalizer(
+    api: &Api<ProviderIntegration>,
+    pi: &ProviderIntegration,
+) -> Result<(), Error> {
+    let remaining: Vec<&String> = pi.finalizers().iter().filter(|f| *f != FINALIZER).collect();
+    let patch = json!({"metadata": {
+        "resourceVersion": pi.resource_version(),
+        "finalizers": remaining,
+    }});
+    match api
+        .patch(&pi.name_any(), &params(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(stale_on_conflict(e)),
+    }
+}
+
 /// Requeue policy for errors that escaped `reconcile`.
 pub fn error_policy(pi: Arc<ProviderIntegration>, err: &Error, ctx: Arc<Context>) -> Action {
-    match err.retry_in() {
-        Some(d) => Action::requeue(d),
-        None => {
+    match err {
+        Error::DeletionPending { retry_in, .. } => Action::requeue(*retry_in),
+        Error::Stale => {
+            debug!("{err}");
+            Action::requeue(STALE_RETRY.mul_f64(0.5 + fastrand::f64()))
+        }
+        Error::Kube(_) => {
             let d = ctx.backoff(&pi, ctx.config.retry_base / 2, ctx.config.retry_max);
             warn!(namespace = %pi.namespace().unwrap_or_default(), resource = %pi.name_any(), error = %err, retry_in_ms = d.as_millis() as u64, "reconcile failed");
             Action::requeue(d)

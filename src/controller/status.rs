@@ -45,6 +45,13 @@ impl Context {
 
     /// Writes status by server-side apply, unless it is already what we want, and returns the
     /// resource as stored, for the next step to build on.
+    ///
+    /// The one guard against stale reads: the apply carries the `resourceVersion` of the copy
+    /// the status was decided on, as a precondition. The watch cache lags behind our own writes,
+    /// and an apply removes every field it no longer sends; a status decided on a copy from before
+    /// our last write (which may have recorded an id or an intent) would erase them. Such a
+    /// write fails with 409 instead (`Error::Stale`), and the decision is made again on the
+    /// latest copy. Every write a reconcile makes builds on the copy the previous one returned.
     pub(super) async fn write_status<'a>(
         &self,
         pi: &'a ProviderIntegration,
@@ -58,6 +65,7 @@ impl Context {
         let patch = json!({
             "apiVersion": ProviderIntegration::api_version(&()),
             "kind": ProviderIntegration::kind(&()),
+            "metadata": {"resourceVersion": pi.resource_version()},
             "status": status,
         });
         let stored = api
@@ -66,7 +74,8 @@ impl Context {
                 &PatchParams::apply(MANAGER).force(),
                 &Patch::Apply(&patch),
             )
-            .await?;
+            .await
+            .map_err(super::stale_on_conflict)?;
         Ok(Cow::Owned(stored))
     }
 }

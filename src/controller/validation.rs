@@ -56,15 +56,6 @@ pub(super) async fn validate(
         }
     };
     let outcome = decide::validation_outcome(i, previous, failures, result);
-    if let Some((warning, reason, note)) = outcome.event {
-        if warning {
-            warn!(id = %i.id, msg = %note, "validation failed");
-            ctx.event(pi, EventType::Warning, reason, note).await;
-        } else {
-            info!(id = %i.id, "validated");
-            ctx.event(pi, EventType::Normal, reason, note).await;
-        }
-    }
     if let Some((state, reason, msg)) = &outcome.condition {
         let time = Time(jiff::Timestamp::now());
         set_condition(
@@ -77,7 +68,17 @@ pub(super) async fn validate(
             &time,
         );
     }
-    ctx.write_status(pi, status).await?;
+    // Written first: a write refused as stale publishes nothing.
+    let pi = ctx.write_status(pi, status).await?;
+    if let Some((warning, reason, note)) = outcome.event {
+        if warning {
+            warn!(id = %i.id, msg = %note, "validation failed");
+            ctx.event(&pi, EventType::Warning, reason, note).await;
+        } else {
+            info!(id = %i.id, "validated");
+            ctx.event(&pi, EventType::Normal, reason, note).await;
+        }
+    }
     let next = ctx.delay(outcome.next);
     let memo = ValidationMemo {
         generation,
@@ -85,6 +86,6 @@ pub(super) async fn validate(
         due: now + next,
         failures: outcome.failures,
     };
-    ctx.memory(pi, |m| m.validation = Some(memo));
+    ctx.memory(&pi, |m| m.validation = Some(memo));
     Ok(next)
 }

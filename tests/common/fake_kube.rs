@@ -7,9 +7,12 @@
 //! watches that replay from a resourceVersion. Used as a tower service
 //! (`kube::Client::new(fake.service(), ns)`, the pattern of kube's `tower-test`) or over HTTP.
 //!
-//! Simplification: server-side apply is treated as a merge of the sent fields (for the status
-//! subresource and a ConfigMap's `data`: the sent value replaces the old one). The operator is the only writer of status
-//! and always sends all of it, so this matches what a real API server stores.
+//! Where it matters to a controller it behaves like a real server (see `shared/design.md`):
+//! - watch delivery can lag behind writes (`set_watch_lag`), so reconciles see stale copies;
+//! - server-side apply keeps field ownership in `metadata.managedFields` and removes the fields a
+//!   manager stops applying (`managed_fields.rs`); updates record their field manager;
+//! - `resourceVersion` in an apply or merge patch, and delete preconditions, answer 409;
+//! - the harness creates objects as `kubectl apply` does (last-applied annotation).
 
 use std::{
     collections::BTreeMap,
@@ -22,10 +25,14 @@ use axum::{
     Router,
     body::{Body, Bytes},
     extract::{Request, State},
-    http::{HeaderMap, Method, StatusCode, header},
+    http::{Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde_json::{Value, json};
+
+#[path = "managed_fields.rs"]
+mod managed_fields;
+use managed_fields as mf;
 
 /// A resource type the fake serves.
 struct Kind {
@@ -78,6 +85,8 @@ type Key = (String, String, String); // (plural, namespace, name)
 #[derive(Clone, Debug)]
 struct LogEntry {
     rv: u64,
+    /// When it was written; delivered to watchers `watch_lag` later.
+    at: tokio::time::Instant,
     plural: String,
     namespace: String,
     kind: &'static str,
@@ -103,6 +112,8 @@ struct Inner {
     log: Vec<LogEntry>,
     faults: Vec<Fault>,
     requests: BTreeMap<String, u64>,
+    /// How far watch delivery lags behind writes.
+    watch_lag: Duration,
 }
 
 /// The fake API server; cheap to clone.
@@ -226,6 +237,11 @@ impl FakeKube {
         });
     }
 
+    /// Delays every watch event by `lag` after its write, in order, like a lagging watch cache.
+    pub fn set_watch_lag(&self, lag: Duration) {
+        lock(&self.inner).watch_lag = lag;
+    }
+
     /// Drops all pending faults.
     pub fn clear_faults(&self) {
         lock(&self.inner).faults.clear();
@@ -269,6 +285,7 @@ impl FakeKube {
     ) {
         inner.log.push(LogEntry {
             rv: inner.rv,
+            at: tokio::time::Instant::now(),
             plural: plural.into(),
             namespace: namespace.into(),
             kind,
@@ -280,7 +297,9 @@ impl FakeKube {
         self.changed.send_replace(rv);
     }
 
-    fn create(&self, t: &Target, mut obj: Value) -> Response {
+    /// Stores a new object. `how` is the field manager and its operation (`Update` for a POST,
+    /// `Apply` for a server-side apply that creates).
+    fn create(&self, t: &Target, mut obj: Value, manager: &str, apply: bool) -> Response {
         let ns = t.namespace.clone().unwrap_or_default();
         let Some(name) = obj
             .pointer("/metadata/name")
@@ -313,6 +332,7 @@ impl FakeKube {
         meta.insert("resourceVersion".into(), rv.to_string().into());
         meta.insert("creationTimestamp".into(), now().into());
         meta.remove("deletionTimestamp");
+        meta.remove("managedFields");
         if t.kind.custom {
             meta.insert("generation".into(), 1.into());
             // The main endpoint ignores status on create.
@@ -320,6 +340,10 @@ impl FakeKube {
                 o.remove("status");
             }
         }
+        let mut entries = Vec::new();
+        let op = if apply { "Apply" } else { "Update" };
+        mf::own(&mut entries, manager, op, None, mf::of(&obj));
+        mf::write(&mut obj, &entries, t.kind.api_version, &now());
         inner.objects.insert(key, obj.clone());
         Self::record(&mut inner, t.kind.plural, &ns, "ADDED", &obj);
         drop(inner);
@@ -327,11 +351,14 @@ impl FakeKube {
         (StatusCode::CREATED, axum::Json(obj)).into_response()
     }
 
-    /// Stores `new` as the next version of an object, applying the API server's rules.
+    /// Stores the next version of an object, applying the API server's rules. `edit` returns the
+    /// candidate; `manager` is who made an update (`None`: an apply that recorded its own
+    /// ownership in the candidate's `managedFields`).
     fn update(
         &self,
         t: &Target,
         name: &str,
+        manager: Option<&str>,
         edit: impl FnOnce(&Value) -> Result<Value, Box<Response>>,
     ) -> Response {
         let ns = t.namespace.clone().unwrap_or_default();
@@ -344,12 +371,12 @@ impl FakeKube {
                 format!("{} \"{name}\" not found", t.kind.plural),
             );
         };
-        let mut new = match edit(&old) {
+        let candidate = match edit(&old) {
             Ok(v) => v,
             Err(r) => return *r,
         };
         // Optimistic concurrency: a stated resourceVersion must be current.
-        if let Some(want) = new
+        if let Some(want) = candidate
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
             && Some(want)
@@ -357,22 +384,15 @@ impl FakeKube {
                     .pointer("/metadata/resourceVersion")
                     .and_then(Value::as_str)
         {
-            return status_error(
-                409,
-                "Conflict",
-                format!(
-                    "Operation cannot be fulfilled on {} \"{name}\": the object has been modified",
-                    t.kind.plural
-                ),
-            );
+            return conflict(t, name);
         }
+        let mut new = candidate.clone();
         if t.kind.custom {
             if t.status {
                 // The status subresource changes status only.
-                let status = new.get("status").cloned();
                 new = old.clone();
-                match status {
-                    Some(s) => new["status"] = s,
+                match candidate.get("status") {
+                    Some(s) => new["status"] = s.clone(),
                     None => {
                         if let Some(o) = new.as_object_mut() {
                             o.remove("status");
@@ -399,6 +419,8 @@ impl FakeKube {
             "generation",
             "namespace",
             "name",
+            "resourceVersion",
+            "managedFields",
         ] {
             match old.pointer(&format!("/metadata/{f}")) {
                 Some(v) => new["metadata"][f] = v.clone(),
@@ -411,9 +433,38 @@ impl FakeKube {
         }
         new["apiVersion"] = t.kind.api_version.into();
         new["kind"] = t.kind.kind.into();
-        if new == old {
+        // Field ownership.
+        let subresource = t.status.then_some("status");
+        let mut entries = match manager {
+            None => mf::read(&candidate),
+            Some(m) => {
+                let mut entries = mf::read(&old);
+                let changed = mf::changed(&old, &new, "");
+                let changed = match (t.kind.custom, t.status) {
+                    (true, true) => changed
+                        .get("f:status")
+                        .map(|s| json!({ "f:status": s }))
+                        .and_then(|v| v.as_object().cloned())
+                        .unwrap_or_default(),
+                    (true, false) => {
+                        let mut c = changed;
+                        c.remove("f:status");
+                        c
+                    }
+                    _ => changed,
+                };
+                if !changed.is_empty() {
+                    mf::own(&mut entries, m, "Update", subresource, changed);
+                }
+                entries
+            }
+        };
+        mf::forget_removed(&mut entries, &mf::minus(&mf::of(&old), &mf::of(&new)));
+        let time = now();
+        mf::write(&mut new, &entries, t.kind.api_version, &time);
+        if same_ignoring_times(&new, &old) {
             // A no-op write does not change resourceVersion, like a real server.
-            return axum::Json(new).into_response();
+            return axum::Json(old).into_response();
         }
         if t.kind.custom && new.get("spec") != old.get("spec") {
             let g = old
@@ -441,7 +492,7 @@ impl FakeKube {
         axum::Json(new).into_response()
     }
 
-    fn delete(&self, t: &Target, name: &str) -> Response {
+    fn delete(&self, t: &Target, name: &str, options: &Value) -> Response {
         let ns = t.namespace.clone().unwrap_or_default();
         let key = (t.kind.plural.to_string(), ns.clone(), name.to_string());
         let mut inner = lock(&self.inner);
@@ -452,6 +503,19 @@ impl FakeKube {
                 format!("{} \"{name}\" not found", t.kind.plural),
             );
         };
+        // Preconditions: this very object, at this version.
+        for field in ["uid", "resourceVersion"] {
+            if let Some(want) = options
+                .pointer(&format!("/preconditions/{field}"))
+                .and_then(Value::as_str)
+                && obj
+                    .pointer(&format!("/metadata/{field}"))
+                    .and_then(Value::as_str)
+                    != Some(want)
+            {
+                return conflict(t, name);
+            }
+        }
         let has_finalizers = obj
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
@@ -515,7 +579,11 @@ impl FakeKube {
                     let start = inner.log.partition_point(|e| e.rv <= last);
                     inner.log[start..].to_vec()
                 };
+                let lag = lock(&me.inner).watch_lag;
                 for e in batch {
+                    if !lag.is_zero() {
+                        tokio::time::sleep_until(e.at + lag).await;
+                    }
                     last = e.rv;
                     if e.plural != plural || namespace.as_ref().is_some_and(|ns| *ns != e.namespace)
                     {
@@ -562,20 +630,51 @@ fn query_map(q: Option<&str>) -> BTreeMap<String, String> {
     .unwrap_or_default()
 }
 
-fn apply_patch(
-    old: &Value,
-    headers: &HeaderMap,
-    body: &[u8],
-    status_only: bool,
-) -> Result<Value, Box<Response>> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+fn conflict(t: &Target, name: &str) -> Response {
+    status_error(
+        409,
+        "Conflict",
+        format!(
+            "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+            t.kind.plural
+        ),
+    )
+}
+
+/// Equal but for the times in `managedFields` (a write that changes nothing is a no-op).
+fn same_ignoring_times(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(list) = v
+            .pointer_mut("/metadata/managedFields")
+            .and_then(Value::as_array_mut)
+        {
+            for e in list {
+                if let Some(o) = e.as_object_mut() {
+                    o.remove("time");
+                }
+            }
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+/// A patch request, as the handler read it.
+struct PatchRequest<'a> {
+    content_type: &'a str,
+    body: &'a [u8],
+    manager: &'a str,
+}
+
+/// The candidate object after a patch. Server-side apply records its field ownership in the
+/// candidate; other patches leave that to `update`.
+fn apply_patch(t: &Target, old: &Value, p: &PatchRequest) -> Result<Value, Box<Response>> {
     let bad = |e: String| Box::new(status_error(422, "Invalid", e));
     let mut new = old.clone();
+    let ct = p.content_type;
     if ct.starts_with("application/json-patch+json") {
-        let mut ops: Vec<Value> = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+        let mut ops: Vec<Value> = serde_json::from_slice(p.body).map_err(|e| bad(e.to_string()))?;
         // Like the API server, a `test` for null passes on a missing path.
         ops.retain(|op| {
             !(op["op"] == "test"
@@ -584,31 +683,70 @@ fn apply_patch(
                     .as_str()
                     .is_some_and(|p| old.pointer(p).is_none()))
         });
-        let p: json_patch::Patch =
+        let patch: json_patch::Patch =
             serde_json::from_value(Value::Array(ops)).map_err(|e| bad(e.to_string()))?;
-        json_patch::patch(&mut new, &p).map_err(|e| bad(e.to_string()))?;
+        json_patch::patch(&mut new, &patch).map_err(|e| bad(e.to_string()))?;
     } else if ct.starts_with("application/merge-patch+json")
         || ct.starts_with("application/strategic-merge-patch+json")
     {
-        let p: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
-        json_patch::merge(&mut new, &p);
+        let patch: Value = serde_json::from_slice(p.body).map_err(|e| bad(e.to_string()))?;
+        json_patch::merge(&mut new, &patch);
     } else if ct.starts_with("application/apply-patch+yaml") {
-        let mut p: Value = serde_json::from_slice(body)
+        let mut applied: Value = serde_json::from_slice(p.body)
             .map_err(|e| bad(format!("apply patches must be JSON here: {e}")))?;
-        if status_only {
-            // One field manager owns all of status: what it sends is the whole status.
-            new["status"] = p.get("status").cloned().unwrap_or(Value::Null);
-        } else {
-            if let Some(m) = p.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("resourceVersion");
-            }
-            // A manager that sends `data` owns all of it (the operator's ConfigMaps): keys it no
-            // longer sends are removed, as the API server does for fields it stops applying.
-            if let Some(d) = p.get("data") {
-                new["data"] = d.clone();
-            }
-            json_patch::merge(&mut new, &p);
+        // `resourceVersion` in an applied configuration is a precondition.
+        if let Some(want) = applied
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            && old
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                != Some(want)
+        {
+            let name = old
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            return Err(Box::new(conflict(t, name)));
         }
+        if let Some(m) = applied.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.retain(|k, _| {
+                ["labels", "annotations", "finalizers", "ownerReferences"].contains(&k.as_str())
+            });
+        }
+        let (fields, subresource) = if t.status {
+            if let Some(o) = applied.as_object_mut() {
+                o.retain(|k, _| k == "status");
+            }
+            (mf::of_status(&applied), Some("status"))
+        } else if t.kind.custom {
+            if let Some(o) = applied.as_object_mut() {
+                o.remove("status");
+            }
+            (mf::without_status(&applied), None)
+        } else {
+            (mf::of(&applied), None)
+        };
+        let mut entries = mf::read(old);
+        let previous = entries
+            .iter()
+            .find(|e| {
+                e.manager == p.manager && e.operation == "Apply" && e.subresource == subresource
+            })
+            .map(|e| e.fields.clone())
+            .unwrap_or_default();
+        let others = entries
+            .iter()
+            .filter(|e| {
+                !(e.manager == p.manager && e.operation == "Apply" && e.subresource == subresource)
+            })
+            .fold(mf::Fields::new(), |acc, e| mf::union(&acc, &e.fields));
+        // What this manager applied before and no longer applies, and nobody else owns, goes.
+        let dropped = mf::minus(&mf::minus(&previous, &fields), &others);
+        mf::remove(&mut new, &dropped);
+        mf::merge(&mut new, &applied);
+        mf::own(&mut entries, p.manager, "Apply", subresource, fields);
+        mf::write(&mut new, &entries, t.kind.api_version, &now());
     } else {
         return Err(Box::new(status_error(
             415,
@@ -660,6 +798,11 @@ async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
         Ok(b) => b,
         Err(e) => return status_error(400, "BadRequest", e.to_string()),
     };
+    // Who writes: `fieldManager`, or `unknown` like a real server given none it can derive.
+    let manager = query
+        .get("fieldManager")
+        .cloned()
+        .unwrap_or_else(|| "unknown".into());
     match (&method, &t.name) {
         (&Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             let since = query
@@ -674,7 +817,7 @@ async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
         }
         (&Method::GET, None) => fake.list_response(&t),
         (&Method::POST, None) => match serde_json::from_slice(&body) {
-            Ok(v) => fake.create(&t, v),
+            Ok(v) => fake.create(&t, v, &manager, false),
             Err(e) => status_error(400, "BadRequest", e.to_string()),
         },
         (&Method::GET, Some(name)) => {
@@ -689,31 +832,35 @@ async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
             }
         }
         (&Method::PUT, Some(name)) => match serde_json::from_slice::<Value>(&body) {
-            Ok(v) => fake.update(&t, name, |_| Ok(v)),
+            Ok(v) => fake.update(&t, name, Some(&manager), |_| Ok(v)),
             Err(e) => status_error(400, "BadRequest", e.to_string()),
         },
         (&Method::PATCH, Some(name)) => {
-            let status_only = t.status;
-            // Server-side apply creates a missing object (used for Leases and ConfigMaps).
-            let ct = headers
+            let content_type = headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
+            let apply = content_type.starts_with("application/apply-patch+yaml");
             let ns = t.namespace.clone().unwrap_or_default();
-            if ct.starts_with("application/apply-patch+yaml")
-                && !status_only
-                && fake.get(t.kind.plural, &ns, name).is_none()
-            {
+            // Server-side apply creates a missing object (used for Leases and ConfigMaps).
+            if apply && !t.status && fake.get(t.kind.plural, &ns, name).is_none() {
                 return match serde_json::from_slice(&body) {
-                    Ok(v) => fake.create(&t, v),
+                    Ok(v) => fake.create(&t, v, &manager, true),
                     Err(e) => status_error(400, "BadRequest", e.to_string()),
                 };
             }
-            fake.update(&t, name, |old| {
-                apply_patch(old, &headers, &body, status_only)
-            })
+            let p = PatchRequest {
+                content_type,
+                body: &body,
+                manager: &manager,
+            };
+            let updater = (!apply).then_some(manager.as_str());
+            fake.update(&t, name, updater, |old| apply_patch(&t, old, &p))
         }
-        (&Method::DELETE, Some(name)) => fake.delete(&t, name),
+        (&Method::DELETE, Some(name)) => {
+            let options = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            fake.delete(&t, name, &options)
+        }
         _ => status_error(
             405,
             "MethodNotAllowed",

@@ -141,17 +141,24 @@ impl Harness {
         Api::namespaced(self.client.clone(), NS)
     }
 
+    /// Creates a resource the way `kubectl apply` does the first time: a POST by the manager
+    /// `kubectl-client-side-apply`, carrying the last-applied annotation, so stored objects have
+    /// a real server's shape (`managedFields` and the annotation).
     pub async fn create(&self, name: &str, spec: Value) -> ProviderIntegration {
-        let pi: ProviderIntegration = serde_json::from_value(json!({
+        let applied = json!({
             "apiVersion": "pim.confluent.cloud/v1alpha1", "kind": "ProviderIntegration",
-            "metadata": {"name": name, "namespace": NS},
+            "metadata": {"annotations": {}, "name": name, "namespace": NS},
             "spec": spec,
-        }))
-        .unwrap();
-        self.api()
-            .create(&PostParams::default(), &pi)
-            .await
-            .unwrap()
+        });
+        let mut obj = applied.clone();
+        obj["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+            format!("{applied}\n").into();
+        let pi: ProviderIntegration = serde_json::from_value(obj).unwrap();
+        let pp = PostParams {
+            field_manager: Some("kubectl-client-side-apply".into()),
+            ..Default::default()
+        };
+        self.api().create(&pp, &pi).await.unwrap()
     }
 
     pub async fn patch_spec(&self, name: &str, spec: Value) {
