@@ -64,6 +64,10 @@ pub struct RunArgs {
     /// Timeout of one API request.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub api_timeout: Duration,
+    /// Most API requests per second per API key (0: no steady limit). A 429 pauses every request
+    /// of its key until its Retry-After either way.
+    #[arg(long, default_value_t = 50, env = "PIM_API_RATE_LIMIT")]
+    pub api_rate_limit: u32,
     /// Default credentials for resources without credentialsRef: a Secret as NAMESPACE/NAME with
     /// keys apiKey and apiSecret.
     #[arg(

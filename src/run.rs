@@ -87,7 +87,9 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
     };
     let client = kube::Client::try_from(kube_config)?;
     let metrics = Arc::new(Metrics::new());
-    let pim = PimClient::new(&args.api_url, args.api_timeout)?.with_observer(metrics.clone());
+    let pim = PimClient::new(&args.api_url, args.api_timeout)?
+        .with_rate_limit(std::num::NonZeroU32::new(args.api_rate_limit))
+        .with_observer(metrics.clone());
     let config = controller::Config {
         resync: args.resync,
         concurrency: args.concurrency,

@@ -3,10 +3,16 @@
 //! Runs when `KUBECONFIG` points at a reachable cluster; otherwise it is skipped with a printed
 //! reason. It is careful with a shared cluster: everything it creates lives in a fresh
 //! namespace that it deletes at the end; the operator under test watches only that namespace;
-//! the CRD is applied (server-side, idempotent) and removed only if this test installed it and
-//! no ProviderIntegration is left anywhere. The Confluent side is the emulator on loopback.
+//! an installed CRD (from the chart, or `kubectl apply -f crds/`) is used as it is, and the test
+//! installs its own only when there is none, removing it only if no ProviderIntegration is left
+//! anywhere. The Confluent side is the emulator on loopback.
+//!
+//! The controller runs in this process, so nothing here may block a runtime thread: `kubectl`
+//! runs through `tokio::process` on a multi-thread runtime.
 
-use std::{process::Command, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
+
+use tokio::process::Command;
 
 use k8s_openapi::{
     api::core::v1::{Namespace, Secret},
@@ -48,8 +54,8 @@ async fn cluster() -> Result<Client, String> {
     Ok(client)
 }
 
-fn kubectl(args: &[&str]) -> (bool, String) {
-    match Command::new("kubectl").args(args).output() {
+async fn kubectl(args: &[&str]) -> (bool, String) {
+    match Command::new("kubectl").args(args).output().await {
         Ok(o) => (
             o.status.success(),
             format!(
@@ -63,8 +69,8 @@ fn kubectl(args: &[&str]) -> (bool, String) {
 }
 
 /// `kubectl wait --for=delete`, as a user or a GitOps tool would.
-fn wait_deleted(ns: &str, resource: &str) {
-    let (ok, out) = kubectl(&["wait", "-n", ns, "--for=delete", resource, "--timeout=60s"]);
+async fn wait_deleted(ns: &str, resource: &str) {
+    let (ok, out) = kubectl(&["wait", "-n", ns, "--for=delete", resource, "--timeout=60s"]).await;
     assert!(ok, "{resource} not deleted: {out}");
 }
 
@@ -115,7 +121,7 @@ fn resource(name: &str, role: usize, extra: Value) -> ProviderIntegration {
     .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_against_a_real_api_server() {
     let client = match cluster().await {
         Ok(c) => c,
@@ -126,23 +132,43 @@ async fn lifecycle_against_a_real_api_server() {
     };
     let ns = format!("pio-e2e-{:08x}", fastrand::u32(..));
 
-    // CRD: server-side apply, then wait until it is served.
+    // CRD: an installed one is used as it is (the chart's, say); ours only when there is none.
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd_name = ProviderIntegration::crd_name();
-    let preexisting = crds.get_opt(crd_name).await.unwrap().is_some();
-    crds.patch(
-        crd_name,
-        &PatchParams::apply("pio-e2e").force(),
-        &Patch::Apply(ProviderIntegration::crd()),
-    )
-    .await
-    .unwrap();
+    let preexisting = match crds.get_opt(crd_name).await.unwrap() {
+        Some(installed) => {
+            let labels = installed.labels();
+            println!(
+                "using the installed CRD {crd_name} (resourceVersion {}, managed by {}, versions {:?}) as it is",
+                installed.resource_version().unwrap_or_default(),
+                labels
+                    .get("app.kubernetes.io/managed-by")
+                    .map(String::as_str)
+                    .unwrap_or("an unknown tool"),
+                installed
+                    .spec
+                    .versions
+                    .iter()
+                    .map(|v| v.name.as_str())
+                    .collect::<Vec<_>>()
+            );
+            true
+        }
+        None => {
+            println!("no {crd_name} installed: installing this build's CRD for the test");
+            crds.create(&PostParams::default(), &ProviderIntegration::crd())
+                .await
+                .unwrap();
+            false
+        }
+    };
     let (ok, out) = kubectl(&[
         "wait",
         "--for=condition=Established",
         &format!("crd/{crd_name}"),
         "--timeout=60s",
-    ]);
+    ])
+    .await;
     assert!(ok, "CRD not established: {out}");
 
     let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -250,7 +276,8 @@ async fn run_lifecycle(client: Client, ns: String) {
         "--for=condition=Ready",
         "providerintegration/orders",
         "--timeout=60s",
-    ]);
+    ])
+    .await;
     assert!(ok, "kubectl wait Ready failed: {out}");
     let pi = api.get("orders").await.unwrap();
     assert!(pi.is_ready());
@@ -267,7 +294,8 @@ async fn run_lifecycle(client: Client, ns: String) {
         "orders",
         "-o",
         "jsonpath={.status.externalId}",
-    ]);
+    ])
+    .await;
     assert!(
         ok && out.trim() == st.external_id.as_deref().unwrap(),
         "short name and status: {out}"
@@ -282,7 +310,8 @@ async fn run_lifecycle(client: Client, ns: String) {
         "--for=condition=Stalled",
         "providerintegration/orders",
         "--timeout=60s",
-    ]);
+    ])
+    .await;
     assert!(ok, "kubectl wait Stalled failed: {out}");
     let pi = wait_for(&api, "orders", "stalled for the new generation", |p| {
         cond(p, STALLED, "ImmutableFieldChanged")
@@ -323,7 +352,8 @@ async fn run_lifecycle(client: Client, ns: String) {
         "regarding.name=orders",
         "-o",
         "jsonpath={.items[*].reason}",
-    ]);
+    ])
+    .await;
     assert!(ok && out.contains("DeletionBlocked"), "events: {out}");
     http.put(format!(
         "{}/_emulator/integrations/{id}/usages",
@@ -333,7 +363,7 @@ async fn run_lifecycle(client: Client, ns: String) {
     .send()
     .await
     .unwrap();
-    wait_deleted(&ns, "providerintegration/orders");
+    wait_deleted(&ns, "providerintegration/orders").await;
     assert_eq!(em.state.len(), 0, "the integration was deleted");
 
     // Orphan keeps the integration.
@@ -345,7 +375,7 @@ async fn run_lifecycle(client: Client, ns: String) {
     .unwrap();
     wait_for(&api, "kept", "Ready", |p| p.is_ready()).await;
     api.delete("kept", &DeleteParams::default()).await.unwrap();
-    wait_deleted(&ns, "providerintegration/kept");
+    wait_deleted(&ns, "providerintegration/kept").await;
     assert_eq!(em.state.len(), 1, "orphaned integration stays");
 
     multicloud(&client, &ns, &api, &em.base_url, &http).await;
@@ -440,7 +470,8 @@ async fn multicloud(
         "--for=condition=Ready",
         "providerintegration/gcs",
         "--timeout=60s",
-    ]);
+    ])
+    .await;
     assert!(ok, "GCP Ready before any grant: {out}");
     let pi = api.get("gcs").await.unwrap();
     let st = pi.status.clone().unwrap();
@@ -468,7 +499,8 @@ async fn multicloud(
         "--for=condition=Validated",
         "providerintegration/gcs",
         "--timeout=60s",
-    ]);
+    ])
+    .await;
     assert!(ok, "Validated after the grant: {out}");
 
     api.create(
@@ -489,8 +521,8 @@ async fn multicloud(
 
     api.delete("gcs", &DeleteParams::default()).await.unwrap();
     api.delete("blob", &DeleteParams::default()).await.unwrap();
-    wait_deleted(ns, "providerintegration/gcs");
-    wait_deleted(ns, "providerintegration/blob");
+    wait_deleted(ns, "providerintegration/gcs").await;
+    wait_deleted(ns, "providerintegration/blob").await;
     // Garbage collection is kube-controller-manager's job; a bare API server has none.
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
         Api::namespaced(client.clone(), "kube-system");
@@ -508,7 +540,8 @@ async fn multicloud(
             "--for=delete",
             "configmap/gcs-outputs",
             "--timeout=60s",
-        ]);
+        ])
+        .await;
         assert!(
             ok,
             "the outputs ConfigMap is garbage collected with its resource: {out}"

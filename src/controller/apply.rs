@@ -191,7 +191,13 @@ async fn create(
             id: desired.environment.clone(),
         },
     };
+    ctx.memory(pi, |m| m.refused = None);
     match ctx.pim.create(creds, version, &body).await {
+        Err(e @ PimError::RateLimited { .. }) => {
+            // Refused before it was processed: the next pass need not look for it.
+            ctx.memory(pi, |m| m.refused = Some(intent));
+            api_error(ctx, &base, creds, e).await
+        }
         Ok(i) => {
             info!(id = %i.id, "created");
             ctx.cache.insert(creds, version, &i).await;

@@ -16,7 +16,7 @@ use super::MANAGER;
 use super::credentials::SecretCache;
 use super::decide::{Next, ValidationMemo};
 use super::remote::RemoteCache;
-use crate::crd::ProviderIntegration;
+use crate::crd::{PendingCreate, ProviderIntegration};
 use crate::pim::{Credentials, PimClient};
 
 /// Where credentials come from when a resource has no `credentialsRef`.
@@ -42,9 +42,11 @@ pub struct Config {
     pub namespaces: Vec<String>,
     /// The pod name, to tell replicas apart in events.
     pub instance: Option<String>,
-    /// First retry delay after a transient error; doubles up to `retry_max`.
+    /// First retry delay after a transient error without a `Retry-After`; doubles up to
+    /// `retry_max`.
     pub retry_base: Duration,
-    /// Longest retry delay after transient errors (deletion retries may wait up to 2.5×).
+    /// Longest retry delay after transient errors without a `Retry-After` (deletion refused
+    /// while in use may wait up to 2.5×). Confluent's Terraform provider retries within 1–30 s.
     pub retry_max: Duration,
     /// First re-check of a stalled resource (Secrets and quotas change without an event here);
     /// doubles up to the resync period.
@@ -60,7 +62,7 @@ impl Default for Config {
             namespaces: Vec::new(),
             instance: None,
             retry_base: Duration::from_secs(1),
-            retry_max: Duration::from_secs(120),
+            retry_max: Duration::from_secs(30),
             stall_retry: Duration::from_secs(30),
         }
     }
@@ -76,6 +78,8 @@ pub(super) struct Memory {
     pub credentials: Option<Credentials>,
     /// When the integration is next validated.
     pub validation: Option<ValidationMemo>,
+    /// The intent whose last create was refused outright (429), so nothing was created.
+    pub refused: Option<PendingCreate>,
 }
 
 /// Shared state of all reconciles.
@@ -102,6 +106,21 @@ pub(super) fn backoff_delay(n: u32, base: Duration, cap: Duration) -> Duration {
         .saturating_mul(1u32 << n.saturating_sub(1).min(16))
         .min(cap);
     exp.mul_f64(0.8 + fastrand::f64() * 0.4)
+}
+
+/// The wait before retrying a transient error: what the server asked for (`Retry-After`), plus
+/// up to 20% so the resources it refused together do not return together; without a hint, the
+/// exponential backoff.
+pub(super) fn retry_delay(
+    n: u32,
+    hint: Option<Duration>,
+    base: Duration,
+    cap: Duration,
+) -> Duration {
+    match hint {
+        Some(d) => d.mul_f64(1.0 + fastrand::f64() * 0.2),
+        None => backoff_delay(n, base, cap),
+    }
 }
 
 impl Context {
@@ -195,8 +214,8 @@ impl Context {
         let c = &self.config;
         match next {
             Next::Resync => self.resync_delay(),
-            Next::Retry { failures, at_least } => {
-                backoff_delay(failures, c.retry_base, c.retry_max).max(at_least)
+            Next::Retry { failures, hint } => {
+                retry_delay(failures, hint, c.retry_base, c.retry_max)
             }
             Next::StallRetry { failures } => backoff_delay(failures, c.stall_retry, c.resync),
         }
@@ -206,6 +225,19 @@ impl Context {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_is_the_wait_however_many_failures_came_before() {
+        let (base, cap) = (Duration::from_secs(1), Duration::from_secs(30));
+        for n in [1, 2, 6, 60] {
+            let d = retry_delay(n, Some(Duration::from_secs(1)), base, cap).as_secs_f64();
+            assert!((1.0..=1.2).contains(&d), "failure {n}: {d} s");
+        }
+        // Without a hint: exponential, capped at 30 s.
+        let d = retry_delay(6, None, base, cap).as_secs_f64();
+        assert!((24.0..=36.0).contains(&d), "{d}");
+        assert!(retry_delay(60, None, base, cap) <= Duration::from_secs(36));
+    }
 
     #[test]
     fn backoff_doubles_from_base_up_to_cap_with_jitter() {

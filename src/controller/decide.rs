@@ -78,8 +78,14 @@ pub fn tracked_id(desired: &Desired, status: &ProviderIntegrationStatus) -> Opti
     status.id.clone().or_else(|| desired.adopt_id.clone())
 }
 
-/// Which lookup the apply path needs.
-pub fn lookup(desired: &Desired, status: &ProviderIntegrationStatus) -> Lookup {
+/// Which lookup the apply path needs. `refused` is the intent whose last create this process
+/// saw refused outright (429: nothing was created); only then may a recorded intent be looked
+/// up in the cache instead of a fresh listing, since no create of ours can be missing from it.
+pub fn lookup(
+    desired: &Desired,
+    status: &ProviderIntegrationStatus,
+    refused: Option<&PendingCreate>,
+) -> Lookup {
     match tracked_id(desired, status) {
         Some(id) => Lookup::ById {
             id,
@@ -98,7 +104,7 @@ pub fn lookup(desired: &Desired, status: &ProviderIntegrationStatus) -> Lookup {
         None => match &status.pending_create {
             Some(p) => Lookup::ByKey {
                 key: p.clone(),
-                fresh: true,
+                fresh: refused != Some(p),
             },
             None => Lookup::ByKey {
                 key: desired.intent(),
@@ -419,9 +425,12 @@ pub fn refusal(detail: &str, read_back: ReadBack<'_>) -> Refusal {
 pub enum Next {
     /// The resync period.
     Resync,
-    /// Transient trouble: the retry backoff after `failures` in a row, and no sooner than the
-    /// server asked.
-    Retry { failures: u32, at_least: Duration },
+    /// Transient trouble: the server's `hint` (`Retry-After`), else the retry backoff after
+    /// `failures` in a row.
+    Retry {
+        failures: u32,
+        hint: Option<Duration>,
+    },
     /// Something a human must fix: the slower stall backoff after `failures` in a row.
     StallRetry { failures: u32 },
 }
@@ -526,7 +535,7 @@ pub fn validation_outcome(
                 failures,
                 next: Next::Retry {
                     failures,
-                    at_least: retry_after.unwrap_or_default(),
+                    hint: retry_after,
                 },
             }
         }

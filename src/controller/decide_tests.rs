@@ -156,7 +156,7 @@ fn all_observed(d: &Desired, s: &ProviderIntegrationStatus) -> Vec<Observed> {
             integration(id, ENV, "name", ROLE)
         }
     };
-    match lookup(d, s) {
+    match lookup(d, s, None) {
         Lookup::ById { id, .. } => vec![
             Observed::Found(mine(&id, ENV, "name", false)),
             Observed::Found(mine(&id, ENV, "other-name", false)),
@@ -387,14 +387,34 @@ fn table() {
 fn lookups() {
     let d = desired(None, UpdatePolicy::Manual, false);
     assert_eq!(
-        lookup(&d, &status(None, None)),
+        lookup(&d, &status(None, None), None),
         Lookup::ByKey {
             key: intent(),
             fresh: false
         }
     );
     assert_eq!(
-        lookup(&d, &status(None, Some(intent()))),
+        lookup(&d, &status(None, Some(intent())), None),
+        Lookup::ByKey {
+            key: intent(),
+            fresh: true
+        }
+    );
+    // Our last create of this intent was refused with 429: nothing of ours can be missing
+    // from the cache, so no fresh listing is needed; any other intent still needs one.
+    assert_eq!(
+        lookup(&d, &status(None, Some(intent())), Some(&intent())),
+        Lookup::ByKey {
+            key: intent(),
+            fresh: false
+        }
+    );
+    let other = PendingCreate {
+        display_name: "other".into(),
+        ..intent()
+    };
+    assert_eq!(
+        lookup(&d, &status(None, Some(intent())), Some(&other)),
         Lookup::ByKey {
             key: intent(),
             fresh: true
@@ -403,7 +423,7 @@ fn lookups() {
     let mut s = status(Some("dlz-a"), None);
     s.environment = Some("env-old".into());
     assert_eq!(
-        lookup(&d, &s),
+        lookup(&d, &s, None),
         Lookup::ById {
             id: "dlz-a".into(),
             environment: "env-old".into(),
@@ -412,7 +432,7 @@ fn lookups() {
     );
     let a = desired(Some("dlz-z"), UpdatePolicy::Manual, false);
     assert_eq!(
-        lookup(&a, &status(None, None)),
+        lookup(&a, &status(None, None), None),
         Lookup::ById {
             id: "dlz-z".into(),
             environment: ENV.into(),
@@ -424,7 +444,7 @@ fn lookups() {
     let mut s = status(Some("dlz-g"), None);
     s.provider = Some(CloudProvider::Gcp);
     assert!(matches!(
-        lookup(&g, &s),
+        lookup(&g, &s, None),
         Lookup::ById {
             version: ApiVersion::V2,
             ..
@@ -432,7 +452,7 @@ fn lookups() {
     ));
     // A legacy AWS status (no provider recorded) stays on pim/v1 even if the spec now says GCP.
     assert!(matches!(
-        lookup(&g, &status(Some("dlz-a"), None)),
+        lookup(&g, &status(Some("dlz-a"), None), None),
         Lookup::ById {
             version: ApiVersion::V1,
             ..
@@ -753,7 +773,7 @@ fn validation_outcome_table() {
             None,
             Next::Retry {
                 failures: 3,
-                at_least: Duration::from_secs(3),
+                hint: Some(Duration::from_secs(3)),
             },
         ),
         (
@@ -763,7 +783,7 @@ fn validation_outcome_table() {
             None,
             Next::Retry {
                 failures: 3,
-                at_least: Duration::from_secs(3),
+                hint: Some(Duration::from_secs(3)),
             },
         ),
         (
@@ -773,7 +793,7 @@ fn validation_outcome_table() {
             None,
             Next::Retry {
                 failures: 3,
-                at_least: Duration::from_secs(3),
+                hint: Some(Duration::from_secs(3)),
             },
         ),
     ];

@@ -96,7 +96,7 @@ async fn apply(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Error>
         ControlFlow::Break(action) => return Ok(action),
     };
     let status = pi.status.clone().unwrap_or_default();
-    let observed = match observe::observe(ctx, &creds, &desired, &status).await {
+    let observed = match observe::observe(ctx, pi, &creds, &desired, &status).await {
         Ok(o) => o,
         Err(e) => return status::api_error(ctx, pi, &creds, e).await,
     };

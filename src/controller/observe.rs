@@ -5,17 +5,19 @@ use std::time::Duration;
 
 use super::Context;
 use super::decide::{self, Desired, Lookup, Observed, ReadBack, Refusal};
-use crate::crd::ProviderIntegrationStatus;
+use crate::crd::{ProviderIntegration, ProviderIntegrationStatus};
 use crate::pim::{ApiVersion, Credentials, PimError};
 
 /// What Confluent Cloud holds for this resource, as `decide::lookup` asks.
 pub(super) async fn observe(
     ctx: &Context,
+    pi: &ProviderIntegration,
     creds: &Credentials,
     desired: &Desired,
     status: &ProviderIntegrationStatus,
 ) -> Result<Observed, PimError> {
-    Ok(match decide::lookup(desired, status) {
+    let refused = ctx.memory(pi, |m| m.refused.clone());
+    Ok(match decide::lookup(desired, status, refused.as_ref()) {
         Lookup::ById {
             id,
             environment,

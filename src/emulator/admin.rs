@@ -98,6 +98,7 @@ pub(super) async fn admin_faults_put(
         return ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", "Bad Request", e)
             .into_response();
     }
+    *lock(&em.dice) = f.dice();
     *lock(&em.faults) = f;
     StatusCode::NO_CONTENT.into_response()
 }
@@ -157,6 +158,7 @@ pub(super) async fn admin_reset(State(em): State<Arc<Emulator>>) -> StatusCode {
         Ok(())
     });
     *lock(&em.faults) = Faults::default();
+    *lock(&em.dice) = fastrand::Rng::new();
     *lock(&em.stats) = Stats::default();
     StatusCode::NO_CONTENT
 }

@@ -89,7 +89,8 @@ pub(super) async fn api_layer(
     let path = req.uri().path().to_string();
     let (delay, decision, retry_after) = {
         let mut f = lock(&em.faults);
-        (f.delay(), f.decide(op), f.retry_after_secs)
+        let mut dice = lock(&em.dice);
+        (f.delay(), f.decide(op, &mut dice), f.retry_after_secs)
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;

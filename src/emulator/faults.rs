@@ -31,6 +31,9 @@ pub struct Faults {
     pub lost_response_rate: f64,
     /// Fail the next calls of an operation, consumed in order.
     pub fail_next: Vec<FailNext>,
+    /// Seeds the dice, so a run draws the same sequence of faults (requests draw in arrival
+    /// order). Random when absent.
+    pub seed: Option<u64>,
 }
 
 impl Default for Faults {
@@ -44,6 +47,7 @@ impl Default for Faults {
             retry_after_secs: 1,
             lost_response_rate: 0.0,
             fail_next: Vec::new(),
+            seed: None,
         }
     }
 }
@@ -114,8 +118,16 @@ impl Faults {
         Duration::from_millis(self.latency_ms + jitter)
     }
 
+    /// The dice for `decide`: seeded by `seed`, else random.
+    pub fn dice(&self) -> fastrand::Rng {
+        match self.seed {
+            Some(s) => fastrand::Rng::with_seed(s),
+            None => fastrand::Rng::new(),
+        }
+    }
+
     /// Consumes a matching `fail_next` entry, else rolls the dice.
-    pub fn decide(&mut self, op: &str) -> Injected {
+    pub fn decide(&mut self, op: &str, dice: &mut fastrand::Rng) -> Injected {
         if let Some(i) = self
             .fail_next
             .iter()
@@ -134,10 +146,10 @@ impl Faults {
             };
         }
         let write = !op.ends_with("_list") && !op.ends_with("_get");
-        if write && self.lost_response_rate > 0.0 && fastrand::f64() < self.lost_response_rate {
+        if write && self.lost_response_rate > 0.0 && dice.f64() < self.lost_response_rate {
             return Injected::Lost(504);
         }
-        let r = fastrand::f64();
+        let r = dice.f64();
         if r < self.error_rate_429 {
             Injected::Status(429)
         } else if r < self.error_rate_429 + self.error_rate_500 {
@@ -241,10 +253,11 @@ mod tests {
             }],
             ..Default::default()
         };
-        assert_eq!(f.decide("v1_get"), Injected::Pass);
-        assert_eq!(f.decide("v1_create"), Injected::Status(503));
-        assert_eq!(f.decide("v2_create"), Injected::Status(503));
-        assert_eq!(f.decide("v1_create"), Injected::Pass);
+        let mut d = f.dice();
+        assert_eq!(f.decide("v1_get", &mut d), Injected::Pass);
+        assert_eq!(f.decide("v1_create", &mut d), Injected::Status(503));
+        assert_eq!(f.decide("v2_create", &mut d), Injected::Status(503));
+        assert_eq!(f.decide("v1_create", &mut d), Injected::Pass);
     }
 
     #[test]
@@ -259,15 +272,38 @@ mod tests {
             }],
             ..Default::default()
         };
-        assert_eq!(f.decide("v2_get"), Injected::Lost(500));
+        let mut d = f.dice();
+        assert_eq!(f.decide("v2_get", &mut d), Injected::Lost(500));
         for read in ["v1_get", "v1_list", "v2_get", "v2_list"] {
-            assert_eq!(f.decide(read), Injected::Pass, "{read}");
+            assert_eq!(f.decide(read, &mut d), Injected::Pass, "{read}");
         }
         for write in ["v1_create", "v2_update", "v2_validate", "v1_delete"] {
-            assert_eq!(f.decide(write), Injected::Lost(504), "{write}");
+            assert_eq!(f.decide(write, &mut d), Injected::Lost(504), "{write}");
         }
         f.lost_response_rate = 1.5;
         assert!(f.validate().is_err());
+    }
+
+    #[test]
+    fn a_seed_replays_the_same_faults() {
+        let f = Faults {
+            error_rate_429: 0.3,
+            seed: Some(7),
+            ..Default::default()
+        };
+        let run = || {
+            let (mut f, mut d) = (f.clone(), f.dice());
+            (0..200)
+                .map(|_| f.decide("v1_create", &mut d))
+                .collect::<Vec<_>>()
+        };
+        let first = run();
+        assert_eq!(first, run());
+        let limited = first
+            .iter()
+            .filter(|i| **i == Injected::Status(429))
+            .count();
+        assert!((30..=90).contains(&limited), "{limited}");
     }
 
     #[test]

@@ -181,6 +181,8 @@ pub struct Emulator {
     store: Mutex<Store>,
     quotas: Mutex<Quotas>,
     faults: Mutex<Faults>,
+    /// The dice of `faults` (seeded by `Faults::seed`).
+    dice: Mutex<fastrand::Rng>,
     stats: Mutex<Stats>,
     rate: Mutex<RateLimiter>,
 }
@@ -238,6 +240,7 @@ impl Emulator {
             state_file: config.state_file,
             store: Mutex::new(store),
             quotas: Mutex::new(config.quotas),
+            dice: Mutex::new(config.faults.dice()),
             faults: Mutex::new(config.faults),
             stats: Mutex::new(Stats::default()),
             rate: Mutex::new(RateLimiter::new(config.rate_limit)),

@@ -1,13 +1,14 @@
 //! A typed client of the Provider Integration API. It knows HTTP and the API's dialect, and
 //! nothing about Kubernetes.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{fmt, num::NonZeroU32, sync::Arc, time::Duration};
 
 use reqwest::{Method, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::{
     error::PimError,
+    throttle::Throttle,
     types::{
         CreateIntegration, EnvId, Integration, IntegrationList, UpdateIntegration,
         ValidateIntegration, WriteConfig,
@@ -77,6 +78,7 @@ pub struct PimClient {
     http: reqwest::Client,
     base: String,
     observer: Option<Arc<dyn RequestObserver>>,
+    throttle: Arc<Throttle>,
 }
 
 impl fmt::Debug for PimClient {
@@ -105,7 +107,15 @@ impl PimClient {
             http,
             base: base_url.trim_end_matches('/').to_string(),
             observer: None,
+            throttle: Arc::new(Throttle::new(None)),
         })
+    }
+
+    /// At most `per_second` requests per API key (`None`: no steady limit). A 429 pauses its
+    /// key either way.
+    pub fn with_rate_limit(mut self, per_second: Option<NonZeroU32>) -> Self {
+        self.throttle = Arc::new(Throttle::new(per_second));
+        self
     }
 
     pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
@@ -275,6 +285,7 @@ impl PimClient {
         creds: &Credentials,
         body: Option<&B>,
     ) -> Result<Option<T>, PimError> {
+        self.throttle.acquire(&creds.key).await;
         let start = std::time::Instant::now();
         let mut req = self
             .http
@@ -303,6 +314,9 @@ impl PimClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.throttle.rate_limited(&creds.key, retry_after);
+        }
         let text = resp.text().await;
         self.observe(op, Some(status.as_u16()), start);
         let text = text.map_err(|e| {

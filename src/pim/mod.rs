@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod error;
+pub mod throttle;
 pub mod types;
 
 pub use client::{ApiVersion, Credentials, ListFilter, PimClient, RequestObserver};
