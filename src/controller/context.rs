@@ -172,14 +172,17 @@ impl Context {
         backoff_delay(n, base, cap)
     }
 
-    /// The retry backoff after a transient error, no sooner than the server asked.
+    /// The wait after a transient error: the server's `Retry-After`, else the backoff.
     pub(super) fn retry_backoff(
         &self,
         pi: &ProviderIntegration,
-        at_least: Option<Duration>,
+        hint: Option<Duration>,
     ) -> Duration {
-        self.backoff(pi, self.config.retry_base, self.config.retry_max)
-            .max(at_least.unwrap_or_default())
+        let n = self.memory(pi, |m| {
+            m.failures = m.failures.saturating_add(1);
+            m.failures
+        });
+        retry_delay(n, hint, self.config.retry_base, self.config.retry_max)
     }
 
     /// The slower backoff of something a human must fix.
