@@ -140,12 +140,14 @@ pub enum CloudProvider {
 }
 
 impl CloudProvider {
-    /// The provider's name in the Confluent API.
+    /// The provider's name as Confluent's own clients send it: `AWS` to `pim/v1`, lower case
+    /// to `pim/v2` (the Terraform provider sends, and the v2 answers carry, `gcp` and `azure`).
+    /// Names read back are compared ignoring case.
     pub fn api_name(self) -> &'static str {
         match self {
             CloudProvider::Aws => "AWS",
-            CloudProvider::Gcp => "GCP",
-            CloudProvider::Azure => "AZURE",
+            CloudProvider::Gcp => "gcp",
+            CloudProvider::Azure => "azure",
         }
     }
 
@@ -273,7 +275,8 @@ pub struct ProviderIntegrationStatus {
     /// provider is pending). Absent on resources created before GCP and Azure support: AWS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<CloudProvider>,
-    /// `pim/v2` integrations: `DRAFT` (no config yet), `CREATED` or `ACTIVE` (validated).
+    /// `pim/v2` integrations: `DRAFT` (no customer configuration yet), `CREATED` (configured) or
+    /// `ACTIVE` (in use by Confluent resources). Validation is the `Validated` condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// The ConfigMap the outputs were last written to, so a renamed or removed

@@ -222,9 +222,14 @@ async fn create_get_list_delete_with_documented_shapes() {
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(first_error(&e)["code"], "resource_not_found");
-    let (s, _, _) = t.delete_v1(&id).await;
+    // The legacy shape Confluent's Terraform provider replays for a deleted integration.
+    assert_eq!(
+        e,
+        json!({"error_code": 404, "message": format!("Provider Integration {id} not found")})
+    );
+    let (s, _, e) = t.delete_v1(&id).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(first_error(&e)["code"], "resource_not_found");
 }
 
 #[tokio::test]
@@ -473,10 +478,22 @@ async fn quotas_per_org_and_per_env() {
     assert_eq!(s, StatusCode::CREATED);
 }
 
+/// The token of a `next` link, which (as published) carries nothing but `page_token`.
+fn next_token(t: &T, v: &Value) -> Option<String> {
+    let n = v["metadata"].get("next").and_then(Value::as_str)?;
+    let (path, token) = n.split_once("?page_token=").expect(n);
+    assert!(
+        path.starts_with(&t.em.base_url) && path.ends_with("/integrations") && !token.contains('&'),
+        "{n}"
+    );
+    Some(token.to_string())
+}
+
 async fn walk(t: &T, size: usize) -> (Vec<String>, usize) {
-    let mut url = t.url(&format!(
+    let query = t.url(&format!(
         "/pim/v1/integrations?environment={ENV}&page_size={size}"
     ));
+    let mut url = query.clone();
     let mut ids = Vec::new();
     let mut pages = 0;
     loop {
@@ -496,14 +513,9 @@ async fn walk(t: &T, size: usize) -> (Vec<String>, usize) {
                 "{link}"
             );
         }
-        match v["metadata"].get("next").and_then(Value::as_str) {
-            Some(n) => {
-                assert!(
-                    n.starts_with(&t.em.base_url) && n.contains("page_token="),
-                    "{n}"
-                );
-                url = n.to_string();
-            }
+        // The client sends its own query again, with the token.
+        match next_token(t, &v) {
+            Some(token) => url = format!("{query}&page_token={token}"),
             None => break,
         }
     }
@@ -544,10 +556,39 @@ async fn pagination_walks_250_items_at_page_sizes_1_10_100() {
         .await;
     assert_eq!(p1["data"].as_array().unwrap().len(), 10);
     assert!(p1["metadata"].get("prev").is_none());
-    let next = p1["metadata"]["next"].as_str().unwrap();
-    let p2: Value = t.get_json(next).await;
-    let prev = p2["metadata"]["prev"].as_str().unwrap();
-    let back: Value = t.get_json(prev).await;
+    let query = t.url(&format!("/pim/v1/integrations?environment={ENV}"));
+    let token = |link: &Value| {
+        link.as_str()
+            .unwrap()
+            .split_once("page_token=")
+            .unwrap()
+            .1
+            .to_string()
+    };
+    // A link followed verbatim has lost the required environment.
+    let (s, _, _) = t
+        .req(
+            M::GET,
+            p1["metadata"]["next"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches(&t.em.base_url),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let p2: Value = t
+        .get_json(&format!(
+            "{query}&page_token={}",
+            token(&p1["metadata"]["next"])
+        ))
+        .await;
+    let back: Value = t
+        .get_json(&format!(
+            "{query}&page_token={}",
+            token(&p2["metadata"]["prev"])
+        ))
+        .await;
     assert_eq!(back["data"], p1["data"]);
 }
 
@@ -569,9 +610,10 @@ async fn pagination_is_stable_under_concurrent_creates_and_deletes() {
             stable.insert(id);
         }
     }
-    let mut url = t.url(&format!(
+    let query = t.url(&format!(
         "/pim/v1/integrations?environment={ENV}&page_size=7"
     ));
+    let mut url = query.clone();
     let mut seen = Vec::new();
     let mut churn = 0;
     loop {
@@ -590,8 +632,8 @@ async fn pagination_is_stable_under_concurrent_creates_and_deletes() {
         }
         t.create(&format!("new{churn}"), &arn(10_000 + churn)).await;
         churn += 1;
-        match v["metadata"].get("next").and_then(Value::as_str) {
-            Some(n) => url = n.to_string(),
+        match next_token(&t, &v) {
+            Some(token) => url = format!("{query}&page_token={token}"),
             None => break,
         }
         assert!(churn < 200, "walk never ended");
@@ -946,7 +988,21 @@ async fn v2_draft_patch_validate_for_each_provider() {
         assert!(h.contains_key("location"));
         assert_eq!(v["api_version"], "pim/v2");
         assert_eq!(v["status"], "DRAFT");
-        assert!(v.get("config").is_none());
+        // As published: a DRAFT already names Confluent's identity, the customer's field empty.
+        assert!(v["config"][generated].is_string(), "{provider}: {v}");
+        let customer = v["config"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.starts_with("customer_"))
+            .map(|(_, v)| v.clone());
+        assert_eq!(customer, Some(json!("")), "{v}");
+        let identity = v["config"][generated].clone();
+        assert_eq!(
+            v["provider"],
+            provider.to_ascii_lowercase(),
+            "v2 answers lower case"
+        );
         let id = v["id"].as_str().unwrap().to_string();
         assert!(
             id.starts_with("cspi-"),
@@ -972,7 +1028,10 @@ async fn v2_draft_patch_validate_for_each_provider() {
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["status"], "CREATED");
-        assert!(v["config"][generated].is_string(), "{provider}: {v}");
+        assert_eq!(
+            v["config"][generated], identity,
+            "{provider}: the DRAFT's identity stays"
+        );
 
         // A second PATCH is refused: config only changes while DRAFT.
         let (s, _, _) = t
@@ -992,7 +1051,11 @@ async fn v2_draft_patch_validate_for_each_provider() {
             )
             .await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
-        assert_eq!(first_error(&e)["code"], "invalid_configuration");
+        assert_eq!(first_error(&e)["code"], "bad_request");
+        assert!(
+            first_error(&e)["detail"].as_str().unwrap().len() > 20,
+            "the detail names what is missing: {e}"
+        );
         assert_eq!(
             t.admin(
                 M::PUT,
@@ -1017,7 +1080,28 @@ async fn v2_draft_patch_validate_for_each_provider() {
                 None,
             )
             .await;
+        // Validation changes nothing; ACTIVE means "in use by Confluent resources".
+        assert_eq!(v["status"], "CREATED");
+        t.admin(
+            M::PUT,
+            &format!("/_emulator/integrations/{id}/usages"),
+            Some(json!(["crn://confluent.cloud/connector=c1"])),
+        )
+        .await;
+        let (_, _, v) = t
+            .req(
+                M::GET,
+                &format!("/pim/v2/integrations/{id}?environment={ENV}"),
+                None,
+            )
+            .await;
         assert_eq!(v["status"], "ACTIVE");
+        t.admin(
+            M::PUT,
+            &format!("/_emulator/integrations/{id}/usages"),
+            Some(json!([])),
+        )
+        .await;
 
         // v1 sees AWS integrations only.
         let (s, _, _) = t
@@ -1038,7 +1122,16 @@ async fn v2_draft_patch_validate_for_each_provider() {
         )
         .await;
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
-    assert_eq!(v["data"][0]["provider"], "GCP");
+    assert_eq!(v["data"][0]["provider"], "gcp");
+    // The provider filter is an exact match against that lower case.
+    let (_, _, v) = t
+        .req(
+            M::GET,
+            &format!("/pim/v2/integrations?environment={ENV}&provider=GCP"),
+            None,
+        )
+        .await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 0);
     t.req(
         M::POST,
         "/pim/v2/integrations",
@@ -1156,9 +1249,8 @@ async fn typed_client_runs_the_v2_flow() {
         .unwrap();
     assert!(draft.is_draft());
     let by_name = |name: &'static str| ListFilter {
-        provider: Some("GCP"),
         display_name: Some(name),
-        status: None,
+        ..Default::default()
     };
     let found = c
         .list(&creds, ApiVersion::V2, ENV, by_name("gcs"))
@@ -1193,7 +1285,7 @@ async fn typed_client_runs_the_v2_flow() {
     assert!(matches!(again, PimError::Conflict { .. }), "{again:?}");
     let failed = c.validate(&creds, ENV, &draft.id).await.unwrap_err();
     assert!(
-        matches!(&failed, PimError::Invalid { code, detail, .. } if code == "invalid_configuration" && detail.contains(&draft.id)),
+        matches!(&failed, PimError::Invalid { code, detail, .. } if code == "bad_request" && detail.contains("roles/iam.serviceAccountTokenCreator")),
         "{failed:?}"
     );
     assert_eq!(
@@ -1206,10 +1298,14 @@ async fn typed_client_runs_the_v2_flow() {
         StatusCode::NO_CONTENT
     );
     c.validate(&creds, ENV, &draft.id).await.unwrap();
-    let active = c.get(&creds, ApiVersion::V2, ENV, &draft.id).await.unwrap();
-    assert_eq!(active.status.as_deref(), Some("ACTIVE"));
+    let read = c.get(&creds, ApiVersion::V2, ENV, &draft.id).await.unwrap();
+    assert_eq!(
+        read.status.as_deref(),
+        Some("CREATED"),
+        "validated is not ACTIVE"
+    );
     let status_filter = ListFilter {
-        status: Some("ACTIVE"),
+        status: Some("CREATED"),
         ..Default::default()
     };
     assert_eq!(

@@ -72,9 +72,12 @@ impl DesiredConfig {
         }
     }
 
-    /// Whether an integration's config matches; `None` when it has none yet (a DRAFT).
+    /// Whether an integration's config matches; `None` when it is not configured yet (a DRAFT,
+    /// or an empty customer field): then the flow resumes with the config.
     pub fn matches(&self, i: &Integration) -> Option<bool> {
-        i.config.as_ref()?;
+        if i.is_draft() {
+            return None;
+        }
         Some(match self {
             DesiredConfig::Aws {
                 customer_iam_role_arn,

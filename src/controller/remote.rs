@@ -56,12 +56,10 @@ impl RemoteCache {
         };
         if stale {
             tracing::debug!(env, ?version, forced = max_age.is_zero(), age_ms = ?snap.fetched.map(|t| t.elapsed().as_millis()), "listing integrations");
-            // `pim/v1` lists AWS only; one `pim/v2` listing serves GCP and Azure together.
-            let filter = ListFilter {
-                provider: (version == ApiVersion::V1).then_some(crate::pim::PROVIDER_AWS),
-                ..Default::default()
-            };
-            let items = pim.list(creds, version, env, filter).await?;
+            // `pim/v1` lists AWS only; one `pim/v2` listing serves GCP and Azure together. No
+            // provider filter: the spec calls it an exact match, and v2 answers the provider in
+            // lower case, so matching is done here, ignoring case (`holds_key`).
+            let items = pim.list(creds, version, env, ListFilter::default()).await?;
             snap.items = items.into_iter().map(|i| (i.id.clone(), i)).collect();
             snap.fetched = Some(Instant::now());
         }
@@ -97,10 +95,11 @@ impl RemoteCache {
         }
     }
 
-    /// The integrations holding a natural key (`decide::holds_key`). With `max_age` zero, a match already cached is
-    /// trusted (it was seen to exist), but a miss is confirmed against the API: this is the
-    /// check before creating again after an interrupted create. `pim/v2` confirms with a LIST
-    /// filtered by name and provider rather than a full one.
+    /// The integrations holding a natural key (`decide::holds_key`). With `max_age` zero, a match
+    /// already cached is trusted (it was seen to exist), but a miss is confirmed against the API:
+    /// this is the check before creating again after an interrupted create. `pim/v2` confirms
+    /// with a LIST filtered by display name (never by provider, whose case the server chooses)
+    /// rather than a full one.
     pub async fn by_key(
         &self,
         pim: &PimClient,
@@ -128,9 +127,8 @@ impl RemoteCache {
             }
             if version == ApiVersion::V2 {
                 let filter = ListFilter {
-                    provider: Some(key.provider().api_name()),
                     display_name: Some(&key.display_name),
-                    status: None,
+                    ..Default::default()
                 };
                 let found: Vec<Integration> = pim
                     .list(creds, version, env, filter)

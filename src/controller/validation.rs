@@ -7,12 +7,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::events::EventType;
 use tracing::{info, warn};
 
-use super::apply::integration_version;
 use super::decide::{self, Validation, ValidationMemo, ValidationStep};
 use super::status::is_auth;
 use super::{Context, Error};
 use crate::crd::{ProviderIntegration, VALIDATED, set_condition};
-use crate::pim::{ApiVersion, Credentials, Integration};
+use crate::pim::{Credentials, Integration};
 
 /// Validates the integration when due and records the `Validated` condition. Returns when to
 /// look again: the resync period once it passes, sooner (with backoff) until it does.
@@ -32,18 +31,10 @@ pub(super) async fn validate(
     };
     let env = i.environment.id.clone();
     let mut status = pi.status.clone().unwrap_or_default();
+    // Validation changes nothing on Confluent's side (ACTIVE means "in use", not "validated"),
+    // so nothing is read back.
     let result = match ctx.pim.validate(creds, &env, &i.id).await {
-        Ok(()) => {
-            // Validation moves a CREATED integration to ACTIVE: read the phase back once.
-            if status.phase.as_deref() != Some("ACTIVE")
-                && integration_version(i) == ApiVersion::V2
-                && let Ok(fresh) = ctx.pim.get(creds, ApiVersion::V2, &env, &i.id).await
-            {
-                status.phase = fresh.status.clone();
-                ctx.cache.insert(creds, ApiVersion::V2, &fresh).await;
-            }
-            Validation::Passed
-        }
+        Ok(()) => Validation::Passed,
         Err(e) if e.is_transient() => Validation::Transient {
             error: e.to_string(),
             retry_after: e.retry_after(),

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::faults::{FailNext, Faults, Stats};
 use super::request::ApiError;
-use super::store::{Phase, Quotas, Version};
+use super::store::{Quotas, Version};
 use super::{Emulator, lock};
 
 pub(super) fn admin_not_found(id: &str) -> ApiError {
@@ -78,9 +78,6 @@ pub(super) async fn admin_access(
     em.mutate(|s| {
         let r = s.get_mut(&id).ok_or_else(|| admin_not_found(&id))?;
         r.access_granted = a.granted;
-        if !a.granted && r.phase == Phase::Active {
-            r.phase = Phase::Created;
-        }
         Ok(())
     })?;
     Ok(StatusCode::NO_CONTENT)

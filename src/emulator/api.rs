@@ -22,6 +22,10 @@ use super::{Emulator, lock};
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.legacy {
+            let body = json!({"error_code": self.status.as_u16(), "message": self.detail});
+            return (self.status, Json(body)).into_response();
+        }
         (self.status, Json(self.body())).into_response()
     }
 }
@@ -224,23 +228,20 @@ pub(super) fn list(
             ApiError::invalid_param("page_token", "invalid_filter", "page_token is not valid")
         })?,
     };
-    let provider = match v {
-        // v1 only knows AWS integrations.
-        Version::V1 => {
-            if let Some(p) = q.get("provider").filter(|p| *p != "AWS") {
-                return Err(ApiError::invalid_param(
-                    "provider",
-                    "invalid_filter",
-                    format!("provider \"{p}\" is not supported by pim/v1; expected AWS"),
-                ));
-            }
-            Some("AWS".to_string())
-        }
-        Version::V2 => q.get("provider").cloned(),
-    };
+    // v1 only knows AWS integrations.
+    if v == Version::V1
+        && let Some(p) = q.get("provider").filter(|p| !p.eq_ignore_ascii_case("AWS"))
+    {
+        return Err(ApiError::invalid_param(
+            "provider",
+            "invalid_filter",
+            format!("provider \"{p}\" is not supported by pim/v1; expected AWS"),
+        ));
+    }
     let filter = Filter {
         environment,
-        provider,
+        aws_only: v == Version::V1,
+        provider: q.get("provider").cloned().filter(|_| v == Version::V2),
         display_name: q.get("display_name").cloned().filter(|_| v == Version::V2),
         phase: q.get("status").cloned().filter(|_| v == Version::V2),
     };
@@ -248,7 +249,7 @@ pub(super) fn list(
         let s = lock(&em.store);
         (s.page(&filter, size, cursor), s.org_id.clone())
     };
-    let meta = pages::list_meta(&em.base, v, &filter, size, &page);
+    let meta = pages::list_meta(&em.base, v, &page);
     let data: Vec<_> = page
         .items
         .iter()
@@ -279,11 +280,24 @@ pub(super) fn get_one(
     v: Version,
 ) -> Result<Response, ApiError> {
     let env = query_environment(q)?;
-    let r = lock(&em.store).get_in_env(id, &env)?.clone();
-    if v == Version::V1 && r.provider != "AWS" {
-        return Err(ApiError::not_found(id, &env));
+    let found = lock(&em.store)
+        .get_in_env(id, &env)
+        .ok()
+        .filter(|r| v == Version::V2 || r.provider.eq_ignore_ascii_case("AWS"))
+        .cloned();
+    match found {
+        Some(r) => Ok(Json(em.view(&r, v)).into_response()),
+        // v1: the legacy shape Confluent's Terraform provider replays for a read of a deleted
+        // integration; v2: the spec's `{"errors":[…]}`.
+        None if v == Version::V1 => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Not Found",
+            format!("Provider Integration {id} not found"),
+        )
+        .legacy()),
+        None => Err(ApiError::not_found(id, &env)),
     }
-    Ok(Json(em.view(&r, v)).into_response())
 }
 
 pub(super) fn delete_one(
@@ -386,21 +400,16 @@ pub(super) async fn v2_delete(
 }
 
 /// The environment of a v2 write: from the body, else from the query.
-pub(super) fn write_environment(
-    body: &Value,
-    q: &HashMap<String, String>,
-) -> Result<String, ApiError> {
-    request::body_environment(body).or_else(|e| query_environment(q).map_err(|_| e))
-}
 
+/// `PATCH /pim/v2/integrations/{id}`: the spec's only parameter is `{id}`; the environment
+/// comes in the body (`pim-v2.openapi.yaml`, `updatePimV2Integration`, `pim.v2.IntegrationUpdate`).
 pub(super) async fn v2_patch(
     State(em): State<Arc<Emulator>>,
     Path(id): Path<String>,
-    Query(q): Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body = parse_json(&body)?;
-    let env = write_environment(&body, &q)?;
+    let env = request::body_environment(&body)?;
     let provider = lock(&em.store).get_in_env(&id, &env)?.provider.clone();
     let config = body
         .get("config")
@@ -412,7 +421,6 @@ pub(super) async fn v2_patch(
 
 pub(super) async fn v2_validate(
     State(em): State<Arc<Emulator>>,
-    Query(q): Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body = parse_json(&body)?;
@@ -420,7 +428,7 @@ pub(super) async fn v2_validate(
         Some(id) if !id.is_empty() => id.to_string(),
         _ => return Err(ApiError::invalid_field("/id", "id is required")),
     };
-    let env = write_environment(&body, &q)?;
+    let env = request::body_environment(&body)?;
     let provider = lock(&em.store).get_in_env(&id, &env)?.provider.clone();
     let config = match body.get("config") {
         None | Some(Value::Null) => None,

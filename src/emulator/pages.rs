@@ -9,6 +9,9 @@ use crate::pim::types::ListMeta;
 #[derive(Debug, Default, Clone)]
 pub struct Filter {
     pub environment: String,
+    /// `pim/v1`: AWS integrations only, whatever the case they were created with.
+    pub aws_only: bool,
+    /// `pim/v2`'s `provider` filter: an exact match.
     pub provider: Option<String>,
     pub display_name: Option<String>,
     pub phase: Option<String>,
@@ -54,31 +57,17 @@ pub struct Page {
     pub total: u64,
 }
 
-/// Builds list metadata links that keep the request's filters.
-pub fn list_meta(
-    base: &str,
-    version: Version,
-    filter: &Filter,
-    size: usize,
-    page: &Page,
-) -> ListMeta {
+/// Builds list metadata links as the published contract shows them: the page token only, e.g.
+/// `https://api.confluent.cloud/pim/v2/integrations?page_token=…` (`pim-v2.openapi.yaml`,
+/// `ListMeta` examples), although `environment` is required. A client must send its own query
+/// again with the token; one that follows the link verbatim loses its environment and filters.
+pub fn list_meta(base: &str, version: Version, page: &Page) -> ListMeta {
     let link = |c: Cursor| {
-        let mut url = format!(
-            "{base}/{}/integrations?environment={}&page_size={size}",
+        format!(
+            "{base}/{}/integrations?page_token={}",
             version.path(),
-            enc(&filter.environment)
-        );
-        for (k, v) in [
-            ("provider", &filter.provider),
-            ("display_name", &filter.display_name),
-            ("status", &filter.phase),
-        ] {
-            if let Some(v) = v {
-                url.push_str(&format!("&{k}={}", enc(v)));
-            }
-        }
-        url.push_str(&format!("&page_token={}", c.encode()));
-        url
+            c.encode()
+        )
     };
     ListMeta {
         first: Some(link(Cursor::After(0))),
@@ -87,11 +76,4 @@ pub fn list_meta(
         next: page.next.map(link),
         total_size: page.total,
     }
-}
-
-fn enc(s: &str) -> String {
-    reqwest::Url::parse_with_params("http://x/", [("v", s)])
-        .ok()
-        .and_then(|u| u.query().map(|q| q.trim_start_matches("v=").to_string()))
-        .unwrap_or_default()
 }

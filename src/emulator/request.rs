@@ -18,6 +18,8 @@ pub struct ApiError {
     pub detail: String,
     pub pointer: Option<String>,
     pub parameter: Option<String>,
+    /// Answer in the legacy `{"error_code","message"}` shape instead of `{"errors":[…]}`.
+    pub legacy: bool,
 }
 
 impl ApiError {
@@ -34,7 +36,17 @@ impl ApiError {
             detail: detail.into(),
             pointer: None,
             parameter: None,
+            legacy: false,
         }
+    }
+
+    /// The same error in the legacy shape. Confluent's Terraform provider replays it for a GET
+    /// of a v1 integration that is gone
+    /// (`terraform-mocks/provider_integration__read_deleted_aws_provider_integration.json`:
+    /// `{"error_code":404,"message":"Provider Integration dlz-… not found"}`).
+    pub fn legacy(mut self) -> Self {
+        self.legacy = true;
+        self
     }
     pub fn invalid_field(pointer: &str, detail: impl Into<String>) -> Self {
         let mut e = Self::new(
@@ -80,7 +92,7 @@ pub const MAX_DISPLAY_NAME: usize = 60;
 pub const ROLE_ARN_LEN: std::ops::RangeInclusive<usize> = 20..=2048;
 
 fn expected_kind(provider: &str) -> &'static str {
-    match provider {
+    match provider.to_ascii_uppercase().as_str() {
         "GCP" => "GcpIntegrationConfig",
         "AZURE" => "AzureIntegrationConfig",
         _ => "AwsIntegrationConfig",
@@ -124,6 +136,9 @@ pub fn body_display_name(body: &Value) -> Result<String, ApiError> {
     }
 }
 
+/// The provider of a create body, in the case the API answers with: `AWS` in `pim/v1`, lower case
+/// in `pim/v2` (`terraform-mocks/provider_integration_setup__*`: `"provider": "gcp"`). Any case
+/// is accepted, as Confluent's Terraform provider sends lower case and the spec's examples upper.
 pub fn body_provider(body: &Value, version: Version) -> Result<String, ApiError> {
     let allowed: &[&str] = match version {
         Version::V1 => &["AWS"],
@@ -131,7 +146,10 @@ pub fn body_provider(body: &Value, version: Version) -> Result<String, ApiError>
     };
     match str_field(body, "provider") {
         None => Err(ApiError::invalid_field("/provider", "provider is required")),
-        Some(p) if allowed.contains(&p) => Ok(p.to_string()),
+        Some(p) if allowed.iter().any(|a| a.eq_ignore_ascii_case(p)) => Ok(match version {
+            Version::V1 => p.to_ascii_uppercase(),
+            Version::V2 => p.to_ascii_lowercase(),
+        }),
         Some(p) => Err(ApiError::invalid_field(
             "/provider",
             format!(
@@ -166,7 +184,7 @@ pub fn body_config(config: &Value, provider: &str) -> Result<IntegrationConfig, 
             ));
         }
     }
-    match provider {
+    match provider.to_ascii_uppercase().as_str() {
         "GCP" => {
             let sa = str_field(config, "customer_google_service_account").unwrap_or_default();
             // inferred: the spec has no pattern; a service account is an e-mail address.

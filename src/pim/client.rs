@@ -127,7 +127,10 @@ impl PimClient {
         &self.base
     }
 
-    /// Every integration of `environment` that passes `filter`, following pagination.
+    /// Every integration of `environment` that passes `filter`, following pagination. Only the
+    /// `page_token` is taken from a `next` link: the published links carry nothing else (not even
+    /// the required `environment`), so the query is sent again on every page, and credentials
+    /// only ever go to the configured API whatever a link names.
     pub async fn list(
         &self,
         creds: &Credentials,
@@ -135,23 +138,30 @@ impl PimClient {
         environment: &str,
         filter: ListFilter<'_>,
     ) -> Result<Vec<Integration>, PimError> {
-        let mut url =
-            reqwest::Url::parse(&format!("{}/{}/integrations", self.base, version.path()))
-                .map_err(|e| PimError::Transport(e.to_string()))?;
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("environment", environment);
-            q.append_pair("page_size", &LIST_PAGE_SIZE.to_string());
-            for (k, v) in [
-                ("provider", filter.provider),
-                ("display_name", filter.display_name),
-                ("status", filter.status),
-            ] {
-                if let Some(v) = v {
-                    q.append_pair(k, v);
+        let base = reqwest::Url::parse(&format!("{}/{}/integrations", self.base, version.path()))
+            .map_err(|e| PimError::Transport(e.to_string()))?;
+        let page_url = |token: Option<&str>| {
+            let mut url = base.clone();
+            {
+                let mut q = url.query_pairs_mut();
+                q.append_pair("environment", environment);
+                q.append_pair("page_size", &LIST_PAGE_SIZE.to_string());
+                for (k, v) in [
+                    ("provider", filter.provider),
+                    ("display_name", filter.display_name),
+                    ("status", filter.status),
+                ] {
+                    if let Some(v) = v {
+                        q.append_pair(k, v);
+                    }
+                }
+                if let Some(t) = token {
+                    q.append_pair("page_token", t);
                 }
             }
-        }
+            url
+        };
+        let mut url = page_url(None);
         let mut out = Vec::new();
         // A bound on pages guards against a server whose `next` never ends.
         for _ in 0..10_000 {
@@ -160,20 +170,16 @@ impl PimClient {
                 .await?
                 .ok_or_else(|| PimError::Decode("empty list response".into()))?;
             out.extend(page.data);
-            match page.metadata.next {
-                Some(next) if !next.is_empty() => {
-                    // Credentials are only ever sent to the configured API, whatever a link says.
-                    let next = reqwest::Url::parse(&next)
-                        .map_err(|e| PimError::Decode(format!("bad next link: {e}")))?;
-                    if next.origin() != url.origin() {
-                        return Err(PimError::Decode(format!(
-                            "next link points to another host: {}",
-                            next.origin().ascii_serialization()
-                        )));
-                    }
-                    url = next;
-                }
-                _ => return Ok(out),
+            let token = page
+                .metadata
+                .next
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .map(page_token)
+                .transpose()?;
+            match token {
+                Some(t) => url = page_url(Some(&t)),
+                None => return Ok(out),
             }
         }
         Err(PimError::Decode("pagination did not end".into()))
@@ -205,7 +211,8 @@ impl PimClient {
             .ok_or_else(|| PimError::Decode("empty create response".into()))
     }
 
-    /// `pim/v2`: sets the config of a DRAFT, which makes it CREATED.
+    /// `pim/v2`: sets the config of a DRAFT, which makes it CREATED. The spec's only parameter
+    /// is the `{id}` in the path; the environment goes in the body.
     pub async fn update_config(
         &self,
         creds: &Credentials,
@@ -213,7 +220,8 @@ impl PimClient {
         id: &str,
         config: WriteConfig,
     ) -> Result<Integration, PimError> {
-        let url = self.item_url(ApiVersion::V2, id, environment)?;
+        let mut url = self.item_url(ApiVersion::V2, id, environment)?;
+        url.set_query(None);
         let body = UpdateIntegration {
             config,
             environment: EnvId {
@@ -344,9 +352,36 @@ impl PimClient {
     }
 }
 
+/// The `page_token` of a `next` link (absolute or relative).
+fn page_token(link: &str) -> Result<String, PimError> {
+    let url = reqwest::Url::parse(link)
+        .or_else(|_| reqwest::Url::parse("http://relative.invalid/")?.join(link))
+        .map_err(|e| PimError::Decode(format!("bad next link: {e}")))?;
+    url.query_pairs()
+        .find(|(k, _)| k == "page_token")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| PimError::Decode(format!("next link without page_token: {link}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_page_token_is_taken_from_a_next_link() {
+        assert_eq!(
+            page_token(
+                "https://api.confluent.cloud/pim/v2/integrations?page_token=UvmDWOB1iwfAIBPj6EYb"
+            )
+            .unwrap(),
+            "UvmDWOB1iwfAIBPj6EYb"
+        );
+        assert_eq!(
+            page_token("/pim/v1/integrations?environment=env-1&page_token=a%2Bb").unwrap(),
+            "a+b"
+        );
+        assert!(page_token("https://evil.example/x").is_err());
+    }
 
     #[test]
     fn credentials_debug_hides_secret() {

@@ -1,23 +1,35 @@
-//! Wire types of the Provider Integration API (`pim/v1` and `pim/v2`), exactly as documented in
-//! `shared/pim-api.md`. Shared by the client and the emulator so both speak one dialect; the
-//! emulator's black-box tests assert the raw JSON, so a mistake here cannot hide.
+//! Wire types of the Provider Integration API (`pim/v1` and `pim/v2`), following Confluent's
+//! published contract (`shared/confluent-api/`: the SDK's OpenAPI files and the bodies Confluent's
+//! Terraform provider replays). Shared by the client and the emulator so both speak one dialect;
+//! contract tests validate both against the OpenAPI files.
+//!
+//! Decoding is lenient where the contract is: the spec requires only `kind` in a config, so the
+//! customer's field may be absent (read as empty); `status` and `provider` are extensible enums
+//! kept as strings.
 
 use serde::{Deserialize, Serialize};
 
 /// One provider integration as the API returns it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Integration {
+    #[serde(default)]
     pub api_version: String,
+    #[serde(default)]
     pub kind: String,
     pub id: String,
+    #[serde(default)]
     pub display_name: String,
+    /// `AWS` in `pim/v1`; lower case (`gcp`, `azure`) in `pim/v2` answers. Compare ignoring case.
+    #[serde(default)]
     pub provider: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<IntegrationConfig>,
     #[serde(default)]
     pub usages: Vec<String>,
+    #[serde(default)]
     pub environment: EnvironmentRef,
-    /// `pim/v2` only: `DRAFT`, `CREATED` or `ACTIVE`.
+    /// `pim/v2` only: `DRAFT` (no customer configuration yet), `CREATED` (configured) or `ACTIVE`
+    /// (in use by Confluent resources; not "validated"). Extensible: other values may come.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
 }
@@ -50,9 +62,23 @@ impl Integration {
         }
     }
 
-    /// A `pim/v2` integration whose config is still to be set.
+    /// An integration whose customer configuration is still to be set: status `DRAFT`, or no
+    /// customer value. A `pim/v2` DRAFT already carries a `config` holding Confluent's identity
+    /// and an empty customer field (`terraform-mocks/provider_integration_setup__create_*`), so
+    /// the presence of `config` says nothing.
     pub fn is_draft(&self) -> bool {
-        self.status.as_deref() == Some(STATUS_DRAFT) || self.config.is_none()
+        let draft = self
+            .status
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case(STATUS_DRAFT));
+        let customer = match &self.config {
+            Some(IntegrationConfig::Aws(c)) => c.customer_iam_role_arn.as_str(),
+            Some(IntegrationConfig::Gcp(c)) => c.customer_google_service_account.as_str(),
+            Some(IntegrationConfig::Azure(c)) => c.customer_azure_tenant_id.as_str(),
+            Some(IntegrationConfig::Unknown) => "unknown kind",
+            None => "",
+        };
+        draft || customer.trim().is_empty()
     }
 }
 
@@ -73,6 +99,8 @@ pub enum IntegrationConfig {
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct AwsConfig {
+    /// The customer's side; absent or empty until configured.
+    #[serde(default)]
     pub customer_iam_role_arn: String,
     /// Confluent's role that the customer's role must trust (read-only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,6 +112,8 @@ pub struct AwsConfig {
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct GcpConfig {
+    /// The customer's side; absent or empty until configured.
+    #[serde(default)]
     pub customer_google_service_account: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub google_service_account: Option<String>,
@@ -91,6 +121,8 @@ pub struct GcpConfig {
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct AzureConfig {
+    /// The customer's side; absent or empty until configured.
+    #[serde(default)]
     pub customer_azure_tenant_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confluent_multi_tenant_app_id: Option<String>,
@@ -208,5 +240,4 @@ pub struct LegacyErrorBody {
     pub message: String,
 }
 
-pub const PROVIDER_AWS: &str = "AWS";
 pub const STATUS_DRAFT: &str = "DRAFT";
