@@ -399,8 +399,6 @@ pub(super) async fn v2_delete(
     delete_one(&em, &id, &q)
 }
 
-/// The environment of a v2 write: from the body, else from the query.
-
 /// `PATCH /pim/v2/integrations/{id}`: the spec's only parameter is `{id}`; the environment
 /// comes in the body (`pim-v2.openapi.yaml`, `updatePimV2Integration`, `pim.v2.IntegrationUpdate`).
 pub(super) async fn v2_patch(
