@@ -91,6 +91,18 @@ pub(super) async fn api_layer(
     let op = operation(req.method(), req.uri().path());
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().map(String::from);
+    let request_body = match &em.exchanges {
+        Some(_) => {
+            let (parts, body) = req.into_parts();
+            let bytes = axum::body::to_bytes(body, 1 << 20)
+                .await
+                .unwrap_or_default();
+            req = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
+            Some(bytes)
+        }
+        None => None,
+    };
     let (delay, decision, retry_after) = {
         let mut f = lock(&em.faults);
         let mut dice = lock(&em.dice);
@@ -111,7 +123,24 @@ pub(super) async fn api_layer(
     let status = resp.status().as_u16();
     lock(&em.stats).record(op, status);
     tracing::debug!(%method, %path, op, status, elapsed_ms = start.elapsed().as_millis() as u64, "emulator request");
-    resp
+    match (&em.exchanges, request_body) {
+        (Some(log), Some(request)) => {
+            let (parts, body) = resp.into_parts();
+            let bytes = axum::body::to_bytes(body, 16 << 20)
+                .await
+                .unwrap_or_default();
+            lock(log).push(super::Exchange {
+                method: method.to_string(),
+                path,
+                query,
+                request: String::from_utf8_lossy(&request).into_owned(),
+                status,
+                response: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+            Response::from_parts(parts, axum::body::Body::from(bytes))
+        }
+        _ => resp,
+    }
 }
 
 pub(super) async fn authorize_and_run(

@@ -123,6 +123,19 @@ pub struct EmulatorConfig {
     pub faults: Faults,
     pub rate_limit: Option<u32>,
     pub public_url: Option<String>,
+    /// Keep every `/pim/...` request and its answer (`Emulator::exchanges`), for contract tests.
+    pub record_exchanges: bool,
+}
+
+/// One API request and the answer it got, as sent on the wire.
+#[derive(Clone, Debug)]
+pub struct Exchange {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub request: String,
+    pub status: u16,
+    pub response: String,
 }
 
 impl Default for EmulatorConfig {
@@ -138,6 +151,7 @@ impl Default for EmulatorConfig {
             faults: Faults::default(),
             rate_limit: None,
             public_url: None,
+            record_exchanges: false,
         }
     }
 }
@@ -169,6 +183,7 @@ impl EmulatorArgs {
             faults,
             rate_limit: self.rate_limit,
             public_url: self.public_url.clone(),
+            record_exchanges: false,
         })
     }
 }
@@ -185,6 +200,7 @@ pub struct Emulator {
     dice: Mutex<fastrand::Rng>,
     stats: Mutex<Stats>,
     rate: Mutex<RateLimiter>,
+    exchanges: Option<Mutex<Vec<Exchange>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -210,7 +226,7 @@ impl Drop for EmulatorHandle {
 
 impl EmulatorHandle {
     /// Stops serving and waits until the listener is closed (to restart on the same port).
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(&mut self) {
         if let Some(t) = self.task.take() {
             t.abort();
             let _ = t.await;
@@ -219,6 +235,14 @@ impl EmulatorHandle {
 }
 
 impl Emulator {
+    /// The requests served so far and their answers (empty unless `record_exchanges`).
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.exchanges
+            .as_ref()
+            .map(|e| lock(e).clone())
+            .unwrap_or_default()
+    }
+
     fn new(config: EmulatorConfig, base: String) -> std::io::Result<Self> {
         let store = match &config.state_file {
             Some(p) if p.exists() => {
@@ -244,6 +268,7 @@ impl Emulator {
             faults: Mutex::new(config.faults),
             stats: Mutex::new(Stats::default()),
             rate: Mutex::new(RateLimiter::new(config.rate_limit)),
+            exchanges: config.record_exchanges.then(Mutex::default),
         })
     }
 
@@ -382,7 +407,7 @@ pub fn router(state: Arc<Emulator>) -> Router {
 pub async fn run(args: EmulatorArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let config = args.config()?;
     let demo = !config.keys.iter().any(|k| k.key != DEMO_API_KEY);
-    let handle = spawn(config, args.listen).await?;
+    let mut handle = spawn(config, args.listen).await?;
     println!("PIM emulator listening on {}", handle.base_url);
     if demo {
         println!(

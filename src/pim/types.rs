@@ -99,8 +99,9 @@ pub enum IntegrationConfig {
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct AwsConfig {
-    /// The customer's side; absent or empty until configured.
-    #[serde(default)]
+    /// The customer's side; absent or empty until configured. Absent when empty on the wire:
+    /// the spec gives it `minLength: 20`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub customer_iam_role_arn: String,
     /// Confluent's role that the customer's role must trust (read-only).
     #[serde(default, skip_serializing_if = "Option::is_none")]

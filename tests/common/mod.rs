@@ -18,8 +18,15 @@ use pio::{
 };
 use serde_json::{Value, json};
 
+pub mod contract;
 pub mod fake_kube;
 pub use fake_kube::FakeKube;
+
+/// The published contract, loaded once per test binary.
+pub fn contract() -> &'static contract::Contract {
+    static C: std::sync::OnceLock<contract::Contract> = std::sync::OnceLock::new();
+    C.get_or_init(contract::Contract::load)
+}
 
 pub const NS: &str = "apps";
 pub const KEY: &str = "TESTKEY";
@@ -73,7 +80,11 @@ impl Harness {
         Self::with(test_config(), emulator_config()).await
     }
 
-    pub async fn with(config: Config, em: EmulatorConfig) -> Self {
+    /// A harness whose API traffic is held to Confluent's published contract: when it is
+    /// dropped, every request the operator sent and every answer the emulator gave must match
+    /// `../shared/confluent-api/`.
+    pub async fn with(config: Config, mut em: EmulatorConfig) -> Self {
+        em.record_exchanges = true;
         pio::install_crypto_provider();
         let fake = FakeKube::new();
         let client = fake.client(NS);
@@ -306,6 +317,17 @@ impl Drop for Harness {
     fn drop(&mut self) {
         if let Some((task, _)) = self.controller.take() {
             task.abort();
+        }
+        if !std::thread::panicking() {
+            let exchanges = self.em.state.exchanges();
+            let v = contract().violations(&exchanges, true);
+            assert!(
+                v.is_empty(),
+                "{} of {} API exchanges break the published contract:\n{}",
+                v.len(),
+                exchanges.len(),
+                v.iter().take(8).cloned().collect::<Vec<_>>().join("\n")
+            );
         }
     }
 }
