@@ -47,6 +47,7 @@ pub struct Metrics {
     resources: Family<StateLabel, Gauge>,
     validation: Family<StateLabel, Gauge>,
     deletions_blocked: Counter,
+    unexpected: Family<OperationLabel, Counter>,
     leader: Gauge<i64, AtomicI64>,
     /// Serializes encoding (the registry itself is lock-free for updates).
     encode_lock: Mutex<()>,
@@ -70,6 +71,7 @@ impl Metrics {
         let resources = Family::<StateLabel, Gauge>::default();
         let validation = Family::<StateLabel, Gauge>::default();
         let deletions_blocked = Counter::default();
+        let unexpected = Family::<OperationLabel, Counter>::default();
         let leader = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "reconciles",
@@ -107,6 +109,11 @@ impl Metrics {
             deletions_blocked.clone(),
         );
         registry.register(
+            "pim_unexpected_responses",
+            "Provider Integration API answers that could not be decoded, by operation",
+            unexpected.clone(),
+        );
+        registry.register(
             "leader",
             "1 when this replica holds the leader lease",
             leader.clone(),
@@ -120,6 +127,7 @@ impl Metrics {
             resources,
             validation,
             deletions_blocked,
+            unexpected,
             leader,
             encode_lock: Mutex::new(()),
         }
@@ -180,5 +188,13 @@ impl crate::pim::RequestObserver for Metrics {
                 operation: operation.into(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    fn unexpected(&self, operation: &'static str) {
+        self.unexpected
+            .get_or_create(&OperationLabel {
+                operation: operation.into(),
+            })
+            .inc();
     }
 }

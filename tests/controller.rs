@@ -682,3 +682,42 @@ async fn health_readiness_and_metrics_endpoints_serve_after_a_reconcile() {
     h.ready.store(false, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(get("/readyz").await.unwrap().status(), 503);
 }
+
+/// An answer we cannot decode (a proxy's page, a changed shape) is not retried in silence: after
+/// a few attempts the resource says so with an excerpt of the body, a metric counts it, and it
+/// heals once the API answers properly again.
+#[tokio::test]
+async fn undecodable_answers_surface_as_a_condition_with_an_excerpt() {
+    let h = Harness::new().await;
+    let code = h
+        .admin(
+            Method::POST,
+            "/_emulator/faults/fail-next",
+            Some(json!({"operation": "list", "count": 1000, "status": 200,
+                "body": "{\"kind\": \"IntegrationList\", \"data\": \"maintenance page\"}"})),
+        )
+        .await;
+    assert_eq!(code, 204);
+    h.create("orders", aws_spec(1)).await;
+    let pi = h
+        .wait_condition("orders", STALLED, "UnexpectedResponse")
+        .await;
+    let msg = &pi.condition(STALLED).unwrap().message;
+    assert!(msg.contains("maintenance page"), "{msg}");
+    assert!(!msg.contains(SECRET), "{msg}");
+    assert!(
+        h.em.state.count("v1_create") == 0,
+        "nothing is created blind"
+    );
+    let metrics = h.metrics.encode();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("pio_pim_unexpected_responses_total{operation=\"list\"}")),
+        "{metrics}"
+    );
+    // The API answers properly again: the next check heals it.
+    h.admin(Method::PUT, "/_emulator/faults", Some(json!({})))
+        .await;
+    h.wait_ready("orders").await;
+}

@@ -32,6 +32,8 @@ pub enum Reason {
     Conflict,
     NotFound,
     ApiError,
+    /// Answers that could not be decoded, several times in a row.
+    UnexpectedResponse,
     // Credentials.
     NoCredentials,
     CredentialsNotFound,
@@ -58,7 +60,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    const ALL: [Reason; 38] = [
+    const ALL: [Reason; 39] = [
         Reason::Synced,
         Reason::Reconciling,
         Reason::Creating,
@@ -78,6 +80,7 @@ impl Reason {
         Reason::Conflict,
         Reason::NotFound,
         Reason::ApiError,
+        Reason::UnexpectedResponse,
         Reason::NoCredentials,
         Reason::CredentialsNotFound,
         Reason::InvalidSpec,
@@ -120,6 +123,7 @@ impl Reason {
             Reason::Conflict => "Conflict",
             Reason::NotFound => "NotFound",
             Reason::ApiError => "APIError",
+            Reason::UnexpectedResponse => "UnexpectedResponse",
             Reason::NoCredentials => "NoCredentials",
             Reason::CredentialsNotFound => "CredentialsNotFound",
             Reason::InvalidSpec => "InvalidSpec",

@@ -194,6 +194,9 @@ pub(super) fn is_auth(e: &PimError) -> bool {
     )
 }
 
+/// Undecodable answers in a row before the resource says so.
+const UNEXPECTED_ATTEMPTS: u32 = 3;
+
 /// Handles a `pim` error on the apply path: stall, or requeue without flapping Ready.
 pub(super) async fn api_error(
     ctx: &Context,
@@ -201,6 +204,15 @@ pub(super) async fn api_error(
     creds: &Credentials,
     e: PimError,
 ) -> Result<Action, Error> {
+    // An answer we cannot read is retried a few times (a proxy's page, a blip), then shown: a
+    // silent retry forever would hide a contract change from everyone.
+    if matches!(e, PimError::Decode(_)) && ctx.memory(pi, |m| m.failures) + 1 >= UNEXPECTED_ATTEMPTS
+    {
+        let msg = format!(
+            "{e}; the Provider Integration API answered in a shape this operator does not understand (retried {UNEXPECTED_ATTEMPTS} times, and again later)"
+        );
+        return stall(ctx, pi, Reason::UnexpectedResponse, msg).await;
+    }
     if e.class() == ErrorClass::Transient {
         let delay = ctx.retry_backoff(pi, e.retry_after());
         info!(error = %e, retry_in_ms = delay.as_millis() as u64, "transient API error");

@@ -104,14 +104,9 @@ pub(super) async fn admin_fail_next(
     State(em): State<Arc<Emulator>>,
     Json(f): Json<FailNext>,
 ) -> Response {
-    if !(400..=599).contains(&f.status) {
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-            "Bad Request",
-            "status must be 400..=599",
-        )
-        .into_response();
+    if let Err(e) = f.validate() {
+        return ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", "Bad Request", e)
+            .into_response();
     }
     lock(&em.faults).fail_next.push(f);
     StatusCode::NO_CONTENT.into_response()

@@ -113,6 +113,12 @@ pub(super) async fn api_layer(
     }
     let resp = match decision {
         Injected::Status(s) => injected(s, retry_after),
+        Injected::Body(s, ref body) => (
+            StatusCode::from_u16(s).unwrap_or(StatusCode::OK),
+            [(header::CONTENT_TYPE, "application/json")],
+            body.clone(),
+        )
+            .into_response(),
         Injected::Pass => authorize_and_run(&em, op, &mut req, next).await,
         Injected::Lost(s) => {
             let done = authorize_and_run(&em, op, &mut req, next).await;
@@ -136,6 +142,7 @@ pub(super) async fn api_layer(
                 request: String::from_utf8_lossy(&request).into_owned(),
                 status,
                 response: String::from_utf8_lossy(&bytes).into_owned(),
+                injected_body: matches!(decision, Injected::Body(..)),
             });
             Response::from_parts(parts, axum::body::Body::from(bytes))
         }

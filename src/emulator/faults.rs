@@ -65,6 +65,25 @@ pub struct FailNext {
     /// The call takes effect and only its answer is replaced by `status` (a lost response).
     #[serde(default)]
     pub after_processing: bool,
+    /// Answer `status` with this raw body instead of an error (any status, 200 included): the
+    /// answer of a proxy, or of an API whose shape changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+impl FailNext {
+    pub fn validate(&self) -> Result<(), String> {
+        let allowed = if self.body.is_some() {
+            200..=599
+        } else {
+            400..=599
+        };
+        if allowed.contains(&self.status) {
+            Ok(())
+        } else {
+            Err("fail_next status must be 400..=599 (200..=599 with a body)".into())
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -82,6 +101,8 @@ pub enum Injected {
     Status(u16),
     /// Run the call, then answer this status instead of its result.
     Lost(u16),
+    /// Answer this status and raw body without running the call.
+    Body(u16, String),
 }
 
 impl Faults {
@@ -99,14 +120,7 @@ impl Faults {
         if self.error_rate_429 + self.error_rate_500 + self.error_rate_503 > 1.0 {
             return Err("the error rates add up to more than 1".into());
         }
-        if self
-            .fail_next
-            .iter()
-            .any(|f| !(400..=599).contains(&f.status))
-        {
-            return Err("fail_next status must be 400..=599".into());
-        }
-        Ok(())
+        self.fail_next.iter().try_for_each(FailNext::validate)
     }
 
     pub fn delay(&self) -> Duration {
@@ -135,14 +149,15 @@ impl Faults {
         {
             let status = self.fail_next[i].status;
             let lost = self.fail_next[i].after_processing;
+            let body = self.fail_next[i].body.clone();
             self.fail_next[i].count = self.fail_next[i].count.saturating_sub(1);
             if self.fail_next[i].count == 0 {
                 self.fail_next.remove(i);
             }
-            return if lost {
-                Injected::Lost(status)
-            } else {
-                Injected::Status(status)
+            return match (body, lost) {
+                (Some(b), _) => Injected::Body(status, b),
+                (None, true) => Injected::Lost(status),
+                (None, false) => Injected::Status(status),
             };
         }
         let write = !op.ends_with("_list") && !op.ends_with("_get");
@@ -250,6 +265,7 @@ mod tests {
                 count: 2,
                 status: 503,
                 after_processing: false,
+                body: None,
             }],
             ..Default::default()
         };
@@ -269,6 +285,7 @@ mod tests {
                 count: 1,
                 status: 500,
                 after_processing: true,
+                body: None,
             }],
             ..Default::default()
         };

@@ -136,6 +136,8 @@ pub struct Exchange {
     pub request: String,
     pub status: u16,
     pub response: String,
+    /// The answer was a deliberately broken one (`FailNext::body`), outside the contract.
+    pub injected_body: bool,
 }
 
 impl Default for EmulatorConfig {

@@ -68,6 +68,18 @@ impl fmt::Debug for Credentials {
 /// Called after every API request, e.g. to count requests in metrics.
 pub trait RequestObserver: Send + Sync {
     fn observe(&self, operation: &'static str, status: Option<u16>, elapsed: Duration);
+    /// A successful answer whose body could not be decoded.
+    fn unexpected(&self, _operation: &'static str) {}
+}
+
+/// The start of a body, on one line, for messages: enough to recognise it, never long. API
+/// answers never carry the caller's secret.
+fn excerpt(body: &str) -> String {
+    let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None => flat,
+    }
 }
 
 /// The page size used when listing: the API's maximum, to keep the number of calls low.
@@ -340,9 +352,12 @@ impl PimClient {
         if status == StatusCode::NO_CONTENT || text.trim().is_empty() {
             return Ok(None);
         }
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| PimError::Decode(e.to_string()))
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            if let Some(o) = &self.observer {
+                o.unexpected(op);
+            }
+            PimError::Decode(format!("{op}: {e}; body: {}", excerpt(&text)))
+        })
     }
 
     fn observe(&self, op: &'static str, status: Option<u16>, start: std::time::Instant) {
