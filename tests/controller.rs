@@ -721,3 +721,43 @@ async fn undecodable_answers_surface_as_a_condition_with_an_excerpt() {
         .await;
     h.wait_ready("orders").await;
 }
+
+/// The environment was deleted (with its integrations) before the resource: deleting the
+/// resource must not hang with no way out. It stalls with a reason and the one-line fix; after
+/// `deletionPolicy: Orphan` it goes.
+#[tokio::test]
+async fn a_deleted_environment_stalls_deletion_with_the_way_out() {
+    let h = Harness::new().await;
+    h.create("orders", aws_spec(1)).await;
+    h.wait_ready("orders").await;
+    assert_eq!(
+        h.admin(
+            Method::DELETE,
+            &format!("/_emulator/environments/{ENV}"),
+            None
+        )
+        .await,
+        200
+    );
+    h.delete("orders").await;
+    let pi = h
+        .wait_condition("orders", STALLED, "EnvironmentUnreachable")
+        .await;
+    let msg = &pi.condition(STALLED).unwrap().message;
+    assert!(
+        msg.contains(
+            r#"kubectl patch providerintegration orders -n apps --type merge -p '{"spec":{"deletionPolicy":"Orphan"}}'"#
+        ),
+        "{msg}"
+    );
+    assert!(
+        pi.metadata
+            .finalizers
+            .unwrap()
+            .contains(&FINALIZER.to_string())
+    );
+    assert!(h.has_event("orders", "Warning", "EnvironmentUnreachable"));
+    h.patch_spec("orders", json!({"deletionPolicy": "Orphan"}))
+        .await;
+    h.wait_gone("orders").await;
+}

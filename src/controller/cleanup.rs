@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use kube::runtime::{controller::Action, events::EventType};
+use kube::{
+    ResourceExt,
+    runtime::{controller::Action, events::EventType},
+};
 use tracing::{info, warn};
 
 use super::credentials::CredentialsError;
@@ -64,7 +67,7 @@ pub(super) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
                 .await
             {
                 Ok(found) => found,
-                Err(e) => return retry(ctx, pi, &creds, e).await,
+                Err(e) => return refused(ctx, pi, &creds, &env, "find the integration", e).await,
             };
             match decide::deletion_target(&found, key) {
                 DeletionTarget::One(id) => id,
@@ -83,14 +86,9 @@ pub(super) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
     };
     let refusal = match ctx.pim.delete(&creds, version, &env, &id).await {
         Ok(()) | Err(PimError::NotFound { .. }) => Refusal::Gone,
-        Err(e) if e.is_transient() => return retry(ctx, pi, &creds, e).await,
-        Err(e) if is_auth(&e) => {
-            let reason = Reason::of_stall(&e);
-            let msg = format!("cannot delete integration {id}: {}", user_hint(&e, &creds));
-            let status = StatusBuilder::new(pi).stalled(reason, msg.clone());
-            ctx.write_status(pi, status).await?;
-            ctx.event(pi, EventType::Warning, reason, msg.clone()).await;
-            return pending(msg, ctx.stall_backoff(pi));
+        Err(e) if e.is_transient() || is_auth(&e) => {
+            let what = format!("delete integration {id}");
+            return refused(ctx, pi, &creds, &env, &what, e).await;
         }
         // Refused: find out whether connectors use it (by its usages, not the status code).
         Err(e) => observe::refusal(ctx, &creds, (&env, version), &id, &e).await,
@@ -141,6 +139,54 @@ fn done() -> Result<Action, Error> {
 
 fn pending(message: String, retry_in: Duration) -> Result<Action, Error> {
     Err(Error::DeletionPending { message, retry_in })
+}
+
+/// An error on the way to deleting: retried when transient; otherwise the finalizer stays and
+/// the resource says what to fix. A 403 (or, listing, 404) means the environment was deleted with
+/// everything in it, or the key lost its grant on it. The two cannot be told apart from here,
+/// and guessing "deleted" could leak a live integration, so the message names the one-line way
+/// out for the first case and the grant for the second.
+async fn refused(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    creds: &Credentials,
+    env: &str,
+    what: &str,
+    e: PimError,
+) -> Result<Action, Error> {
+    if e.is_transient() {
+        return retry(ctx, pi, creds, e).await;
+    }
+    let reason = match e {
+        PimError::Forbidden { .. } | PimError::NotFound { .. } => Reason::EnvironmentUnreachable,
+        _ => Reason::of_stall(&e),
+    };
+    let msg = if reason != Reason::EnvironmentUnreachable {
+        format!("cannot {what}: {}", user_hint(&e, creds))
+    } else {
+        format!(
+            "cannot {what} in environment {env}: {e}. If the environment was deleted, \
+             its integrations went with it: let this resource go with \
+             `kubectl patch providerintegration {} -n {} --type merge -p '{{\"spec\":{{\"deletionPolicy\":\"Orphan\"}}}}'`. \
+             Otherwise grant API key {} EnvironmentAdmin on {env}; deletion is retried",
+            pi.name_any(),
+            pi.namespace().unwrap_or_default(),
+            creds.key
+        )
+    };
+    if is_auth(&e) {
+        ctx.secrets.forget(creds);
+    }
+    let already = pi
+        .condition(crate::crd::STALLED)
+        .is_some_and(|c| c.status == "True" && c.reason == reason.as_str() && c.message == msg);
+    let status = StatusBuilder::new(pi).stalled(reason, msg.clone());
+    ctx.write_status(pi, status).await?;
+    if !already {
+        warn!(%env, %reason, "deletion refused");
+        ctx.event(pi, EventType::Warning, reason, msg.clone()).await;
+    }
+    pending(msg, ctx.stall_backoff(pi))
 }
 
 /// A transient error while deleting: say so and retry.

@@ -47,6 +47,8 @@ pub enum Reason {
     IntegrationIdChanged,
     AmbiguousIntegration,
     OutputsConflict,
+    /// Deletion cannot reach the integration's environment (deleted, or no longer granted).
+    EnvironmentUnreachable,
     // The `Validated` condition.
     Validated,
     Validating,
@@ -60,7 +62,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    const ALL: [Reason; 39] = [
+    const ALL: [Reason; 40] = [
         Reason::Synced,
         Reason::Reconciling,
         Reason::Creating,
@@ -92,6 +94,7 @@ impl Reason {
         Reason::IntegrationIdChanged,
         Reason::AmbiguousIntegration,
         Reason::OutputsConflict,
+        Reason::EnvironmentUnreachable,
         Reason::Validated,
         Reason::Validating,
         Reason::ValidationFailed,
@@ -135,6 +138,7 @@ impl Reason {
             Reason::IntegrationIdChanged => "IntegrationIdChanged",
             Reason::AmbiguousIntegration => "AmbiguousIntegration",
             Reason::OutputsConflict => "OutputsConflict",
+            Reason::EnvironmentUnreachable => "EnvironmentUnreachable",
             Reason::Validated => "Validated",
             Reason::Validating => "Validating",
             Reason::ValidationFailed => "ValidationFailed",

@@ -50,6 +50,18 @@ pub(super) async fn admin_delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Deletes an environment with its integrations, as the Console would; the API then answers 403
+/// for it.
+pub(super) async fn admin_delete_environment(
+    State(em): State<Arc<Emulator>>,
+    Path(env): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let removed = em.mutate(|s| Ok(s.delete_environment(&env)))?;
+    Ok(Json(
+        json!({"environment": env, "integrations_deleted": removed}),
+    ))
+}
+
 /// Replaces the usages (connector CRNs) of an integration.
 pub(super) async fn admin_usages(
     State(em): State<Arc<Emulator>>,
@@ -146,6 +158,7 @@ pub(super) async fn admin_stats_reset(State(em): State<Arc<Emulator>>) -> Status
 pub(super) async fn admin_reset(State(em): State<Arc<Emulator>>) -> StatusCode {
     let _ = em.mutate(|s| {
         s.records.clear();
+        s.deleted_environments.clear();
         s.reindex();
         Ok(())
     });

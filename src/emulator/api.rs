@@ -283,6 +283,7 @@ pub(super) fn list(
     };
     let (page, org) = {
         let s = lock(&em.store);
+        s.check_environment(&filter.environment)?;
         (s.page(&filter, size, cursor), s.org_id.clone())
     };
     let meta = pages::list_meta(&em.base, v, &page);

@@ -380,6 +380,10 @@ pub fn router(state: Arc<Emulator>) -> Router {
             axum::routing::delete(admin_delete),
         )
         .route("/_emulator/integrations/{id}/usages", put(admin_usages))
+        .route(
+            "/_emulator/environments/{env}",
+            axum::routing::delete(admin_delete_environment),
+        )
         .route("/_emulator/integrations/{id}/access", put(admin_access))
         .route(
             "/_emulator/faults",

@@ -75,6 +75,9 @@ pub struct Store {
     pub azure_app_id: String,
     pub next_seq: u64,
     pub records: BTreeMap<u64, Record>,
+    /// Environments deleted (with their integrations); requests naming them answer 403.
+    #[serde(default)]
+    pub deleted_environments: std::collections::BTreeSet<String>,
     #[serde(skip)]
     index: HashMap<String, u64>,
     /// (environment, customer role ARN) → id, for the uniqueness rule.
@@ -93,6 +96,7 @@ impl Default for Store {
             azure_app_id: uuid::Uuid::new_v4().to_string(),
             next_seq: 1,
             records: BTreeMap::new(),
+            deleted_environments: Default::default(),
             index: HashMap::new(),
             roles: HashMap::new(),
             per_env: HashMap::new(),
@@ -151,7 +155,37 @@ impl Store {
     }
 
     /// The integration `id` as seen from `env`; another environment's integration is a 404.
+    /// A request naming a deleted environment answers 403 with no word of an invalid key, which
+    /// Confluent's Terraform provider reads as "gone" (`shared/confluent-api/README.md`, fact 9).
+    pub fn check_environment(&self, env: &str) -> Result<(), ApiError> {
+        if self.deleted_environments.contains(env) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Forbidden",
+                "Forbidden Access",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Deletes an environment and every integration in it.
+    pub fn delete_environment(&mut self, env: &str) -> usize {
+        let ids: Vec<String> = self
+            .records
+            .values()
+            .filter(|r| r.environment == env)
+            .map(|r| r.id.clone())
+            .collect();
+        for id in &ids {
+            self.remove(id);
+        }
+        self.deleted_environments.insert(env.to_string());
+        ids.len()
+    }
+
     pub fn get_in_env(&self, id: &str, env: &str) -> Result<&Record, ApiError> {
+        self.check_environment(env)?;
         self.get(id)
             .filter(|r| r.environment == env)
             .ok_or_else(|| ApiError::not_found(id, env))
@@ -272,6 +306,7 @@ impl Store {
         config: Option<IntegrationConfig>,
         quotas: Quotas,
     ) -> Result<Record, ApiError> {
+        self.check_environment(&env)?;
         self.check_quota(&env, quotas)?;
         if let Some(c) = &config {
             self.check_unique_role(&env, c, None)?;
