@@ -1157,6 +1157,15 @@ async fn v2_draft_patch_validate_for_each_provider() {
         .await;
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
     assert_eq!(v["data"][0]["provider"], "gcp");
+    // The display_name filter is a partial search, as published.
+    let (_, _, v) = t
+        .req(
+            M::GET,
+            &format!("/pim/v2/integrations?environment={ENV}&display_name=-int"),
+            None,
+        )
+        .await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 3, "{v}");
     // The provider filter is an exact match against that lower case.
     let (_, _, v) = t
         .req(

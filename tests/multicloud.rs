@@ -710,3 +710,75 @@ async fn lost_responses_and_errors_never_create_twice_for_any_cloud() {
     }
     assert!(h.remote().await.is_empty(), "nothing leaked");
 }
+
+/// Issue 10's run, in the published shapes: GCP and Azure resources while 25 % of writes are
+/// answered 503 after taking effect and 15 % before. Every resource ends Ready with Confluent's
+/// identity, exactly one configured integration each, no DRAFT left, nothing left after deletion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_flow_under_503s_before_and_after_writes_leaves_one_configured_integration_each() {
+    const N: usize = 40;
+    let mut em = emulator_config();
+    em.faults.lost_response_rate = 0.25;
+    em.faults.lost_response_status = 503;
+    em.faults.write_error_rate = 0.15;
+    em.faults.retry_after_secs = 0;
+    // Reproducible in CI; `FAULT_SEED=n` tries other sequences.
+    em.faults.seed = std::env::var("FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .or(Some(10));
+    let h = Harness::with(test_config(), em).await;
+    let start = std::time::Instant::now();
+    let names: Vec<String> = (0..N).map(|i| format!("v2-{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let mut spec = if i % 2 == 0 { gcp_spec() } else { azure_spec() };
+        spec["displayName"] = json!(name);
+        h.create(name, spec).await;
+    }
+    for name in &names {
+        let st = h.wait_ready(name).await.status.unwrap();
+        let identity = st
+            .google_service_account
+            .or(st.confluent_multi_tenant_app_id);
+        assert!(identity.is_some(), "{name} shows Confluent's identity");
+    }
+    let took = start.elapsed();
+    let remote = h.remote().await;
+    let drafts = remote.iter().filter(|r| r["status"] == "DRAFT").count();
+    let unconfigured = remote
+        .iter()
+        .filter(|r| {
+            let c = &r["config"];
+            c["customer_google_service_account"]
+                .as_str()
+                .unwrap_or("")
+                .is_empty()
+                && c["customer_azure_tenant_id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .is_empty()
+        })
+        .count();
+    let stats = h.em.state.stats();
+    let answered_503 = h.em.state.count_status(503);
+    for name in &names {
+        h.delete(name).await;
+    }
+    for name in &names {
+        h.wait_gone(name).await;
+    }
+    let leaked = h.remote().await.len();
+    println!(
+        "v2 faults: {N} GCP/Azure resources Ready in {:.2} s; {} API calls, {answered_503} answered 503; \
+         {} integrations ({} duplicates), {drafts} DRAFTs, {unconfigured} unconfigured; {leaked} left after delete",
+        took.as_secs_f64(),
+        stats["total"],
+        remote.len(),
+        remote.len() as i64 - N as i64
+    );
+    assert!(answered_503 > 0, "{stats}");
+    assert_eq!(remote.len(), N, "one integration per resource");
+    assert_eq!(drafts, 0, "no DRAFT left");
+    assert_eq!(unconfigured, 0);
+    assert_eq!(leaked, 0, "nothing leaked");
+}

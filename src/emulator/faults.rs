@@ -29,6 +29,11 @@ pub struct Faults {
     /// is lost: the client gets a 504, as from a proxy that timed out. The failure that tempts a
     /// client to create twice.
     pub lost_response_rate: f64,
+    /// The status a lost response is answered with (504 by default, as from a proxy; 503 as
+    /// from a gateway that gave up).
+    pub lost_response_status: u16,
+    /// Fraction of writes answered 503 before they take effect.
+    pub write_error_rate: f64,
     /// Fail the next calls of an operation, consumed in order.
     pub fail_next: Vec<FailNext>,
     /// Seeds the dice, so a run draws the same sequence of faults (requests draw in arrival
@@ -46,6 +51,8 @@ impl Default for Faults {
             error_rate_503: 0.0,
             retry_after_secs: 1,
             lost_response_rate: 0.0,
+            lost_response_status: 504,
+            write_error_rate: 0.0,
             fail_next: Vec::new(),
             seed: None,
         }
@@ -112,10 +119,14 @@ impl Faults {
             ("error_rate_500", self.error_rate_500),
             ("error_rate_503", self.error_rate_503),
             ("lost_response_rate", self.lost_response_rate),
+            ("write_error_rate", self.write_error_rate),
         ] {
             if !(0.0..=1.0).contains(&r) {
                 return Err(format!("{n} must be between 0 and 1"));
             }
+        }
+        if !(500..=599).contains(&self.lost_response_status) {
+            return Err("lost_response_status must be 500..=599".into());
         }
         if self.error_rate_429 + self.error_rate_500 + self.error_rate_503 > 1.0 {
             return Err("the error rates add up to more than 1".into());
@@ -162,7 +173,10 @@ impl Faults {
         }
         let write = !op.ends_with("_list") && !op.ends_with("_get");
         if write && self.lost_response_rate > 0.0 && dice.f64() < self.lost_response_rate {
-            return Injected::Lost(504);
+            return Injected::Lost(self.lost_response_status);
+        }
+        if write && self.write_error_rate > 0.0 && dice.f64() < self.write_error_rate {
+            return Injected::Status(503);
         }
         let r = dice.f64();
         if r < self.error_rate_429 {

@@ -509,9 +509,11 @@ impl Record {
         self.environment == f.environment
             && (!f.aws_only || self.provider.eq_ignore_ascii_case("AWS"))
             && f.provider.as_ref().is_none_or(|p| *p == self.provider)
+            // "Filter the results by a partial search of display_name" (the spec): `pi-1` also
+            // finds `pi-10`, so clients must compare names themselves.
             && f.display_name
                 .as_ref()
-                .is_none_or(|n| *n == self.display_name)
+                .is_none_or(|n| self.display_name.contains(n.as_str()))
             && f.phase
                 .as_ref()
                 .is_none_or(|s| s.eq_ignore_ascii_case(self.status()))
