@@ -76,6 +76,16 @@ pub struct RunArgs {
         value_name = "NAMESPACE/NAME"
     )]
     pub default_credentials_secret: Option<String>,
+    /// Where the default credentials may be used: `annotated` (only in namespaces whose
+    /// pim.confluent.cloud/default-credentials annotation lists the resource's environment, or
+    /// `*`) or `any` (every watched namespace).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "annotated",
+        env = "DEFAULT_CREDENTIALS_SCOPE"
+    )]
+    pub default_credentials_scope: crate::controller::DefaultCredentialsScope,
     /// Default API key (used when no default Secret is given).
     #[arg(long, env = "CONFLUENT_CLOUD_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,

@@ -91,10 +91,12 @@ pub struct ProviderIntegrationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_ref: Option<CredentialsRef>,
 
-    /// What happens to the integration when this resource is deleted: `Delete` (default)
-    /// deletes it in Confluent Cloud; `Orphan` leaves it.
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
+    /// What happens to the integration when this resource is deleted: `Delete` deletes it in
+    /// Confluent Cloud; `Orphan` leaves it. When unset: `Delete` for an integration this resource
+    /// created, `Orphan` for one it adopted (`integrationId`), so that deleting a resource never
+    /// deletes someone else's integration unless the spec says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
 
     /// The API cannot update an integration. `Manual` (default): a change to `environment`,
     /// `displayName`, `provider` or the provider block stalls the resource until it is reverted.

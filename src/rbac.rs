@@ -41,6 +41,9 @@ pub const RULES: &[Rule] = &[
     ),
     // Credentials are read by name only: never listed or watched.
     rule("", "secrets", &["get"]),
+    // A resource's Namespace is read by name, for the annotation that grants it the default
+    // credentials. Read-only; never listed or watched.
+    rule("", "namespaces", &["get"]),
     // The outputs ConfigMap (`spec.writeOutputsTo`): read by name to check its owner, written by
     // server-side apply (which creates it when missing), deleted when renamed. Never listed or
     // watched.

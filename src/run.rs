@@ -94,6 +94,7 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
         resync: args.resync,
         concurrency: args.concurrency,
         default_credentials: default_credentials(&args)?,
+        default_credentials_scope: args.default_credentials_scope,
         namespaces: args.namespaces.clone(),
         instance: args.pod_name.clone(),
         ..Default::default()

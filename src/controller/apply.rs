@@ -225,7 +225,9 @@ async fn create(
                 Ok(f) => f,
                 Err(e) => return api_error(ctx, &base, creds, e).await,
             };
-            match decide::after_conflict(desired, had_intent, found, &e.to_string()) {
+            let ids = found.iter().map(|i| i.id.as_str());
+            let others = observe::others(ctx, pi, ids, None);
+            match decide::after_conflict(desired, had_intent, found, &e.to_string(), &others) {
                 AfterConflict::Claim(i) => claim(ctx, &base, desired, creds, i).await,
                 AfterConflict::Foreign(message) => {
                     let mut b = StatusBuilder::new(&base);

@@ -20,7 +20,9 @@ use crate::pim::{Credentials, PimError};
 
 pub(super) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Error> {
     let status = pi.status.clone().unwrap_or_default();
-    let (id, env, version) = match decide::cleanup(pi.spec.deletion_policy, &status) {
+    let others = observe::others(ctx, pi, status.id.as_deref(), None);
+    let policy = super::desired::deletion_policy(&pi.spec);
+    let (id, env, version) = match decide::cleanup(policy, &status, &others) {
         Cleanup::Orphan => {
             if let Some(id) = &status.id {
                 info!(%id, "orphaned");
@@ -32,6 +34,15 @@ pub(super) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
             return done();
         }
         Cleanup::Nothing => return done(),
+        Cleanup::NotOurs { id, owner } => {
+            let note = format!(
+                "left integration {id} to ProviderIntegration {}, which manages it",
+                owner.name
+            );
+            ctx.event(pi, EventType::Normal, Reason::Orphaned, note)
+                .await;
+            return done();
+        }
         Cleanup::Delete {
             id,
             environment,
@@ -69,7 +80,9 @@ pub(super) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
                 Ok(found) => found,
                 Err(e) => return refused(ctx, pi, &creds, &env, "find the integration", e).await,
             };
-            match decide::deletion_target(&found, key) {
+            let ids = found.iter().map(|i| i.id.as_str());
+            let others = observe::others(ctx, pi, ids, None);
+            match decide::deletion_target(&found, key, &others) {
                 DeletionTarget::One(id) => id,
                 DeletionTarget::Nothing => return done(),
                 DeletionTarget::Ambiguous(ids) => {

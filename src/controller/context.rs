@@ -13,8 +13,9 @@ use kube::{
 };
 
 use super::MANAGER;
-use super::credentials::SecretCache;
+use super::credentials::{GrantCache, SecretCache};
 use super::decide::{Next, ValidationMemo};
+use super::owners::Owners;
 use super::remote::RemoteCache;
 use crate::crd::{PendingCreate, ProviderIntegration};
 use crate::pim::{Credentials, PimClient};
@@ -30,6 +31,21 @@ pub enum DefaultCredentials {
     Secret { namespace: String, name: String },
 }
 
+/// Where the default credentials may be used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DefaultCredentialsScope {
+    /// Only in namespaces whose `pim.confluent.cloud/default-credentials` annotation lists the
+    /// resource's environment (or `*`): a platform team grants them, per namespace.
+    #[default]
+    Annotated,
+    /// In every watched namespace, for every environment the key reaches.
+    Any,
+}
+
+/// The Namespace annotation that grants a namespace the default credentials, for a comma-separated
+/// list of environment ids, or `*` for all.
+pub const DEFAULT_CREDENTIALS_ANNOTATION: &str = "pim.confluent.cloud/default-credentials";
+
 /// Tunables of the controller.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -38,6 +54,7 @@ pub struct Config {
     /// Resources reconciled in parallel.
     pub concurrency: u16,
     pub default_credentials: DefaultCredentials,
+    pub default_credentials_scope: DefaultCredentialsScope,
     /// Only watch these namespaces (all when empty).
     pub namespaces: Vec<String>,
     /// The pod name, to tell replicas apart in events.
@@ -59,6 +76,7 @@ impl Default for Config {
             resync: Duration::from_secs(300),
             concurrency: 64,
             default_credentials: DefaultCredentials::None,
+            default_credentials_scope: DefaultCredentialsScope::Annotated,
             namespaces: Vec::new(),
             instance: None,
             retry_base: Duration::from_secs(1),
@@ -93,6 +111,9 @@ pub struct Context {
     pub ready: Arc<std::sync::atomic::AtomicBool>,
     pub(super) recorder: Recorder,
     pub(super) secrets: SecretCache,
+    pub(super) grants: GrantCache,
+    /// Who holds which integration, from the watch stream (`owners.rs`).
+    pub(super) owners: Owners,
     memory: Mutex<HashMap<String, Memory>>,
 }
 
@@ -143,6 +164,8 @@ impl Context {
             metrics,
             ready: Arc::default(),
             secrets: SecretCache::default(),
+            grants: GrantCache::default(),
+            owners: Owners::default(),
             memory: Mutex::default(),
         }
     }

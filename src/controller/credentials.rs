@@ -9,10 +9,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::{Api, Client, ResourceExt, runtime::controller::Action};
 
-use super::context::{Context, DefaultCredentials, lock};
+use super::context::{
+    Context, DEFAULT_CREDENTIALS_ANNOTATION, DefaultCredentials, DefaultCredentialsScope, lock,
+};
 use super::reasons::Reason;
 use super::{Error, status};
 use crate::crd::ProviderIntegration;
@@ -31,6 +33,13 @@ pub enum CredentialsError {
     },
     #[error("no credentialsRef and the operator has no default credentials")]
     NoDefault,
+    #[error(
+        "the operator's default credentials are not granted to namespace {namespace} for environment {environment}"
+    )]
+    NotAllowed {
+        namespace: String,
+        environment: String,
+    },
     #[error(transparent)]
     Kube(#[from] kube::Error),
 }
@@ -45,6 +54,39 @@ type SecretKey = (String, String, String, String);
 /// Secrets read in the last `SECRET_TTL`.
 #[derive(Default)]
 pub struct SecretCache(Mutex<HashMap<SecretKey, (Instant, Credentials)>>);
+
+/// The default-credentials grants of Namespaces read in the last `SECRET_TTL`: a grant added or
+/// revoked is seen within seconds, and a burst of reconciles reads each Namespace once.
+#[derive(Default)]
+pub struct GrantCache(Mutex<HashMap<String, (Instant, Option<String>)>>);
+
+impl GrantCache {
+    /// The namespace's annotation, if any.
+    async fn grant(&self, client: &Client, namespace: &str) -> Result<Option<String>, kube::Error> {
+        if let Some((at, g)) = lock(&self.0).get(namespace)
+            && at.elapsed() < SECRET_TTL
+        {
+            return Ok(g.clone());
+        }
+        let api: Api<Namespace> = Api::all(client.clone());
+        let grant = api.get_opt(namespace).await?.and_then(|ns| {
+            ns.annotations()
+                .get(DEFAULT_CREDENTIALS_ANNOTATION)
+                .cloned()
+        });
+        lock(&self.0).insert(namespace.to_string(), (Instant::now(), grant.clone()));
+        Ok(grant)
+    }
+}
+
+/// Whether a grant (the annotation's value) covers an environment.
+pub fn granted(grant: Option<&str>, environment: &str) -> bool {
+    grant.is_some_and(|g| {
+        g.split(',')
+            .map(str::trim)
+            .any(|e| e == "*" || e == environment)
+    })
+}
 
 impl SecretCache {
     async fn read(
@@ -106,6 +148,18 @@ impl Context {
         pi: &ProviderIntegration,
     ) -> Result<Credentials, CredentialsError> {
         let ns = pi.namespace().unwrap_or_default();
+        if pi.spec.credentials_ref.is_none()
+            && self.config.default_credentials_scope == DefaultCredentialsScope::Annotated
+            && !matches!(self.config.default_credentials, DefaultCredentials::None)
+        {
+            let grant = self.grants.grant(&self.client, &ns).await?;
+            if !granted(grant.as_deref(), &pi.spec.environment) {
+                return Err(CredentialsError::NotAllowed {
+                    namespace: ns,
+                    environment: pi.spec.environment.clone(),
+                });
+            }
+        }
         let creds = match (&pi.spec.credentials_ref, &self.config.default_credentials) {
             (Some(r), _) => {
                 self.secrets
@@ -147,6 +201,15 @@ pub(super) async fn load(
         Err(e @ CredentialsError::NoDefault) => (
             Reason::NoCredentials,
             format!("{e}; set spec.credentialsRef"),
+        ),
+        Err(e @ CredentialsError::NotAllowed { .. }) => (
+            Reason::CredentialsNotAllowed,
+            format!(
+                "{e}; set spec.credentialsRef to a Secret of your own, or ask the platform team to grant them \
+                 (kubectl annotate namespace {} {DEFAULT_CREDENTIALS_ANNOTATION}={})",
+                pi.namespace().unwrap_or_default(),
+                pi.spec.environment
+            ),
         ),
         Err(e) => (Reason::CredentialsNotFound, e.to_string()),
     };

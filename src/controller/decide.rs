@@ -266,6 +266,100 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
     }
 }
 
+/// Another resource, named `namespace/name`, that holds an integration or a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub name: String,
+}
+
+/// What other resources hold, as far as this decision is concerned (`owners.rs` indexes it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Others {
+    /// Integration id → another resource recording it, and whether that one is older.
+    pub ids: Vec<(String, Holder, bool)>,
+    /// An older resource asking for the same key.
+    pub key: Option<Holder>,
+}
+
+impl Others {
+    pub fn id(&self, id: &str) -> Option<(&Holder, bool)> {
+        self.ids
+            .iter()
+            .find(|(i, _, _)| i == id)
+            .map(|(_, h, older)| (h, *older))
+    }
+}
+
+fn already_managed(message: String) -> Action {
+    Action::Stall {
+        reason: Reason::AlreadyManaged,
+        message,
+    }
+}
+
+/// `decide`, among other resources: an integration has one owner. An id another resource
+/// records is never adopted or claimed (nor kept, if that one is older: a double record from an
+/// older release); a key an older resource asks for is never created. The second resource
+/// stalls `AlreadyManaged`, naming the owner, and never deletes, recreates or validates.
+pub fn decide_among(
+    desired: &Desired,
+    status: &ProviderIntegrationStatus,
+    observed: Observed,
+    others: &Others,
+) -> Action {
+    if let Some(id) = tracked_id(desired, status)
+        && let Some((h, older)) = others.id(&id)
+        && (status.id.is_none() || older)
+    {
+        return already_managed(format!(
+            "integration {id} is managed by ProviderIntegration {}; an integration has one owner, so this resource \
+             will not adopt, change, validate or delete it. Remove spec.integrationId, or delete this resource \
+             (nothing is deleted in Confluent Cloud)",
+            h.name
+        ));
+    }
+    if let Observed::ByKey(found) = &observed
+        && let Some((i, h)) = found
+            .iter()
+            .find_map(|i| others.id(&i.id).map(|(h, _)| (i, h)))
+    {
+        return already_managed(format!(
+            "integration {} with this resource's {} in environment {} is managed by ProviderIntegration {}; \
+             change {} or the environment",
+            i.id,
+            desired.config.field(),
+            desired.environment,
+            h.name,
+            if desired.provider() == CloudProvider::Aws {
+                desired.config.field()
+            } else {
+                "spec.displayName"
+            }
+        ));
+    }
+    match decide(desired, status, observed) {
+        Action::Create { .. } if others.key.is_some() => {
+            let h = others
+                .key
+                .as_ref()
+                .map(|h| h.name.as_str())
+                .unwrap_or_default();
+            already_managed(format!(
+                "ProviderIntegration {h} asked first for an integration with this resource's {} in environment {}; \
+                 one integration cannot have two owners. Delete one of the two resources, or change this one's {}",
+                desired.config.field(),
+                desired.environment,
+                if desired.provider() == CloudProvider::Aws {
+                    desired.config.field()
+                } else {
+                    "spec.displayName"
+                }
+            ))
+        }
+        a => a,
+    }
+}
+
 /// Why an integration with our key cannot be ours, and how to take it over.
 pub fn already_exists(desired: &Desired, id: &str) -> String {
     let what = match &desired.config {
@@ -304,11 +398,25 @@ pub enum Cleanup {
     },
     /// An intent exists without an id: find the integration first.
     FindThenDelete(PendingCreate),
+    /// The recorded id is managed by an older resource: let go without deleting it.
+    NotOurs { id: String, owner: Holder },
 }
 
-pub fn cleanup(policy: DeletionPolicy, status: &ProviderIntegrationStatus) -> Cleanup {
+pub fn cleanup(
+    policy: DeletionPolicy,
+    status: &ProviderIntegrationStatus,
+    others: &Others,
+) -> Cleanup {
     if policy == DeletionPolicy::Orphan {
         return Cleanup::Orphan;
+    }
+    if let Some(id) = &status.id
+        && let Some((owner, true)) = others.id(id)
+    {
+        return Cleanup::NotOurs {
+            id: id.clone(),
+            owner: owner.clone(),
+        };
     }
     match (&status.id, &status.pending_create) {
         (Some(id), _) => Cleanup::Delete {
@@ -340,10 +448,14 @@ pub enum DeletionTarget {
     Ambiguous(Vec<String>),
 }
 
-pub fn deletion_target(found: &[Integration], intent: &PendingCreate) -> DeletionTarget {
+pub fn deletion_target(
+    found: &[Integration],
+    intent: &PendingCreate,
+    others: &Others,
+) -> DeletionTarget {
     let ids: Vec<String> = found
         .iter()
-        .filter(|i| matches_intent(i, intent))
+        .filter(|i| matches_intent(i, intent) && others.id(&i.id).is_none())
         .map(|i| i.id.clone())
         .collect();
     match <[String; 1]>::try_from(ids) {
@@ -372,9 +484,14 @@ pub fn after_conflict(
     had_intent: bool,
     mut found: Vec<Integration>,
     api_detail: &str,
+    others: &Others,
 ) -> AfterConflict {
     let intent = desired.intent();
-    if had_intent && found.len() == 1 && matches_intent(&found[0], &intent) {
+    if had_intent
+        && found.len() == 1
+        && matches_intent(&found[0], &intent)
+        && others.id(&found[0].id).is_none()
+    {
         return AfterConflict::Claim(found.remove(0));
     }
     let message = match found.first() {

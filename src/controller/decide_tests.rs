@@ -504,7 +504,7 @@ fn gcp_table() {
         Action::Stall { reason: Reason::AlreadyExists, message } if message.contains("spec.displayName")
     ));
     assert_eq!(
-        cleanup(DeletionPolicy::Delete, &tracked),
+        cleanup(DeletionPolicy::Delete, &tracked, &Others::default()),
         Cleanup::Delete {
             id: "dlz-a".into(),
             environment: ENV.into(),
@@ -516,9 +516,12 @@ fn gcp_table() {
 #[test]
 fn cleanups() {
     let tracked = status(Some("dlz-a"), None);
-    assert_eq!(cleanup(DeletionPolicy::Orphan, &tracked), Cleanup::Orphan);
     assert_eq!(
-        cleanup(DeletionPolicy::Delete, &tracked),
+        cleanup(DeletionPolicy::Orphan, &tracked, &Others::default()),
+        Cleanup::Orphan
+    );
+    assert_eq!(
+        cleanup(DeletionPolicy::Delete, &tracked, &Others::default()),
         Cleanup::Delete {
             id: "dlz-a".into(),
             environment: ENV.into(),
@@ -526,11 +529,19 @@ fn cleanups() {
         }
     );
     assert_eq!(
-        cleanup(DeletionPolicy::Delete, &status(None, Some(intent()))),
+        cleanup(
+            DeletionPolicy::Delete,
+            &status(None, Some(intent())),
+            &Others::default()
+        ),
         Cleanup::FindThenDelete(intent())
     );
     assert_eq!(
-        cleanup(DeletionPolicy::Delete, &status(None, None)),
+        cleanup(
+            DeletionPolicy::Delete,
+            &status(None, None),
+            &Others::default()
+        ),
         Cleanup::Nothing
     );
 }
@@ -596,7 +607,13 @@ fn after_conflict_table() {
         (true, vec![], Err("409 detail")),
     ];
     for (had_intent, found, want) in cases {
-        let got = after_conflict(&d, had_intent, found.clone(), "409 detail");
+        let got = after_conflict(
+            &d,
+            had_intent,
+            found.clone(),
+            "409 detail",
+            &Others::default(),
+        );
         match (want, &got) {
             (Ok(id), AfterConflict::Claim(i)) => assert_eq!(i.id, id),
             (Err(text), AfterConflict::Foreign(m)) => {
@@ -609,7 +626,7 @@ fn after_conflict_table() {
     let g = desired_gcp(None, UpdatePolicy::Manual, false);
     let draft = gcp("cspi-1", ENV, "name", None);
     assert_eq!(
-        after_conflict(&g, true, vec![draft.clone()], ""),
+        after_conflict(&g, true, vec![draft.clone()], "", &Others::default()),
         AfterConflict::Claim(draft)
     );
 }
@@ -635,7 +652,11 @@ fn deletion_target_table() {
         ),
     ];
     for (found, want) in cases {
-        assert_eq!(deletion_target(&found, &key), want, "{found:?}");
+        assert_eq!(
+            deletion_target(&found, &key, &Others::default()),
+            want,
+            "{found:?}"
+        );
     }
 }
 
@@ -817,5 +838,176 @@ fn validation_outcome_table() {
             .unwrap()
             .2
             .contains(SA)
+    );
+}
+
+#[test]
+fn one_owner_per_integration_table() {
+    let owner = Holder {
+        name: "team-a/s3".into(),
+    };
+    let held = |older: bool| Others {
+        ids: vec![("dlz-a".into(), owner.clone(), older)],
+        key: None,
+    };
+    let key_held = Others {
+        ids: vec![],
+        key: Some(owner.clone()),
+    };
+    let none = Others::default();
+    let (held_older, held_younger) = (held(true), held(false));
+    let mine = integration("dlz-a", ENV, "name", ROLE);
+    let d = desired(None, UpdatePolicy::Manual, false);
+    let adopt = desired(Some("dlz-a"), UpdatePolicy::Manual, false);
+    let managed = |a: &Action| matches!(a, Action::Stall { reason: Reason::AlreadyManaged, message } if message.contains("team-a/s3"));
+    // (desired, status, observed, others) → stalled AlreadyManaged?
+    let cases: Vec<(&Desired, ProviderIntegrationStatus, Observed, &Others, bool)> = vec![
+        // Adopting an id another resource records: never, whatever the age.
+        (
+            &adopt,
+            status(None, None),
+            Observed::Found(mine.clone()),
+            &held_younger,
+            true,
+        ),
+        (
+            &adopt,
+            status(None, None),
+            Observed::Found(mine.clone()),
+            &held_older,
+            true,
+        ),
+        (
+            &adopt,
+            status(None, None),
+            Observed::Found(mine.clone()),
+            &none,
+            false,
+        ),
+        // Both record it (an older release let that happen): the older keeps it.
+        (
+            &d,
+            status(Some("dlz-a"), None),
+            Observed::Found(mine.clone()),
+            &held_older,
+            true,
+        ),
+        (
+            &d,
+            status(Some("dlz-a"), None),
+            Observed::Found(mine.clone()),
+            &held_younger,
+            false,
+        ),
+        // Found by key, held by another: not claimed, not offered for adoption.
+        (
+            &d,
+            status(None, Some(intent())),
+            Observed::ByKey(vec![mine.clone()]),
+            &held_younger,
+            true,
+        ),
+        (
+            &d,
+            status(None, None),
+            Observed::ByKey(vec![mine.clone()]),
+            &held_younger,
+            true,
+        ),
+        (
+            &d,
+            status(None, Some(intent())),
+            Observed::ByKey(vec![mine.clone()]),
+            &none,
+            false,
+        ),
+        // Nothing exists yet, but an older resource asks for the same key: no second create.
+        (
+            &d,
+            status(None, None),
+            Observed::ByKey(vec![]),
+            &key_held,
+            true,
+        ),
+        (
+            &d,
+            status(None, None),
+            Observed::ByKey(vec![]),
+            &none,
+            false,
+        ),
+        // Our own recorded integration is ours, whoever else wants its key.
+        (
+            &d,
+            status(Some("dlz-a"), None),
+            Observed::Found(mine.clone()),
+            &key_held,
+            false,
+        ),
+    ];
+    for (d, s, o, others, want) in cases {
+        let what = format!("{:?} {:?} {:?} {others:?}", d.adopt_id, s.id, o);
+        let a = decide_among(d, &s, o, others);
+        assert_eq!(managed(&a), want, "{what}: {a:?}");
+        if !want {
+            assert!(
+                !matches!(
+                    a,
+                    Action::Stall {
+                        reason: Reason::AlreadyManaged,
+                        ..
+                    }
+                ),
+                "{what}"
+            );
+        }
+    }
+    // Cleanup never deletes what an older resource manages; a younger double is ours to delete.
+    let s = status(Some("dlz-a"), None);
+    assert!(matches!(
+        cleanup(DeletionPolicy::Delete, &s, &held(true)),
+        Cleanup::NotOurs { id, owner: o } if id == "dlz-a" && o.name == "team-a/s3"
+    ));
+    assert!(matches!(
+        cleanup(DeletionPolicy::Delete, &s, &held(false)),
+        Cleanup::Delete { .. }
+    ));
+    // An intent-only cleanup never deletes another's, nor claims after a conflict.
+    assert_eq!(
+        deletion_target(&[mine.clone()], &intent(), &held(false)),
+        DeletionTarget::Nothing
+    );
+    assert!(matches!(
+        after_conflict(&d, true, vec![mine], "409", &held(false)),
+        AfterConflict::Foreign(_)
+    ));
+}
+
+#[test]
+fn adopted_integrations_are_orphaned_unless_the_spec_says_delete() {
+    let spec = |integration_id: Option<&str>, policy: Option<DeletionPolicy>| {
+        let mut pi: crate::crd::ProviderIntegration = serde_json::from_value(serde_json::json!({
+            "apiVersion": "pim.confluent.cloud/v1alpha1", "kind": "ProviderIntegration",
+            "metadata": {"name": "x"},
+            "spec": {"environment": ENV, "provider": "AWS", "aws": {"customerIamRoleArn": ROLE}},
+        }))
+        .unwrap();
+        pi.spec.integration_id = integration_id.map(String::from);
+        pi.spec.deletion_policy = policy;
+        pi.spec
+    };
+    use crate::controller::desired::deletion_policy;
+    assert_eq!(deletion_policy(&spec(None, None)), DeletionPolicy::Delete);
+    assert_eq!(
+        deletion_policy(&spec(Some("dlz-a"), None)),
+        DeletionPolicy::Orphan
+    );
+    assert_eq!(
+        deletion_policy(&spec(Some("dlz-a"), Some(DeletionPolicy::Delete))),
+        DeletionPolicy::Delete
+    );
+    assert_eq!(
+        deletion_policy(&spec(None, Some(DeletionPolicy::Orphan))),
+        DeletionPolicy::Orphan
     );
 }

@@ -2,7 +2,10 @@
 //! schema may not have enforced (CEL rules are skipped on old clusters) is checked here, before
 //! any API call.
 
-use crate::crd::{CloudProvider, DeletionPolicy, PendingCreate, ProviderIntegration, UpdatePolicy};
+use crate::crd::{
+    CloudProvider, DeletionPolicy, PendingCreate, ProviderIntegration, ProviderIntegrationSpec,
+    UpdatePolicy,
+};
 use crate::pim::{ApiVersion, Integration, WriteConfig};
 
 /// The provider-specific part of the spec: the customer's identity Confluent acts as.
@@ -108,6 +111,17 @@ pub fn api_version(provider: CloudProvider) -> ApiVersion {
     }
 }
 
+/// The deletion policy in force: the spec's, else `Delete` for an integration this resource
+/// creates and `Orphan` for one it adopts (adoption is not permission to delete).
+pub fn deletion_policy(spec: &ProviderIntegrationSpec) -> DeletionPolicy {
+    spec.deletion_policy
+        .unwrap_or(if spec.integration_id.is_some() {
+            DeletionPolicy::Orphan
+        } else {
+            DeletionPolicy::Delete
+        })
+}
+
 /// The spec, resolved and checked: what the integration must look like.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
@@ -210,7 +224,7 @@ impl Desired {
             display_name_explicit: spec.display_name.is_some(),
             config,
             validate,
-            deletion_policy: spec.deletion_policy,
+            deletion_policy: deletion_policy(spec),
             update_policy: spec.update_policy,
             adopt_id: spec.integration_id.clone(),
         })

@@ -11,6 +11,7 @@ pub mod decide;
 pub mod desired;
 mod observe;
 pub mod outputs;
+mod owners;
 pub mod reasons;
 pub mod remote;
 mod run;
@@ -27,7 +28,9 @@ use kube::{
 use serde_json::json;
 use tracing::{debug, instrument, warn};
 
-pub use context::{Config, Context, DefaultCredentials};
+pub use context::{
+    Config, Context, DEFAULT_CREDENTIALS_ANNOTATION, DefaultCredentials, DefaultCredentialsScope,
+};
 pub use credentials::CredentialsError;
 pub use run::{Tally, run};
 
@@ -100,7 +103,8 @@ async fn apply(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Error>
         Ok(o) => o,
         Err(e) => return status::api_error(ctx, pi, &creds, e).await,
     };
-    let decision = decide::decide(&desired, &status, observed);
+    let others = observe::others_of(ctx, pi, &desired, &status, &observed);
+    let decision = decide::decide_among(&desired, &status, observed, &others);
     apply::act(ctx, pi, &desired, &creds, decision).await
 }
 

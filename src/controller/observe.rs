@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use super::Context;
-use super::decide::{self, Desired, Lookup, Observed, ReadBack, Refusal};
-use crate::crd::{ProviderIntegration, ProviderIntegrationStatus};
+use kube::ResourceExt;
+
+use super::decide::{self, Desired, Lookup, Observed, Others, ReadBack, Refusal};
+use crate::crd::{PendingCreate, ProviderIntegration, ProviderIntegrationStatus};
 use crate::pim::{ApiVersion, Credentials, PimError};
 
 /// What Confluent Cloud holds for this resource, as `decide::lookup` asks.
@@ -47,6 +49,44 @@ pub(super) async fn observe(
             Observed::ByKey(ctx.cache.by_key(&ctx.pim, creds, &key, age).await?)
         }
     })
+}
+
+/// What other resources hold of `ids` (and, with `key`, of that key), from the owner index.
+pub(super) fn others<'a>(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    ids: impl IntoIterator<Item = &'a str>,
+    key: Option<&PendingCreate>,
+) -> Others {
+    let uid = pi.uid().unwrap_or_default();
+    Others {
+        ids: ids
+            .into_iter()
+            .filter_map(|id| {
+                let (h, older) = ctx.owners.id_holder(id, &uid)?;
+                Some((id.to_string(), h, older))
+            })
+            .collect(),
+        key: key.and_then(|k| ctx.owners.older_key_holder(k, &uid)),
+    }
+}
+
+/// What other resources hold that a decision on `observed` must respect.
+pub(super) fn others_of(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    desired: &Desired,
+    status: &ProviderIntegrationStatus,
+    observed: &Observed,
+) -> Others {
+    let tracked = decide::tracked_id(desired, status);
+    let found: Vec<&str> = match observed {
+        Observed::Found(i) => vec![i.id.as_str()],
+        Observed::ByKey(v) => v.iter().map(|i| i.id.as_str()).collect(),
+        Observed::Missing => Vec::new(),
+    };
+    let ids = tracked.iter().map(String::as_str).chain(found);
+    others(ctx, pi, ids, Some(&desired.intent()))
 }
 
 /// Why a DELETE of `id` was refused, from the integration read back.

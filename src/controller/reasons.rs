@@ -37,9 +37,13 @@ pub enum Reason {
     // Credentials.
     NoCredentials,
     CredentialsNotFound,
+    /// The operator's default credentials are not granted to this namespace and environment.
+    CredentialsNotAllowed,
     // Judgements of `decide` a human must resolve.
     InvalidSpec,
     AlreadyExists,
+    /// Another resource owns the integration (or asked for its key first).
+    AlreadyManaged,
     ImmutableFieldChanged,
     AdoptionTargetNotFound,
     AdoptedMismatch,
@@ -62,7 +66,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    const ALL: [Reason; 40] = [
+    const ALL: [Reason; 42] = [
         Reason::Synced,
         Reason::Reconciling,
         Reason::Creating,
@@ -85,8 +89,10 @@ impl Reason {
         Reason::UnexpectedResponse,
         Reason::NoCredentials,
         Reason::CredentialsNotFound,
+        Reason::CredentialsNotAllowed,
         Reason::InvalidSpec,
         Reason::AlreadyExists,
+        Reason::AlreadyManaged,
         Reason::ImmutableFieldChanged,
         Reason::AdoptionTargetNotFound,
         Reason::AdoptedMismatch,
@@ -129,8 +135,10 @@ impl Reason {
             Reason::UnexpectedResponse => "UnexpectedResponse",
             Reason::NoCredentials => "NoCredentials",
             Reason::CredentialsNotFound => "CredentialsNotFound",
+            Reason::CredentialsNotAllowed => "CredentialsNotAllowed",
             Reason::InvalidSpec => "InvalidSpec",
             Reason::AlreadyExists => "AlreadyExists",
+            Reason::AlreadyManaged => "AlreadyManaged",
             Reason::ImmutableFieldChanged => "ImmutableFieldChanged",
             Reason::AdoptionTargetNotFound => "AdoptionTargetNotFound",
             Reason::AdoptedMismatch => "AdoptedMismatch",

@@ -3,10 +3,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::{
     Api,
-    runtime::{Controller, watcher},
+    runtime::{Controller, WatchStreamExt, reflector, watcher},
 };
 
 use super::{Context, error_policy, reconcile};
@@ -33,7 +33,15 @@ pub async fn run(
     for api in apis {
         let config =
             kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
-        let controller = Controller::new(api, watcher::Config::default().any_semantic())
+        // What `Controller::new` does, with the owner index following the same events as the
+        // cache, before any reconcile they trigger.
+        let (reader, writer) = reflector::store();
+        let index = ctx.clone();
+        let events = watcher(api, watcher::Config::default().any_semantic())
+            .reflect(writer)
+            .inspect_ok(move |event| index.owners.apply(event))
+            .applied_objects();
+        let controller = Controller::for_stream(events, reader)
             .with_config(config)
             .graceful_shutdown_on(shutdown.clone());
         stores.push(controller.store());

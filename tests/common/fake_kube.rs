@@ -69,6 +69,12 @@ const KINDS: &[Kind] = &[
         custom: false,
     },
     Kind {
+        plural: "namespaces",
+        api_version: "v1",
+        kind: "Namespace",
+        custom: false,
+    },
+    Kind {
         plural: "leases",
         api_version: "coordination.k8s.io/v1",
         kind: "Lease",

@@ -1,0 +1,248 @@
+//! Who holds which integration, indexed from the same watch events that fill the controller's
+//! cache (no LIST per reconcile). One integration has one owner:
+//! - the resource whose status records its id owns it; if two ever record one id (as releases
+//!   before this index allowed), the older resource keeps it;
+//! - before any id is recorded, a key (`environment` + role ARN for AWS, `environment` +
+//!   provider + display name for GCP and Azure) belongs to the oldest live resource asking for it,
+//!   by its spec or its recorded intent. Age is `creationTimestamp`, then namespace/name, so
+//!   every replica and every restart agrees, and two resources racing for one key cannot both win.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Mutex,
+};
+
+use kube::{ResourceExt, runtime::watcher};
+
+use super::decide::Holder;
+use super::desired::Desired;
+use crate::crd::{CloudProvider, PendingCreate, ProviderIntegration};
+
+/// A key as the index compares it: what the API (or, for `pim/v2`, the operator) keeps unique.
+pub fn key_of(p: &PendingCreate) -> String {
+    match &p.customer_iam_role_arn {
+        Some(arn) => format!("{}|AWS|{arn}", p.environment),
+        None => format!(
+            "{}|{}|{}",
+            p.environment,
+            p.provider.unwrap_or(CloudProvider::Aws).as_str(),
+            p.display_name
+        ),
+    }
+}
+
+/// (creationTimestamp, namespace/name): older sorts first.
+type Age = (String, String);
+
+#[derive(Clone, Debug, Default)]
+struct Entry {
+    age: Age,
+    id: Option<String>,
+    keys: Vec<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_uid: HashMap<String, Entry>,
+    by_id: HashMap<String, BTreeSet<(Age, String)>>,
+    by_key: HashMap<String, BTreeSet<(Age, String)>>,
+    /// uids seen since the last `Init` of a relist, to drop the ones that went meanwhile.
+    relisting: Option<BTreeSet<String>>,
+}
+
+/// The index; cheap to share.
+#[derive(Default)]
+pub struct Owners(Mutex<Inner>);
+
+fn entry_of(pi: &ProviderIntegration) -> Entry {
+    let age = (
+        pi.metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .unwrap_or_default(),
+        format!("{}/{}", pi.namespace().unwrap_or_default(), pi.name_any()),
+    );
+    let status = pi.status.as_ref();
+    let mut keys: Vec<String> = Desired::from_resource(pi)
+        .ok()
+        .map(|d| key_of(&d.intent()))
+        .into_iter()
+        .chain(status.and_then(|s| s.pending_create.as_ref()).map(key_of))
+        .collect();
+    keys.dedup();
+    Entry {
+        age,
+        id: status.and_then(|s| s.id.clone()),
+        keys,
+    }
+}
+
+impl Inner {
+    fn remove(&mut self, uid: &str) {
+        let Some(old) = self.by_uid.remove(uid) else {
+            return;
+        };
+        let member = (old.age.clone(), uid.to_string());
+        if let Some(id) = &old.id
+            && let Some(set) = self.by_id.get_mut(id)
+        {
+            set.remove(&member);
+            if set.is_empty() {
+                self.by_id.remove(id);
+            }
+        }
+        for k in &old.keys {
+            if let Some(set) = self.by_key.get_mut(k) {
+                set.remove(&member);
+                if set.is_empty() {
+                    self.by_key.remove(k);
+                }
+            }
+        }
+    }
+
+    fn upsert(&mut self, pi: &ProviderIntegration) {
+        let uid = pi.uid().unwrap_or_default();
+        self.remove(&uid);
+        let e = entry_of(pi);
+        let member = (e.age.clone(), uid.clone());
+        if let Some(id) = &e.id {
+            self.by_id
+                .entry(id.clone())
+                .or_default()
+                .insert(member.clone());
+        }
+        for k in &e.keys {
+            self.by_key
+                .entry(k.clone())
+                .or_default()
+                .insert(member.clone());
+        }
+        if let Some(seen) = &mut self.relisting {
+            seen.insert(uid.clone());
+        }
+        self.by_uid.insert(uid, e);
+    }
+
+    fn holder(&self, uid: &str) -> Option<Holder> {
+        self.by_uid.get(uid).map(|e| Holder {
+            name: e.age.1.clone(),
+        })
+    }
+
+    /// The oldest resource other than `uid` in `set`, and whether it is older than `uid`.
+    fn other(&self, set: Option<&BTreeSet<(Age, String)>>, uid: &str) -> Option<(Holder, bool)> {
+        let mine = self
+            .by_uid
+            .get(uid)
+            .map(|e| (e.age.clone(), uid.to_string()));
+        let (age, other) = set?.iter().find(|(_, u)| u != uid)?;
+        let older = mine.is_none_or(|m| (age.clone(), other.clone()) < m);
+        Some((self.holder(other)?, older))
+    }
+}
+
+impl Owners {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Follows the watch stream that fills the controller's cache.
+    pub fn apply(&self, event: &watcher::Event<ProviderIntegration>) {
+        let mut inner = self.lock();
+        match event {
+            watcher::Event::Apply(pi) | watcher::Event::InitApply(pi) => inner.upsert(pi),
+            watcher::Event::Delete(pi) => inner.remove(&pi.uid().unwrap_or_default()),
+            watcher::Event::Init => inner.relisting = Some(BTreeSet::new()),
+            watcher::Event::InitDone => {
+                if let Some(seen) = inner.relisting.take() {
+                    let gone: Vec<String> = inner
+                        .by_uid
+                        .keys()
+                        .filter(|u| !seen.contains(*u))
+                        .cloned()
+                        .collect();
+                    for u in gone {
+                        inner.remove(&u);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Another resource recording integration `id`, and whether it is older than `uid`.
+    pub fn id_holder(&self, id: &str, uid: &str) -> Option<(Holder, bool)> {
+        let inner = self.lock();
+        inner.other(inner.by_id.get(id), uid)
+    }
+
+    /// An older resource asking for the same key as `key`.
+    pub fn older_key_holder(&self, key: &PendingCreate, uid: &str) -> Option<Holder> {
+        let inner = self.lock();
+        inner
+            .other(inner.by_key.get(&key_of(key)), uid)
+            .filter(|(_, older)| *older)
+            .map(|(h, _)| h)
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.lock().by_uid.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pi(
+        name: &str,
+        uid: &str,
+        created: &str,
+        id: Option<&str>,
+        role: &str,
+    ) -> ProviderIntegration {
+        let mut v = json!({
+            "apiVersion": "pim.confluent.cloud/v1alpha1", "kind": "ProviderIntegration",
+            "metadata": {"name": name, "namespace": "ns", "uid": uid, "creationTimestamp": created},
+            "spec": {"environment": "env-1", "provider": "AWS",
+                "aws": {"customerIamRoleArn": format!("arn:aws:iam::123456789012:role/{role}")}},
+        });
+        if let Some(id) = id {
+            v["status"] = json!({"id": id});
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn ids_and_keys_have_one_owner_the_oldest() {
+        let o = Owners::default();
+        let a = pi("a", "u-a", "2026-01-01T00:00:00Z", Some("dlz-1"), "r");
+        let b = pi("b", "u-b", "2026-01-02T00:00:00Z", None, "r");
+        o.apply(&watcher::Event::Apply(a.clone()));
+        o.apply(&watcher::Event::Apply(b.clone()));
+        let (h, older) = o.id_holder("dlz-1", "u-b").unwrap();
+        assert_eq!((h.name.as_str(), older), ("ns/a", true));
+        assert!(
+            o.id_holder("dlz-1", "u-a").is_none(),
+            "a does not compete with itself"
+        );
+        let key = Desired::from_resource(&b).unwrap().intent();
+        assert_eq!(o.older_key_holder(&key, "u-b").unwrap().name, "ns/a");
+        assert!(o.older_key_holder(&key, "u-a").is_none(), "the oldest wins");
+        // b records the id too (double ownership from an older release): a is older and keeps it.
+        let b2 = pi("b", "u-b", "2026-01-02T00:00:00Z", Some("dlz-1"), "r");
+        o.apply(&watcher::Event::Apply(b2));
+        assert!(o.id_holder("dlz-1", "u-a").is_some_and(|(_, older)| !older));
+        // a goes: b is alone.
+        o.apply(&watcher::Event::Delete(a));
+        assert!(o.id_holder("dlz-1", "u-b").is_none());
+        assert!(o.older_key_holder(&key, "u-b").is_none());
+        // A relist drops what went meanwhile.
+        o.apply(&watcher::Event::Init);
+        o.apply(&watcher::Event::InitDone);
+        assert!(o.is_empty());
+    }
+}
