@@ -974,7 +974,7 @@ fn one_owner_per_integration_table() {
     ));
     // An intent-only cleanup never deletes another's, nor claims after a conflict.
     assert_eq!(
-        deletion_target(&[mine.clone()], &intent(), &held(false)),
+        deletion_target(std::slice::from_ref(&mine), &intent(), &held(false)),
         DeletionTarget::Nothing
     );
     assert!(matches!(
