@@ -4,8 +4,10 @@
 //!   before this index allowed), the older resource keeps it;
 //! - before any id is recorded, a key (`environment` + role ARN for AWS, `environment` +
 //!   provider + display name for GCP and Azure) belongs to the oldest live resource asking for it,
-//!   by its spec or its recorded intent. Age is `creationTimestamp`, then namespace/name, so
-//!   every replica and every restart agrees, and two resources racing for one key cannot both win.
+//!   by its recorded intent, or by its spec unless it is stalled for want of credentials (a
+//!   resource that may not act cannot squat a key). Age is `creationTimestamp`, then
+//!   namespace/name, so every replica and every restart agrees, and two resources racing for one
+//!   key cannot both win.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -16,7 +18,8 @@ use kube::{ResourceExt, runtime::watcher};
 
 use super::decide::Holder;
 use super::desired::Desired;
-use crate::crd::{CloudProvider, PendingCreate, ProviderIntegration};
+use super::reasons::Reason;
+use crate::crd::{CloudProvider, PendingCreate, ProviderIntegration, STALLED};
 
 /// A key as the index compares it: what the API (or, for `pim/v2`, the operator) keeps unique.
 pub fn key_of(p: &PendingCreate) -> String {
@@ -64,8 +67,19 @@ fn entry_of(pi: &ProviderIntegration) -> Entry {
         format!("{}/{}", pi.namespace().unwrap_or_default(), pi.name_any()),
     );
     let status = pi.status.as_ref();
+    let may_act = !pi.condition(STALLED).is_some_and(|c| {
+        c.status == "True"
+            && [
+                Reason::CredentialsNotAllowed,
+                Reason::NoCredentials,
+                Reason::CredentialsNotFound,
+            ]
+            .iter()
+            .any(|r| r.as_str() == c.reason)
+    });
     let mut keys: Vec<String> = Desired::from_resource(pi)
         .ok()
+        .filter(|_| may_act)
         .map(|d| key_of(&d.intent()))
         .into_iter()
         .chain(status.and_then(|s| s.pending_create.as_ref()).map(key_of))
@@ -240,6 +254,17 @@ mod tests {
         o.apply(&watcher::Event::Delete(a));
         assert!(o.id_holder("dlz-1", "u-b").is_none());
         assert!(o.older_key_holder(&key, "u-b").is_none());
+        // A resource stalled for want of credentials cannot squat a key by its spec.
+        let mut squatter = pi("c", "u-c", "2025-01-01T00:00:00Z", None, "q");
+        squatter.status = serde_json::from_value(json!({"conditions": [{"type": "Stalled",
+            "status": "True", "reason": "CredentialsNotAllowed", "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"}]}))
+        .unwrap();
+        o.apply(&watcher::Event::Apply(squatter));
+        let q = pi("d", "u-d", "2026-01-03T00:00:00Z", None, "q");
+        o.apply(&watcher::Event::Apply(q.clone()));
+        let qkey = Desired::from_resource(&q).unwrap().intent();
+        assert!(o.older_key_holder(&qkey, "u-d").is_none());
         // A relist drops what went meanwhile.
         o.apply(&watcher::Event::Init);
         o.apply(&watcher::Event::InitDone);

@@ -132,7 +132,11 @@ impl Harness {
     }
 
     pub async fn put_secret(&self, name: &str, key: &str, secret: &str) {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), NS);
+        self.put_secret_in(NS, name, key, secret).await;
+    }
+
+    pub async fn put_secret_in(&self, ns: &str, name: &str, key: &str, secret: &str) {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
         let s: Secret = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": name},
@@ -156,9 +160,35 @@ impl Harness {
     /// `kubectl-client-side-apply`, carrying the last-applied annotation, so stored objects have
     /// a real server's shape (`managedFields` and the annotation).
     pub async fn create(&self, name: &str, spec: Value) -> ProviderIntegration {
+        self.create_in(NS, name, spec).await
+    }
+
+    /// A Namespace, with annotations (as a platform team would set them).
+    pub async fn namespace(&self, name: &str, annotations: Value) {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        let ns = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "annotations": annotations},
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &ns).await.unwrap();
+    }
+
+    pub fn api_in(&self, ns: &str) -> Api<ProviderIntegration> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    pub fn get_in(&self, ns: &str, name: &str) -> Option<ProviderIntegration> {
+        self.fake
+            .get("providerintegrations", ns, name)
+            .map(|v| serde_json::from_value(v).unwrap())
+    }
+
+    /// `create` in another namespace.
+    pub async fn create_in(&self, ns: &str, name: &str, spec: Value) -> ProviderIntegration {
         let applied = json!({
             "apiVersion": "pim.confluent.cloud/v1alpha1", "kind": "ProviderIntegration",
-            "metadata": {"annotations": {}, "name": name, "namespace": NS},
+            "metadata": {"annotations": {}, "name": name, "namespace": ns},
             "spec": spec,
         });
         let mut obj = applied.clone();
@@ -169,7 +199,7 @@ impl Harness {
             field_manager: Some("kubectl-client-side-apply".into()),
             ..Default::default()
         };
-        self.api().create(&pp, &pi).await.unwrap()
+        self.api_in(ns).create(&pp, &pi).await.unwrap()
     }
 
     pub async fn patch_spec(&self, name: &str, spec: Value) {
@@ -203,17 +233,28 @@ impl Harness {
         what: &str,
         f: impl Fn(&ProviderIntegration) -> bool,
     ) -> ProviderIntegration {
+        self.wait_in(NS, name, what, f).await
+    }
+
+    /// `wait`, for a resource in another namespace.
+    pub async fn wait_in(
+        &self,
+        ns: &str,
+        name: &str,
+        what: &str,
+        f: impl Fn(&ProviderIntegration) -> bool,
+    ) -> ProviderIntegration {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(pi) = self.get(name)
+            if let Some(pi) = self.get_in(ns, name)
                 && f(&pi)
             {
                 return pi;
             }
             if tokio::time::Instant::now() > deadline {
                 panic!(
-                    "timed out waiting for {name} to be {what}; last state: {:#?}",
-                    self.get(name).map(|p| p.status)
+                    "timed out waiting for {ns}/{name} to be {what}; last state: {:#?}",
+                    self.get_in(ns, name).map(|p| p.status)
                 );
             }
             self.fake.wait_change(Duration::from_millis(50)).await;
