@@ -20,6 +20,12 @@ CHART = ROOT / "charts" / "provider-integration-operator"
 DEPLOY = ROOT / "deploy"
 CRD_FILE = "providerintegrations.pim.confluent.cloud.yaml"
 K8S_VERSION = "1.33"
+# The oldest Kubernetes minor a major managed service still supports (EKS extended support for
+# 1.31 runs to 2026-11-26; 1.30's ended 2026-07-23). Chart.yaml, the README and the CRD agree.
+K8S_FLOOR = "1.31"
+# A minor whose API server rejects the CRD (CEL rules' `reason`/`fieldPath` need 1.28): the floor
+# check must fail there, or it checks nothing.
+K8S_TOO_OLD = "1.27"
 RELEASE, NAMESPACE = "pio", "pim-system"
 
 # Every documented option, alone and together.
@@ -217,12 +223,80 @@ def check_created_secret_needs_both_values():
     raise AssertionError("rendered a Secret without apiSecret")
 
 
-def check_crds_in_sync_everywhere():
+def crd_template():
+    """templates/crd.yaml: crds/ as a template, behind crds.enabled, kept on uninstall with
+    crds.keep. Helm installs a chart's crds/ folder once and never upgrades it; a template is
+    applied on every install and upgrade."""
     source = (ROOT / "crds" / CRD_FILE).read_text()
-    assert (CHART / "crds" / CRD_FILE).read_text() == source, "chart crds/ differs from crds/"
-    assert (DEPLOY / "crd.yaml").read_text() == source, "deploy/crd.yaml differs from crds/"
+    assert "{{" not in source, "the CRD holds template syntax"
+    head = "metadata:\n  name: providerintegrations.pim.confluent.cloud\n"
+    assert head in source, "unexpected CRD metadata"
+    meta = head + (
+        "  {{- if .Values.crds.keep }}\n"
+        "  annotations:\n"
+        "    # Uninstalling the chart must not delete every user's resources with their CRD.\n"
+        "    helm.sh/resource-policy: keep\n"
+        "  {{- end }}\n"
+        "  labels:\n"
+        "    {{- include \"pio.labels\" . | nindent 4 }}\n"
+    )
+    body = source.replace(head, meta, 1).removeprefix("---\n")
+    return (
+        "# Generated from crds/ by `.ci/charts --write`; a check fails when they differ.\n"
+        "{{- if .Values.crds.enabled }}\n" + body + "{{- end }}\n"
+    )
+
+
+def rendered_crds(values, is_install=True):
     with helm.Chart.load(str(CHART)) as chart:
-        assert [c["name"] for c in chart.crds] == [f"crds/{CRD_FILE}"] or len(chart.crds) == 1, chart.crds
+        out = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=is_install)
+    docs = [d for path, text in out.items() if not path.endswith("NOTES.txt") for d in yaml.safe_load_all(text) if d]
+    return kinds(docs, "CustomResourceDefinition")
+
+
+def check_crds_in_sync_everywhere():
+    source = yaml.safe_load((ROOT / "crds" / CRD_FILE).read_text())
+    assert (CHART / "templates" / "crd.yaml").read_text() == crd_template(), "templates/crd.yaml is stale: run .ci/charts --write"
+    assert not (CHART / "crds").exists(), "a crds/ folder would be installed once and never upgraded"
+    [crd] = rendered_crds({})
+    labels = crd["metadata"].pop("labels")
+    annotations = crd["metadata"].pop("annotations")
+    assert labels["app.kubernetes.io/managed-by"] == "Helm", labels
+    assert annotations == {"helm.sh/resource-policy": "keep"}, annotations
+    assert crd == source, "the chart's CRD differs from crds/"
+    deployed = [d for d in yaml.safe_load_all((DEPLOY / "operator.yaml").read_text()) if d and d["kind"] == "CustomResourceDefinition"]
+    assert len(deployed) == 1 and deployed[0]["spec"] == source["spec"], "deploy/ carries another CRD"
+
+
+def check_crd_is_carried_by_upgrades_and_kept_on_uninstall():
+    for is_install in (True, False):
+        [crd] = rendered_crds({}, is_install=is_install)
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep", is_install
+        [crd] = rendered_crds({"crds": {"keep": False}}, is_install=is_install)
+        assert "annotations" not in crd["metadata"], is_install
+        kubernetes_validate.validate(crd, K8S_VERSION, strict=True)
+        assert rendered_crds({"crds": {"enabled": False}}, is_install=is_install) == [], is_install
+
+
+def check_crd_and_manifests_fit_the_kubernetes_floor():
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["kubeVersion"] == f">={K8S_FLOOR}.0-0", chart["kubeVersion"]
+    assert f"Kubernetes {K8S_FLOOR}" in (ROOT / "README.md").read_text(), "the README names another floor"
+    crd = yaml.safe_load((ROOT / "crds" / CRD_FILE).read_text())
+    kubernetes_validate.validate(crd, K8S_FLOOR, strict=True)
+    for name, values in SCENARIOS.items():
+        _, docs = render(values)
+        for doc in docs:
+            if not doc["apiVersion"].startswith("monitoring.coreos.com/"):
+                kubernetes_validate.validate(doc, K8S_FLOOR, strict=True)
+    try:
+        kubernetes_validate.validate(crd, K8S_TOO_OLD, strict=True)
+    except kubernetes_validate.ValidationError:
+        pass
+    else:
+        raise AssertionError(f"the floor check would pass on {K8S_TOO_OLD} too: it checks nothing")
+    report = helm.lint(str(CHART), {}, strict=True, namespace=NAMESPACE, kube_version=f"v{K8S_FLOOR}.0")
+    assert not [m for m in report["messages"] if m["severity"] >= 2] + report.get("errors", []), report
 
 
 def check_deploy_matches_chart_defaults():
@@ -236,10 +310,9 @@ def check_deploy_matches_chart_defaults():
 
 def write():
     DEPLOY.mkdir(exist_ok=True)
+    (CHART / "templates" / "crd.yaml").write_text(crd_template())
     (DEPLOY / "operator.yaml").write_text(rendered_manifest({}))
-    (DEPLOY / "crd.yaml").write_text((ROOT / "crds" / CRD_FILE).read_text())
-    (CHART / "crds" / CRD_FILE).write_text((ROOT / "crds" / CRD_FILE).read_text())
-    print("wrote deploy/ and the chart's crds/")
+    print("wrote the chart's templates/crd.yaml and deploy/")
 
 
 def check_argocd_health_script_from_the_readme():

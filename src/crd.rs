@@ -2,7 +2,7 @@
 //! plus the helpers that build kstatus conditions. No HTTP, no reconcile loop.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -436,13 +436,84 @@ impl ProviderIntegration {
     }
 }
 
+/// The CRD as installed. The derived schema of an `Option` of an enum lists `null` among the
+/// enum's values; `nullable: true` already says it, and kubectl's client-side validation rejects
+/// a `null` member ("unknown object type nil"), so it is removed here, where every copy of the CRD
+/// (`crds/`, the chart, `deploy/`, the e2e test) comes from.
+pub fn crd()
+-> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    let derived = <ProviderIntegration as kube::CustomResourceExt>::crd();
+    let mut v = serde_json::to_value(&derived).unwrap_or_default();
+    drop_null_enum_members(&mut v);
+    serde_json::from_value(v).unwrap_or(derived)
+}
+
+fn drop_null_enum_members(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(o) => {
+            if let Some(serde_json::Value::Array(members)) = o.get_mut("enum") {
+                members.retain(|m| !m.is_null());
+            }
+            o.values_mut().for_each(drop_null_enum_members);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(drop_null_enum_members),
+        _ => {}
+    }
+}
+
 /// The CRD as YAML, as `provider-integration-operator crd` prints it and `crds/` stores it.
 pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
-    let crd = ProviderIntegration::crd();
+    let crd = crd();
     Ok(format!("---\n{}", serde_saphyr::to_string(&crd)?))
 }
 
 pub fn print_yaml() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     print!("{}", crd_yaml()?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enums(v: &serde_json::Value, at: &str, out: &mut Vec<(String, serde_json::Value)>) {
+        match v {
+            serde_json::Value::Object(o) => {
+                if let Some(e) = o.get("enum") {
+                    out.push((at.to_string(), e.clone()));
+                }
+                for (k, c) in o {
+                    enums(c, &format!("{at}/{k}"), out);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|c| enums(c, at, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn no_enum_of_the_crd_has_a_null_member() {
+        let mut all = Vec::new();
+        enums(&serde_json::to_value(crd()).unwrap(), "", &mut all);
+        assert!(all.len() >= 4, "{all:?}");
+        for (at, e) in &all {
+            assert!(
+                e.as_array()
+                    .is_some_and(|m| !m.is_empty() && m.iter().all(|x| !x.is_null())),
+                "{at}: {e}"
+            );
+        }
+        // The derived schema does have them: the fix is needed, and nullable stays.
+        let mut derived = Vec::new();
+        enums(
+            &serde_json::to_value(<ProviderIntegration as kube::CustomResourceExt>::crd()).unwrap(),
+            "",
+            &mut derived,
+        );
+        assert!(derived.iter().any(|(_, e)| {
+            e.as_array()
+                .is_some_and(|m| m.contains(&serde_json::Value::Null))
+        }));
+        assert!(crd_yaml().unwrap().contains("nullable: true"));
+    }
 }

@@ -31,7 +31,11 @@ pub fn init(format: LogFormat, level: &str) {
             )
             .try_init()
     } else {
-        registry.with(fmt::layer().with_target(false)).try_init()
+        // Colour belongs on a terminal only, never in files and pipes.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        registry
+            .with(fmt::layer().with_target(false).with_ansi(ansi))
+            .try_init()
     };
     // Already initialized (tests): keep the first one.
     let _ = result;

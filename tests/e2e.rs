@@ -156,7 +156,7 @@ async fn lifecycle_against_a_real_api_server() {
         }
         None => {
             println!("no {crd_name} installed: installing this build's CRD for the test");
-            crds.create(&PostParams::default(), &ProviderIntegration::crd())
+            crds.create(&PostParams::default(), &pio::crd::crd())
                 .await
                 .unwrap();
             false
