@@ -2,11 +2,14 @@
 //!
 //! Brings N `ProviderIntegration` resources to Ready with the operator running as its own
 //! process (release build), against the in-memory Kubernetes API over HTTP and the PIM emulator
-//! with 50 ms latency per request. Reports the time to all-Ready, the operator's peak RSS, and
-//! the API calls one drift-check resync costs.
+//! with 50 ms latency per request, then deletes them all. Objects have a real server's shape:
+//! created as `kubectl apply` does (last-applied annotation), with `managedFields` kept by the
+//! in-memory server. Reports what carries over to a real cluster — API-server writes per resource
+//! by kind, for create and for delete, and the operator's peak RSS — and what does not (time to
+//! Ready, which on a real cluster the API server's own work decides).
 //!
 //!     cargo bench --bench scale                 # 1000 resources, 50 ms
-//!     BENCH_N=200 BENCH_LATENCY_MS=20 cargo bench --bench scale
+//!     BENCH_N=10000 BENCH_ENVS=20 cargo bench --bench scale
 //!     BENCH_PROVIDERS=AWS,GCP,Azure cargo bench --bench scale   # round-robin over providers
 
 use std::{
@@ -90,6 +93,9 @@ async fn main() {
     let latency: u64 = env_or("BENCH_LATENCY_MS", 50);
     let concurrency: u16 = env_or("BENCH_CONCURRENCY", 64);
     let resync_s: u64 = env_or("BENCH_RESYNC_S", 10);
+    let envs: usize = env_or("BENCH_ENVS", 4);
+    // The operator's steady per-key limit is a policy, not a cost: off unless asked for.
+    let rate_limit: u32 = env_or("BENCH_API_RATE_LIMIT", 0);
     let providers: Vec<String> = std::env::var("BENCH_PROVIDERS")
         .unwrap_or_else(|_| "AWS".into())
         .split(',')
@@ -128,7 +134,7 @@ async fn main() {
     for i in 0..n {
         let provider = providers[i % providers.len()].as_str();
         let mut spec = json!({
-            "environment": format!("env-bench{}", i % 4),
+            "environment": format!("env-bench{}", i % envs),
             "provider": provider,
             "credentialsRef": {"name": "pim-creds"},
         });
@@ -144,14 +150,23 @@ async fn main() {
                 spec["aws"] = json!({"customerIamRoleArn": format!("arn:aws:iam::123456789012:role/bench-{i}")})
             }
         }
-        let pi: ProviderIntegration = serde_json::from_value(json!({
+        // As `kubectl apply` creates it: its manager, and the last-applied annotation.
+        let applied = json!({
             "apiVersion": "pim.confluent.cloud/v1alpha1", "kind": "ProviderIntegration",
-            "metadata": {"name": format!("pi-{i}")},
+            "metadata": {"annotations": {}, "name": format!("pi-{i:05}"), "namespace": "bench"},
             "spec": spec,
-        }))
-        .unwrap();
-        api.create(&PostParams::default(), &pi).await.unwrap();
+        });
+        let mut obj = applied.clone();
+        obj["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+            format!("{applied}\n").into();
+        let pi: ProviderIntegration = serde_json::from_value(obj).unwrap();
+        let pp = PostParams {
+            field_manager: Some("kubectl-client-side-apply".into()),
+            ..Default::default()
+        };
+        api.create(&pp, &pi).await.unwrap();
     }
+    fake.reset_requests();
 
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
@@ -166,7 +181,22 @@ async fn main() {
         .unwrap();
 
     let start = Instant::now();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_provider-integration-operator"))
+    // BENCH_WRAPPER=heaptrack (or valgrind …) profiles the operator; BENCH_OPERATOR overrides
+    // the binary (e.g. the debug build, which has symbols).
+    let operator = std::env::var("BENCH_OPERATOR")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_provider-integration-operator").to_string());
+    let wrapper: Vec<String> = std::env::var("BENCH_WRAPPER")
+        .map(|w| w.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(args).arg(&operator);
+            c
+        }
+        None => std::process::Command::new(&operator),
+    };
+    let mut child = command
         .args([
             "run",
             "--api-url",
@@ -177,6 +207,8 @@ async fn main() {
             &concurrency.to_string(),
             "--resync",
             &format!("{resync_s}s"),
+            "--api-rate-limit",
+            &rate_limit.to_string(),
             "--log-level",
             &std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()),
         ])
@@ -205,11 +237,18 @@ async fn main() {
     }
     let to_ready = start.elapsed();
     let rss_ready = peak_rss_kib(pid);
+    let create_writes = fake.requests();
+    let object_size = fake
+        .list("providerintegrations")
+        .first()
+        .map(|o| o.to_string().len())
+        .unwrap_or(0);
     let cpu_operator = cpu_secs(pid);
     let cpu_bench = cpu_secs(std::process::id());
     let count =
         |op: &str| em.state.count(&format!("v1_{op}")) + em.state.count(&format!("v2_{op}"));
     let creates = count("create");
+    let remote_total = em.state.len();
     let lists_before = count("list");
     let gets_before = count("get");
     let validates_before = count("validate");
@@ -220,6 +259,26 @@ async fn main() {
     let gets = count("get") - gets_before;
     let validates = count("validate") - validates_before;
     let rss_peak = peak_rss_kib(pid);
+
+    // Delete everything, as a user would, and count what the operator writes for it.
+    fake.reset_requests();
+    let delete_start = Instant::now();
+    for i in 0..n {
+        api.delete(&format!("pi-{i:05}"), &Default::default())
+            .await
+            .unwrap();
+    }
+    while !fake.list("providerintegrations").is_empty() {
+        assert!(
+            delete_start.elapsed() < Duration::from_secs(600),
+            "not all deleted after 600 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let to_deleted = delete_start.elapsed();
+    let delete_writes = fake.requests();
+    let rss_end = peak_rss_kib(pid);
+    let cpu_total = cpu_secs(pid);
     if std::env::var_os("BENCH_DUMP_METRICS").is_some() {
         let m = reqwest::get("http://127.0.0.1:18089/metrics")
             .await
@@ -249,19 +308,54 @@ async fn main() {
     println!(
         "  CPU to Ready:             operator {cpu_operator:.2} s, fake API server + emulator + polling {cpu_bench:.2} s"
     );
-    println!(
-        "  integrations created:     {creates} (remote total {})",
-        em.state.len()
-    );
+    println!("  integrations created:     {creates} (remote total {remote_total})");
     println!(
         "  operator peak RSS:        {:.1} MiB at Ready, {:.1} MiB after a resync",
         rss_ready.unwrap_or(0) as f64 / 1024.0,
         rss_peak.unwrap_or(0) as f64 / 1024.0
     );
     println!(
-        "  drift check per resync:   {lists} LIST pages + {gets} GETs (+ {validates} validate calls) for {n} resources in 4 environments"
+        "  drift check per resync:   {lists} LIST pages + {gets} GETs (+ {validates} validate calls) for {n} resources in {envs} environments"
     );
-    println!("  baseline (kopf, 50 ms):   ~7 s, ~350 MiB, no drift check");
+    let per = |m: &std::collections::BTreeMap<String, u64>, k: &str| {
+        m.get(k).copied().unwrap_or(0) as f64 / n as f64
+    };
+    let writes = |m: &std::collections::BTreeMap<String, u64>| {
+        per(m, "PATCH providerintegrations")
+            + per(m, "PATCH providerintegrations/status")
+            + per(m, "PUT providerintegrations")
+            + per(m, "PUT providerintegrations/status")
+    };
+    println!(
+        "  API-server writes per created resource: {:.2} (metadata patches {:.2}, status writes {:.2}); Events {:.2} (+ {:.2} event patches)",
+        writes(&create_writes),
+        per(&create_writes, "PATCH providerintegrations"),
+        per(&create_writes, "PATCH providerintegrations/status"),
+        per(&create_writes, "POST events"),
+        per(&create_writes, "PATCH events"),
+    );
+    println!(
+        "  API-server writes per deleted resource: {:.2} (metadata patches {:.2}, status writes {:.2}); Events {:.2}; all deleted in {:.2} s",
+        writes(&delete_writes),
+        per(&delete_writes, "PATCH providerintegrations"),
+        per(&delete_writes, "PATCH providerintegrations/status"),
+        per(&delete_writes, "POST events"),
+        to_deleted.as_secs_f64(),
+    );
+    if std::env::var_os("BENCH_VERBOSE").is_some() {
+        println!("  requests while creating:  {create_writes:?}");
+        println!("  requests while deleting:  {delete_writes:?}");
+    }
+    println!(
+        "  object size as stored:    {object_size} bytes of JSON (with managedFields and the last-applied annotation)"
+    );
+    println!(
+        "  operator peak RSS:        {:.1} MiB over the whole run; CPU {cpu_total:.2} s (create + resync + delete)",
+        rss_end.unwrap_or(0) as f64 / 1024.0
+    );
+    println!(
+        "  all figures are against the in-memory API server and the emulator, on this machine"
+    );
 }
 
 fn b64(s: &str) -> String {

@@ -419,7 +419,36 @@ pub fn set_condition(
     }
 }
 
+/// The annotation that records the intent of a resource's first create. It is written in the same
+/// metadata patch that adds the finalizer, so a create costs the API server two writes (that patch
+/// and the status with the id), not three. Once an id is recorded it is ignored.
+pub const INTENT_ANNOTATION: &str = "pim.confluent.cloud/pending-create";
+
 impl ProviderIntegration {
+    /// The recorded intent: the status's, else, while no id is recorded, the first create's
+    /// (`INTENT_ANNOTATION`).
+    pub fn recorded_intent(&self) -> Option<PendingCreate> {
+        let status = self.status.as_ref();
+        if let Some(p) = status.and_then(|s| s.pending_create.clone()) {
+            return Some(p);
+        }
+        if status.and_then(|s| s.id.as_ref()).is_some() {
+            return None;
+        }
+        self.metadata
+            .annotations
+            .as_ref()?
+            .get(INTENT_ANNOTATION)
+            .and_then(|v| serde_json::from_str(v).ok())
+    }
+
+    /// The status as decisions read it: with the recorded intent, wherever it was recorded.
+    pub fn decided_status(&self) -> ProviderIntegrationStatus {
+        let mut s = self.status.clone().unwrap_or_default();
+        s.pending_create = self.recorded_intent();
+        s
+    }
+
     pub fn condition(&self, ty: &str) -> Option<&Condition> {
         self.status
             .as_ref()?

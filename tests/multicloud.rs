@@ -189,16 +189,17 @@ async fn transient_validation_errors_do_not_mark_it_failed() {
 #[tokio::test]
 async fn crash_between_create_and_config_leaves_exactly_one_integration() {
     let mut h = Harness::new().await;
-    // The intent is written, then every status write fails: the DRAFT's id is never recorded
-    // and the config never set. Then the operator dies.
+    // The intent is written (with the finalizer), then every status write fails: the DRAFT's id
+    // is never recorded and the config never set. Then the operator dies.
     h.fake
-        .fail_after(http::Method::PATCH, "/status", 1, 1000, 500);
+        .fail_after(http::Method::PATCH, "/status", 0, 1000, 500);
     h.create("gcs", gcp_spec()).await;
     h.wait_called("v2_create").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     h.crash().await;
-    let st = h.get("gcs").unwrap().status.unwrap();
-    assert!(st.id.is_none() && st.pending_create.is_some(), "{st:?}");
+    let pi = h.get("gcs").unwrap();
+    let st = pi.status.clone().unwrap_or_default();
+    assert!(st.id.is_none() && pi.recorded_intent().is_some(), "{st:?}");
     let r = only_remote(&h).await;
     assert_eq!(r["status"], "DRAFT", "crashed before the config was set");
     assert_eq!(h.em.state.count("v2_update"), 0);
@@ -245,10 +246,10 @@ async fn crash_after_the_draft_id_is_recorded_resumes_with_the_config() {
 #[tokio::test]
 async fn crash_between_config_and_status_write_leaves_exactly_one_integration() {
     let mut h = Harness::new().await;
-    // Writes 1 (intent) and 2 (the DRAFT's id) pass; the one after the PATCH fails, and so do
-    // all later ones until the crash.
+    // The intent (with the finalizer) and status write 1 (the DRAFT's id) pass; the one after
+    // the PATCH fails, and so do all later ones until the crash.
     h.fake
-        .fail_after(http::Method::PATCH, "/status", 2, 1000, 500);
+        .fail_after(http::Method::PATCH, "/status", 1, 1000, 500);
     h.create("gcs", gcp_spec()).await;
     h.wait_called("v2_update").await;
     tokio::time::sleep(Duration::from_millis(300)).await;

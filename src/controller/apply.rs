@@ -4,14 +4,17 @@
 
 use std::{borrow::Cow, time::Duration};
 
-use kube::runtime::{controller::Action, events::EventType};
+use kube::{
+    Api, ResourceExt,
+    runtime::{controller::Action, events::EventType},
+};
 use tracing::info;
 
 use super::decide::{self, Action as Decision, AfterConflict, Desired, Refusal, api_version};
 use super::reasons::{Reason, regrant};
 use super::status::{StatusBuilder, api_error, is_auth, stall, stall_with};
 use super::{Context, Error, MANAGER, observe, outputs, validation};
-use crate::crd::{CloudProvider, ProviderIntegration};
+use crate::crd::{CloudProvider, FINALIZER, ProviderIntegration};
 use crate::pim::{ApiVersion, Credentials, ErrorClass, Integration, PimError};
 
 /// A short pause before the next pass, when this one changed what the next will see.
@@ -20,6 +23,7 @@ const AGAIN: Duration = Duration::from_millis(50);
 /// Carries out what `decide` chose.
 pub(super) async fn act(
     ctx: &Context,
+    api: &Api<ProviderIntegration>,
     pi: &ProviderIntegration,
     desired: &Desired,
     creds: &Credentials,
@@ -32,7 +36,7 @@ pub(super) async fn act(
             in_sync(ctx, pi, desired, creds, i, Some((Reason::Adopted, note))).await
         }
         Decision::Claim(i) => claim(ctx, pi, desired, creds, i).await,
-        Decision::Create { replaces } => create(ctx, pi, desired, creds, replaces).await,
+        Decision::Create { replaces } => create(ctx, api, pi, desired, creds, replaces).await,
         Decision::Recreate { old, changed } => recreate(ctx, pi, creds, old, changed).await,
         Decision::Stall { reason, message } => stall(ctx, pi, reason, message).await,
     }
@@ -159,15 +163,19 @@ async fn configure<'a>(
 /// the POST and the status write the next pass looks for the integration before creating again.
 async fn create(
     ctx: &Context,
+    api: &Api<ProviderIntegration>,
     pi: &ProviderIntegration,
     desired: &Desired,
     creds: &Credentials,
     replaces: Option<String>,
 ) -> Result<Action, Error> {
     let intent = desired.intent();
-    let had_intent = pi.status.as_ref().and_then(|s| s.pending_create.as_ref()) == Some(&intent);
+    let had_intent = pi.recorded_intent().as_ref() == Some(&intent);
     let base = if had_intent {
         Cow::Borrowed(pi)
+    } else if !pi.finalizers().iter().any(|f| f == FINALIZER) {
+        // The first create: one patch adds the finalizer and records the intent.
+        Cow::Owned(super::metadata::finalizer_with_intent(ctx, api, pi, &intent).await?)
     } else {
         let mut b = StatusBuilder::new(pi);
         if replaces.is_some() {
@@ -212,7 +220,8 @@ async fn create(
                         .await;
                     None
                 }
-                None => Some((Reason::Created, format!("created integration {}", i.id))),
+                // Ready with the id says it; an event per routine create is noise at scale.
+                None => None,
             };
             in_sync(ctx, &base, desired, creds, i, event).await
         }
@@ -230,6 +239,11 @@ async fn create(
             match decide::after_conflict(desired, had_intent, found, &e.to_string(), &others) {
                 AfterConflict::Claim(i) => claim(ctx, &base, desired, creds, i).await,
                 AfterConflict::Foreign(message) => {
+                    let base =
+                        match super::metadata::drop_intent_annotation(ctx, api, &base).await? {
+                            Some(stored) => Cow::Owned(stored),
+                            None => base,
+                        };
                     let mut b = StatusBuilder::new(&base);
                     b.status.pending_create = None;
                     stall_with(ctx, &base, b, Reason::AlreadyExists, message).await

@@ -19,7 +19,7 @@ use crate::crd::ProviderIntegration;
 use crate::pim::{Credentials, PimError};
 
 pub(super) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Error> {
-    let status = pi.status.clone().unwrap_or_default();
+    let status = pi.decided_status();
     let others = observe::others(ctx, pi, status.id.as_deref(), None);
     let policy = super::desired::deletion_policy(&pi.spec);
     let (id, env, version) = match decide::cleanup(policy, &status, &others) {
@@ -110,9 +110,16 @@ pub(super) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
         Refusal::Gone => {
             info!(%id, "deleted");
             ctx.cache.remove(&creds, (&env, version), &id).await;
-            let note = format!("deleted integration {id}");
-            ctx.event(pi, EventType::Normal, Reason::Deleted, note)
-                .await;
+            // A routine deletion needs no event (the resource is going); one a human waited
+            // for, after connectors blocked it, does.
+            let was_blocked = pi
+                .condition(crate::crd::READY)
+                .is_some_and(|c| c.reason == Reason::DeletionBlocked.as_str());
+            if was_blocked {
+                let note = format!("deleted integration {id} now that no connector uses it");
+                ctx.event(pi, EventType::Normal, Reason::Deleted, note)
+                    .await;
+            }
             return done();
         }
         Refusal::InUse(u) => (

@@ -98,6 +98,9 @@ pub(super) struct Memory {
     pub validation: Option<ValidationMemo>,
     /// The intent whose last create was refused outright (429), so nothing was created.
     pub refused: Option<PendingCreate>,
+    /// The `resourceVersion`s our last writes produced, newest last: a copy carrying an older
+    /// one of them is stale by our own hand, and the newest is on its way.
+    pub written: std::collections::VecDeque<String>,
 }
 
 /// Shared state of all reconciles.
@@ -224,6 +227,28 @@ impl Context {
 
     pub(super) fn succeeded(&self, pi: &ProviderIntegration) {
         self.memory(pi, |m| m.failures = 0);
+    }
+
+    /// Records the `resourceVersion` a write of ours produced.
+    pub(super) fn wrote(&self, stored: &ProviderIntegration) {
+        if let Some(rv) = stored.metadata.resource_version.clone() {
+            self.memory(stored, |m| {
+                m.written.push_back(rv);
+                if m.written.len() > 8 {
+                    m.written.pop_front();
+                }
+            });
+        }
+    }
+
+    /// Whether `pi` is a copy our own later write has superseded (the watch has not caught up).
+    pub(super) fn superseded(&self, pi: &ProviderIntegration) -> bool {
+        let Some(rv) = pi.metadata.resource_version.as_ref() else {
+            return false;
+        };
+        self.memory(pi, |m| {
+            m.written.back().is_some_and(|last| last != rv) && m.written.contains(rv)
+        })
     }
 
     /// Forgets everything kept about a resource that is gone.

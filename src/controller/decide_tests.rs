@@ -1,6 +1,10 @@
 //! Exhaustive tests of the decision: every combination of spec × status × remote state, checked
 //! against invariants, plus table cases for the exact outcome.
 
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
 use super::*;
 use crate::crd::{
     CloudProvider, DeletionPolicy, PendingCreate, ProviderIntegrationStatus, UpdatePolicy,

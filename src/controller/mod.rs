@@ -9,6 +9,7 @@ mod context;
 mod credentials;
 pub mod decide;
 pub mod desired;
+mod metadata;
 mod observe;
 pub mod outputs;
 mod owners;
@@ -20,12 +21,7 @@ mod validation;
 
 use std::{ops::ControlFlow, sync::Arc, time::Duration};
 
-use kube::{
-    Api, Resource, ResourceExt,
-    api::{Patch, PatchParams},
-    runtime::controller::Action,
-};
-use serde_json::json;
+use kube::{Api, Resource, ResourceExt, runtime::controller::Action};
 use tracing::{debug, instrument, warn};
 
 pub use context::{
@@ -72,108 +68,60 @@ pub async fn reconcile(pi: Arc<ProviderIntegration>, ctx: Arc<Context>) -> Resul
 /// The finalizer: a live resource gets it and goes down the apply path; a deleted one goes
 /// down the cleanup path and loses it once cleanup is done.
 async fn dispatch(pi: Arc<ProviderIntegration>, ctx: &Context) -> Result<Action, Error> {
+    // A copy one of our own later writes replaced: nothing to decide on it, and the watch event
+    // of that write will bring the latest. (The preconditions would refuse its writes anyway;
+    // this spares the API server the refused writes.)
+    if ctx.superseded(&pi) {
+        return Err(Error::Stale);
+    }
     let api: Api<ProviderIntegration> =
         Api::namespaced(ctx.client.clone(), &pi.namespace().unwrap_or_default());
     if pi.meta().deletion_timestamp.is_none() {
-        let pi = ensure_finalizer(&api, pi).await?;
-        return apply(&pi, ctx).await;
+        return apply(&api, pi, ctx).await;
     }
     if !pi.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
     }
     let action = cleanup::cleanup(&pi, ctx).await?;
-    remove_finalizer(&api, &pi).await?;
+    metadata::remove_finalizer(&api, &pi).await?;
     // Only now: a failed removal retries cleanup, which may need the remembered credentials.
     ctx.forget(&pi);
     Ok(action)
 }
 
-/// The apply path: each step may end it with an action (a stall, a retry).
-async fn apply(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Error> {
-    let desired = match Desired::from_resource(pi) {
+/// The apply path: each step may end it with an action (a stall, a retry). The finalizer is
+/// added before the first Confluent write, in the same patch as the first create's intent.
+async fn apply(
+    api: &Api<ProviderIntegration>,
+    pi: Arc<ProviderIntegration>,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let desired = match Desired::from_resource(&pi) {
         Ok(d) => d,
-        Err(decide::InvalidSpec(m)) => return status::stall(ctx, pi, Reason::InvalidSpec, m).await,
+        Err(decide::InvalidSpec(m)) => {
+            return status::stall(ctx, &pi, Reason::InvalidSpec, m).await;
+        }
     };
-    let creds = match credentials::load(ctx, pi).await? {
+    let creds = match credentials::load(ctx, &pi).await? {
         ControlFlow::Continue(c) => c,
         ControlFlow::Break(action) => return Ok(action),
     };
-    let status = pi.status.clone().unwrap_or_default();
-    let observed = match observe::observe(ctx, pi, &creds, &desired, &status).await {
+    let status = pi.decided_status();
+    let observed = match observe::observe(ctx, &pi, &creds, &desired, &status).await {
         Ok(o) => o,
-        Err(e) => return status::api_error(ctx, pi, &creds, e).await,
+        Err(e) => return status::api_error(ctx, &pi, &creds, e).await,
     };
-    let others = observe::others_of(ctx, pi, &desired, &status, &observed);
+    let others = observe::others_of(ctx, &pi, &desired, &status, &observed);
     let decision = decide::decide_among(&desired, &status, observed, &others);
-    apply::act(ctx, pi, &desired, &creds, decision).await
-}
-
-/// Field manager on every write, so `managedFields` name us (never `unknown`).
-fn params() -> PatchParams {
-    PatchParams {
-        field_manager: Some(MANAGER.into()),
-        ..Default::default()
-    }
-}
-
-/// A 409 on one of our writes means our copy was stale.
-fn stale_on_conflict(e: kube::Error) -> Error {
-    match e {
-        kube::Error::Api(ref s) if s.code == 409 => Error::Stale,
-        e => Error::Kube(e),
-    }
-}
-
-/// Adds our finalizer to a live resource that lacks it and returns the stored result, so the
-/// same reconcile goes on to create the integration (rather than waiting for the watch event of
-/// its own patch). The patch is guarded by a `test` of the finalizers, so concurrent finalizer
-/// edits are not lost.
-async fn ensure_finalizer(
-    api: &Api<ProviderIntegration>,
-    pi: Arc<ProviderIntegration>,
-) -> Result<Arc<ProviderIntegration>, Error> {
-    if pi.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(pi);
-    }
-    let ops = if pi.finalizers().is_empty() {
-        json!([
-            {"op": "test", "path": "/metadata/finalizers", "value": null},
-            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
-        ])
-    } else {
-        json!([
-            {"op": "test", "path": "/metadata/finalizers", "value": pi.finalizers()},
-            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
-        ])
+    let has_finalizer = pi.finalizers().iter().any(|f| f == FINALIZER);
+    let pi = match &decision {
+        // Nothing in Confluent to clean up after: no finalizer needed (yet).
+        decide::Action::Stall { .. } => pi,
+        // The first create adds the finalizer with its intent, in one patch.
+        decide::Action::Create { .. } if !has_finalizer => pi,
+        _ => metadata::ensure_finalizer(ctx, api, pi).await?,
     };
-    let patch: json_patch::Patch =
-        serde_json::from_value(ops).map_err(|e| Error::Kube(kube::Error::SerdeError(e)))?;
-    let updated = api
-        .patch(&pi.name_any(), &params(), &Patch::Json::<()>(patch))
-        .await?;
-    Ok(Arc::new(updated))
-}
-
-/// Lets the resource go. Guarded by the `resourceVersion` cleanup decided on: a decision made
-/// on a copy older than one of our own writes (which may have recorded an id to delete) must
-/// not release the finalizer.
-async fn remove_finalizer(
-    api: &Api<ProviderIntegration>,
-    pi: &ProviderIntegration,
-) -> Result<(), Error> {
-    let remaining: Vec<&String> = pi.finalizers().iter().filter(|f| *f != FINALIZER).collect();
-    let patch = json!({"metadata": {
-        "resourceVersion": pi.resource_version(),
-        "finalizers": remaining,
-    }});
-    match api
-        .patch(&pi.name_any(), &params(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(stale_on_conflict(e)),
-    }
+    apply::act(ctx, api, &pi, &desired, &creds, decision).await
 }
 
 /// Requeue policy for errors that escaped `reconcile`.

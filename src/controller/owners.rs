@@ -82,7 +82,7 @@ fn entry_of(pi: &ProviderIntegration) -> Entry {
         .filter(|_| may_act)
         .map(|d| key_of(&d.intent()))
         .into_iter()
-        .chain(status.and_then(|s| s.pending_create.as_ref()).map(key_of))
+        .chain(pi.recorded_intent().as_ref().map(key_of))
         .collect();
     keys.dedup();
     Entry {

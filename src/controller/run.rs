@@ -37,7 +37,11 @@ pub async fn run(
         // cache, before any reconcile they trigger.
         let (reader, writer) = reflector::store();
         let index = ctx.clone();
-        let events = watcher(api, watcher::Config::default().any_semantic())
+        // A consistent LIST in pages of 500 (kube's default), not `resourceVersion=0`: an API
+        // server answers that from its watch cache in one piece, whatever its size, and parsing
+        // it at once is the operator's peak memory. Each page is trimmed as it arrives.
+        let events = watcher(api, watcher::Config::default())
+            .modify(trim)
             .reflect(writer)
             .inspect_ok(move |event| index.owners.apply(event))
             .applied_objects();
@@ -67,6 +71,15 @@ pub async fn run(
     ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);
     synced.abort();
     gauges.abort();
+}
+
+/// Drops what the controller never reads before an object enters the cache: `managedFields`
+/// and kubectl's last-applied annotation are kilobytes per object on a real API server.
+pub(super) fn trim(pi: &mut ProviderIntegration) {
+    pi.metadata.managed_fields = None;
+    if let Some(a) = pi.metadata.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 /// Keeps the per-state resource gauges current from the controllers' caches.

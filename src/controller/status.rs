@@ -75,7 +75,8 @@ impl Context {
                 &Patch::Apply(&patch),
             )
             .await
-            .map_err(super::stale_on_conflict)?;
+            .map_err(super::metadata::stale_on_conflict)?;
+        self.wrote(&stored);
         Ok(Cow::Owned(stored))
     }
 }

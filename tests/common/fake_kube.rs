@@ -258,6 +258,11 @@ impl FakeKube {
         lock(&self.inner).requests.clone()
     }
 
+    /// Forgets the request counts (to count one phase of a benchmark).
+    pub fn reset_requests(&self) {
+        lock(&self.inner).requests.clear();
+    }
+
     /// A stored object, as JSON.
     pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
         lock(&self.inner)
@@ -552,21 +557,56 @@ impl FakeKube {
         axum::Json(obj).into_response()
     }
 
-    fn list_response(&self, t: &Target) -> Response {
+    /// A LIST, paginated with `limit` and `continue` like a real server's consistent list. With
+    /// `resourceVersion=0` a real server answers from its watch cache in one piece, ignoring
+    /// `limit`; so does this one.
+    fn list_response(&self, t: &Target, query: &BTreeMap<String, String>) -> Response {
         let inner = lock(&self.inner);
-        let items: Vec<Value> = inner
-            .objects
-            .iter()
-            .filter(|(k, _)| {
-                k.0 == t.kind.plural && t.namespace.as_ref().is_none_or(|ns| *ns == k.1)
+        let from_cache = query.get("resourceVersion").is_some_and(|v| v == "0");
+        let limit = query
+            .get("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|l| *l > 0 && !from_cache)
+            .unwrap_or(usize::MAX);
+        // The token is the last (namespace, name) served, hex-encoded so no URL encoding
+        // touches it.
+        let after: Option<(String, String)> = query.get("continue").and_then(|c| {
+            let bytes: Option<Vec<u8>> = (0..c.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(c.get(i..i + 2)?, 16).ok())
+                .collect();
+            let text = String::from_utf8(bytes?).ok()?;
+            let (ns, name) = text.split_once('\n')?;
+            Some((ns.to_string(), name.to_string()))
+        });
+        let mut matching = inner.objects.iter().filter(|(k, _)| {
+            k.0 == t.kind.plural
+                && t.namespace.as_ref().is_none_or(|ns| *ns == k.1)
+                && after
+                    .as_ref()
+                    .is_none_or(|(ns, name)| (&k.1, &k.2) > (ns, name))
+        });
+        let items: Vec<(String, Value)> = matching
+            .by_ref()
+            .take(limit)
+            .map(|(k, v)| {
+                let token: String = format!("{}\n{}", k.1, k.2)
+                    .bytes()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                (token, v.clone())
             })
-            .map(|(_, v)| v.clone())
             .collect();
+        let more = matching.next().is_some();
+        let mut metadata = json!({"resourceVersion": inner.rv.to_string()});
+        if more && let Some((last, _)) = items.last() {
+            metadata["continue"] = last.clone().into();
+        }
         axum::Json(json!({
             "apiVersion": t.kind.api_version,
             "kind": format!("{}List", t.kind.kind),
-            "metadata": {"resourceVersion": inner.rv.to_string()},
-            "items": items,
+            "metadata": metadata,
+            "items": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
         }))
         .into_response()
     }
@@ -821,7 +861,7 @@ async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
                 .unwrap_or(290);
             fake.watch(&t, since, Duration::from_secs(timeout))
         }
-        (&Method::GET, None) => fake.list_response(&t),
+        (&Method::GET, None) => fake.list_response(&t, &query),
         (&Method::POST, None) => match serde_json::from_slice(&body) {
             Ok(v) => fake.create(&t, v, &manager, false),
             Err(e) => status_error(400, "BadRequest", e.to_string()),
