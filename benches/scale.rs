@@ -151,17 +151,16 @@ async fn main() {
             }
         }
         // As `kubectl apply` creates it: its manager, and the last-applied annotation.
-        let applied = json!({
-            "apiVersion": "pim.confluent.cloud/v1alpha1", "kind": "ProviderIntegration",
-            "metadata": {"annotations": {}, "name": format!("pi-{i:05}"), "namespace": "bench"},
-            "spec": spec,
-        });
-        let mut obj = applied.clone();
-        obj["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
-            format!("{applied}\n").into();
+        let obj = fake_kube::as_kubectl_applied(
+            "pim.confluent.cloud/v1alpha1",
+            "ProviderIntegration",
+            "bench",
+            &format!("pi-{i:05}"),
+            spec,
+        );
         let pi: ProviderIntegration = serde_json::from_value(obj).unwrap();
         let pp = PostParams {
-            field_manager: Some("kubectl-client-side-apply".into()),
+            field_manager: Some(fake_kube::KUBECTL_MANAGER.into()),
             ..Default::default()
         };
         api.create(&pp, &pi).await.unwrap();

@@ -436,6 +436,18 @@ impl Contract {
         }
     }
 
+    /// Fails the test with the first violations, if any.
+    pub fn assert_kept(&self, exchanges: &[Exchange], requests: bool) {
+        let v = self.violations(exchanges, requests);
+        assert!(
+            v.is_empty(),
+            "{} of {} API exchanges break the published contract:\n{}",
+            v.len(),
+            exchanges.len(),
+            v.iter().take(8).cloned().collect::<Vec<_>>().join("\n")
+        );
+    }
+
     /// Every violation in `exchanges`; requests are checked when `requests` (the operator's
     /// own traffic; the emulator's tests send invalid requests on purpose).
     pub fn violations(&self, exchanges: &[Exchange], requests: bool) -> Vec<String> {

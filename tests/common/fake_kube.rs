@@ -34,6 +34,29 @@ use serde_json::{Value, json};
 mod managed_fields;
 use managed_fields as mf;
 
+/// An object as `kubectl apply` sends it the first time: with the last-applied annotation (the
+/// POST then names the manager `kubectl-client-side-apply`).
+pub fn as_kubectl_applied(
+    api_version: &str,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    spec: Value,
+) -> Value {
+    let applied = json!({
+        "apiVersion": api_version, "kind": kind,
+        "metadata": {"annotations": {}, "name": name, "namespace": ns},
+        "spec": spec,
+    });
+    let mut obj = applied.clone();
+    obj["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+        format!("{applied}\n").into();
+    obj
+}
+
+/// The field manager kubectl's client-side apply writes with.
+pub const KUBECTL_MANAGER: &str = "kubectl-client-side-apply";
+
 /// A resource type the fake serves.
 struct Kind {
     plural: &'static str,
