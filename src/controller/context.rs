@@ -183,6 +183,14 @@ impl Context {
         f(all.entry(pi.uid().unwrap_or_default()).or_default())
     }
 
+    /// Counts one more failure in a row; returns how many.
+    fn failed(&self, pi: &ProviderIntegration) -> u32 {
+        self.memory(pi, |m| {
+            m.failures = m.failures.saturating_add(1);
+            m.failures
+        })
+    }
+
     /// Counts one more failure in a row and returns the backoff for it: `base` doubling up to
     /// `cap`, ±20% jitter. Reset by `succeeded`.
     pub(super) fn backoff(
@@ -191,10 +199,7 @@ impl Context {
         base: Duration,
         cap: Duration,
     ) -> Duration {
-        let n = self.memory(pi, |m| {
-            m.failures = m.failures.saturating_add(1);
-            m.failures
-        });
+        let n = self.failed(pi);
         backoff_delay(n, base, cap)
     }
 
@@ -204,10 +209,7 @@ impl Context {
         pi: &ProviderIntegration,
         hint: Option<Duration>,
     ) -> Duration {
-        let n = self.memory(pi, |m| {
-            m.failures = m.failures.saturating_add(1);
-            m.failures
-        });
+        let n = self.failed(pi);
         retry_delay(n, hint, self.config.retry_base, self.config.retry_max)
     }
 
