@@ -419,6 +419,9 @@ pub fn set_condition(
     }
 }
 
+/// The prefix of the annotations the operator reads or writes; the cache keeps no others.
+pub const ANNOTATION_PREFIX: &str = "pim.confluent.cloud/";
+
 /// The annotation that records the intent of a resource's first create. It is written in the same
 /// metadata patch that adds the finalizer, so a create costs the API server two writes (that patch
 /// and the status with the id), not three. Once an id is recorded it is ignored.

@@ -173,3 +173,74 @@ async fn two_thousand_resources_with_stale_delivery_leave_no_leak_and_no_duplica
     );
     assert!(leaked.is_empty(), "leaked: {leaked:?}");
 }
+
+/// The cache keeps only what reconciles read (labels, owner references, other tools'
+/// annotations, `managedFields` and the recorded intent once an id exists are trimmed), but
+/// the objects on the server keep everything: no write of ours sends a trimmed copy back, and the
+/// patch that records the first create's intent adds to the annotations without replacing them.
+#[tokio::test]
+async fn what_the_cache_trims_stays_on_the_server() {
+    let h = Harness::new().await;
+    let mut obj = fake_kube::as_kubectl_applied(
+        "pim.confluent.cloud/v1alpha1",
+        "ProviderIntegration",
+        NS,
+        "orders",
+        aws_spec(1),
+    );
+    obj["metadata"]["labels"] = serde_json::json!({"app.kubernetes.io/part-of": "shop"});
+    obj["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"] =
+        "shop:pim.confluent.cloud/ProviderIntegration:team/orders".into();
+    obj["metadata"]["ownerReferences"] = serde_json::json!([{"apiVersion": "v1",
+        "kind": "ConfigMap", "name": "owner", "uid": "owner-uid"}]);
+    let pi: pio::crd::ProviderIntegration = serde_json::from_value(obj).unwrap();
+    let pp = kube::api::PostParams {
+        field_manager: Some(fake_kube::KUBECTL_MANAGER.into()),
+        ..Default::default()
+    };
+    h.api().create(&pp, &pi).await.unwrap();
+    // And one with no annotations at all: the operator's patch must create the map.
+    let bare: pio::crd::ProviderIntegration = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pim.confluent.cloud/v1alpha1", "kind": "ProviderIntegration",
+        "metadata": {"name": "bare", "namespace": NS}, "spec": aws_spec(2),
+    }))
+    .unwrap();
+    h.api()
+        .create(&kube::api::PostParams::default(), &bare)
+        .await
+        .unwrap();
+    h.wait_ready("orders").await;
+    h.wait_ready("bare").await;
+    let stored = h.fake.get("providerintegrations", NS, "orders").unwrap();
+    let meta = &stored["metadata"];
+    assert_eq!(
+        meta["labels"]["app.kubernetes.io/part-of"], "shop",
+        "{meta:#}"
+    );
+    assert!(
+        meta["annotations"]["argocd.argoproj.io/tracking-id"].is_string(),
+        "{meta:#}"
+    );
+    assert!(
+        meta["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].is_string(),
+        "{meta:#}"
+    );
+    assert!(
+        meta["annotations"][pio::crd::INTENT_ANNOTATION].is_string(),
+        "{meta:#}"
+    );
+    assert_eq!(meta["ownerReferences"][0]["uid"], "owner-uid", "{meta:#}");
+    assert!(meta["managedFields"].is_array(), "{meta:#}");
+    let bare = h.fake.get("providerintegrations", NS, "bare").unwrap();
+    assert!(
+        bare["metadata"]["annotations"][pio::crd::INTENT_ANNOTATION].is_string(),
+        "{:#}",
+        bare["metadata"]
+    );
+    assert_eq!(h.remote().await.len(), 2);
+    h.delete("orders").await;
+    h.delete("bare").await;
+    h.wait_gone("orders").await;
+    h.wait_gone("bare").await;
+    assert!(h.remote().await.is_empty());
+}

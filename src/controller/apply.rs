@@ -203,7 +203,7 @@ async fn create(
     match ctx.pim.create(creds, version, &body).await {
         Err(e @ PimError::RateLimited { .. }) => {
             // Refused before it was processed: the next pass need not look for it.
-            ctx.memory(pi, |m| m.refused = Some(intent));
+            ctx.memory(pi, |m| m.refused = Some(Box::new(intent)));
             api_error(ctx, &base, creds, e).await
         }
         Ok(i) => {

@@ -94,10 +94,11 @@ pub(super) struct Memory {
     /// The credentials that last worked, so a deletion still works when the Secret went first
     /// (as it does when a whole namespace is deleted).
     pub credentials: Option<Credentials>,
-    /// When the integration is next validated.
-    pub validation: Option<ValidationMemo>,
-    /// The intent whose last create was refused outright (429), so nothing was created.
-    pub refused: Option<PendingCreate>,
+    /// When the integration is next validated (GCP and Azure only, so boxed).
+    pub validation: Option<Box<ValidationMemo>>,
+    /// The intent whose last create was refused outright (429), so nothing was created. Boxed:
+    /// rare, and every resource has a `Memory`.
+    pub refused: Option<Box<PendingCreate>>,
     /// The `resourceVersion`s our last writes produced, newest last: a copy carrying an older
     /// one of them is stale by our own hand, and the newest is on its way.
     pub written: std::collections::VecDeque<String>,
@@ -249,7 +250,14 @@ impl Context {
             return false;
         };
         self.memory(pi, |m| {
-            m.written.back().is_some_and(|last| last != rv) && m.written.contains(rv)
+            if m.written.back() == Some(rv) {
+                // Caught up: the watch never goes back to an older copy, so only the newest
+                // needs keeping.
+                m.written.drain(..m.written.len() - 1);
+                m.written.shrink_to_fit();
+                return false;
+            }
+            m.written.contains(rv)
         })
     }
 

@@ -19,7 +19,7 @@ pub(super) async fn observe(
     status: &ProviderIntegrationStatus,
 ) -> Result<Observed, PimError> {
     let refused = ctx.memory(pi, |m| m.refused.clone());
-    Ok(match decide::lookup(desired, status, refused.as_ref()) {
+    Ok(match decide::lookup(desired, status, refused.as_deref()) {
         Lookup::ById {
             id,
             environment,

@@ -10,10 +10,11 @@
 //!   key cannot both win.
 
 use std::{
-    collections::{BTreeSet, HashMap},
-    sync::Mutex,
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
 };
 
+use k8s_openapi::jiff::Timestamp;
 use kube::{ResourceExt, runtime::watcher};
 
 use super::decide::Holder;
@@ -34,40 +35,43 @@ pub fn key_of(p: &PendingCreate) -> String {
     }
 }
 
-/// (creationTimestamp, namespace/name): older sorts first.
-type Age = (String, String);
+/// One resource as the index orders it: `creationTimestamp`, then namespace/name, then uid, so
+/// older sorts first. Shared by every set the resource is in: the index holds one per resource.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Member {
+    created: Option<Timestamp>,
+    name: Box<str>,
+    uid: Arc<str>,
+}
 
-#[derive(Clone, Debug, Default)]
+/// Who asks for one id or key. Almost always one resource, so a plain vector (a `BTreeSet`
+/// allocates a node of eleven members for one); the oldest is found by a scan.
+type Members = Vec<Arc<Member>>;
+
+#[derive(Debug)]
 struct Entry {
-    age: Age,
-    id: Option<String>,
-    keys: Vec<String>,
+    member: Arc<Member>,
+    id: Option<Arc<str>>,
+    keys: Vec<Arc<str>>,
 }
 
 #[derive(Default)]
 struct Inner {
-    by_uid: HashMap<String, Entry>,
-    by_id: HashMap<String, BTreeSet<(Age, String)>>,
-    by_key: HashMap<String, BTreeSet<(Age, String)>>,
+    by_uid: HashMap<Arc<str>, Entry>,
+    by_id: HashMap<Arc<str>, Members>,
+    by_key: HashMap<Arc<str>, Members>,
     /// uids seen since the last `Init` of a relist, to drop the ones that went meanwhile.
-    relisting: Option<BTreeSet<String>>,
+    relisting: Option<HashSet<Arc<str>>>,
 }
 
 /// The index; cheap to share.
 #[derive(Default)]
 pub struct Owners(Mutex<Inner>);
 
-fn entry_of(pi: &ProviderIntegration) -> Entry {
-    let age = (
-        pi.metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.to_string())
-            .unwrap_or_default(),
-        format!("{}/{}", pi.namespace().unwrap_or_default(), pi.name_any()),
-    );
-    let status = pi.status.as_ref();
-    let may_act = !pi.condition(STALLED).is_some_and(|c| {
+/// May this resource ask for a key by its spec? Not while it is stalled for want of
+/// credentials: a resource that may not act cannot squat a key.
+fn may_act(pi: &ProviderIntegration) -> bool {
+    !pi.condition(STALLED).is_some_and(|c| {
         c.status == "True"
             && [
                 Reason::CredentialsNotAllowed,
@@ -76,19 +80,34 @@ fn entry_of(pi: &ProviderIntegration) -> Entry {
             ]
             .iter()
             .any(|r| r.as_str() == c.reason)
-    });
+    })
+}
+
+fn keys_of(pi: &ProviderIntegration) -> Vec<String> {
     let mut keys: Vec<String> = Desired::from_resource(pi)
         .ok()
-        .filter(|_| may_act)
+        .filter(|_| may_act(pi))
         .map(|d| key_of(&d.intent()))
         .into_iter()
         .chain(pi.recorded_intent().as_ref().map(key_of))
         .collect();
     keys.dedup();
-    Entry {
-        age,
-        id: status.and_then(|s| s.id.clone()),
-        keys,
+    keys
+}
+
+/// The shared copy of `s` when the map already holds it, so one id or key is stored once.
+fn interned<V>(map: &HashMap<Arc<str>, V>, s: &str) -> Arc<str> {
+    map.get_key_value(s)
+        .map(|(k, _)| k.clone())
+        .unwrap_or_else(|| Arc::from(s))
+}
+
+fn drop_member(map: &mut HashMap<Arc<str>, Members>, k: &str, uid: &str) {
+    if let Some(set) = map.get_mut(k) {
+        set.retain(|m| &*m.uid != uid);
+        if set.is_empty() {
+            map.remove(k);
+        }
     }
 }
 
@@ -97,63 +116,58 @@ impl Inner {
         let Some(old) = self.by_uid.remove(uid) else {
             return;
         };
-        let member = (old.age.clone(), uid.to_string());
-        if let Some(id) = &old.id
-            && let Some(set) = self.by_id.get_mut(id)
-        {
-            set.remove(&member);
-            if set.is_empty() {
-                self.by_id.remove(id);
-            }
+        if let Some(id) = &old.id {
+            drop_member(&mut self.by_id, id, uid);
         }
         for k in &old.keys {
-            if let Some(set) = self.by_key.get_mut(k) {
-                set.remove(&member);
-                if set.is_empty() {
-                    self.by_key.remove(k);
-                }
-            }
+            drop_member(&mut self.by_key, k, uid);
         }
     }
 
     fn upsert(&mut self, pi: &ProviderIntegration) {
-        let uid = pi.uid().unwrap_or_default();
+        let uid_s = pi.uid().unwrap_or_default();
+        let uid = interned(&self.by_uid, &uid_s);
         self.remove(&uid);
-        let e = entry_of(pi);
-        let member = (e.age.clone(), uid.clone());
-        if let Some(id) = &e.id {
+        let member = Arc::new(Member {
+            created: pi.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            name: format!("{}/{}", pi.namespace().unwrap_or_default(), pi.name_any()).into(),
+            uid: uid.clone(),
+        });
+        let id = pi.status.as_ref().and_then(|s| s.id.as_deref()).map(|id| {
+            let id = interned(&self.by_id, id);
             self.by_id
                 .entry(id.clone())
                 .or_default()
-                .insert(member.clone());
-        }
-        for k in &e.keys {
-            self.by_key
-                .entry(k.clone())
-                .or_default()
-                .insert(member.clone());
-        }
+                .push(member.clone());
+            id
+        });
+        let keys = keys_of(pi)
+            .iter()
+            .map(|k| {
+                let k = interned(&self.by_key, k);
+                self.by_key
+                    .entry(k.clone())
+                    .or_default()
+                    .push(member.clone());
+                k
+            })
+            .collect();
         if let Some(seen) = &mut self.relisting {
             seen.insert(uid.clone());
         }
-        self.by_uid.insert(uid, e);
-    }
-
-    fn holder(&self, uid: &str) -> Option<Holder> {
-        self.by_uid.get(uid).map(|e| Holder {
-            name: e.age.1.clone(),
-        })
+        self.by_uid.insert(uid, Entry { member, id, keys });
     }
 
     /// The oldest resource other than `uid` in `set`, and whether it is older than `uid`.
-    fn other(&self, set: Option<&BTreeSet<(Age, String)>>, uid: &str) -> Option<(Holder, bool)> {
-        let mine = self
-            .by_uid
-            .get(uid)
-            .map(|e| (e.age.clone(), uid.to_string()));
-        let (age, other) = set?.iter().find(|(_, u)| u != uid)?;
-        let older = mine.is_none_or(|m| (age.clone(), other.clone()) < m);
-        Some((self.holder(other)?, older))
+    fn other(&self, set: Option<&Members>, uid: &str) -> Option<(Holder, bool)> {
+        let other = set?.iter().filter(|m| &*m.uid != uid).min()?;
+        let older = self.by_uid.get(uid).is_none_or(|e| other < &e.member);
+        Some((
+            Holder {
+                name: other.name.to_string(),
+            },
+            older,
+        ))
     }
 }
 
@@ -168,10 +182,10 @@ impl Owners {
         match event {
             watcher::Event::Apply(pi) | watcher::Event::InitApply(pi) => inner.upsert(pi),
             watcher::Event::Delete(pi) => inner.remove(&pi.uid().unwrap_or_default()),
-            watcher::Event::Init => inner.relisting = Some(BTreeSet::new()),
+            watcher::Event::Init => inner.relisting = Some(HashSet::new()),
             watcher::Event::InitDone => {
                 if let Some(seen) = inner.relisting.take() {
-                    let gone: Vec<String> = inner
+                    let gone: Vec<Arc<str>> = inner
                         .by_uid
                         .keys()
                         .filter(|u| !seen.contains(*u))
@@ -195,7 +209,7 @@ impl Owners {
     pub fn older_key_holder(&self, key: &PendingCreate, uid: &str) -> Option<Holder> {
         let inner = self.lock();
         inner
-            .other(inner.by_key.get(&key_of(key)), uid)
+            .other(inner.by_key.get(key_of(key).as_str()), uid)
             .filter(|(_, older)| *older)
             .map(|(h, _)| h)
     }

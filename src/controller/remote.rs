@@ -16,13 +16,26 @@ use super::decide::{api_version, holds_key};
 #[derive(Default)]
 struct Snapshot {
     fetched: Option<Instant>,
-    items: HashMap<String, Integration>,
+    /// Boxed: a map's table has room for more entries than it holds, and a boxed entry is a
+    /// pointer, not the 300-byte `Integration`.
+    items: HashMap<String, Box<Integration>>,
 }
 
 type Entry = Arc<tokio::sync::Mutex<Snapshot>>;
 
+/// What a snapshot keeps of an integration. The envelope (`api_version`, `kind`) and the
+/// environment's links are the same for every item and nothing reads them; at thousands of
+/// integrations they are a good part of the cache.
+fn kept(mut i: Integration) -> Box<Integration> {
+    i.api_version = String::new();
+    i.kind = String::new();
+    i.environment.related = None;
+    i.environment.resource_name = None;
+    Box::new(i)
+}
+
 /// (API key, environment, version)
-type EntryKey = (String, String, ApiVersion);
+type EntryKey = (Arc<str>, String, ApiVersion);
 
 /// The per-environment cache of integrations.
 #[derive(Default)]
@@ -60,7 +73,7 @@ impl RemoteCache {
             // provider filter: the spec calls it an exact match, and v2 answers the provider in
             // lower case, so matching is done here, ignoring case (`holds_key`).
             let items = pim.list(creds, version, env, ListFilter::default()).await?;
-            snap.items = items.into_iter().map(|i| (i.id.clone(), i)).collect();
+            snap.items = items.into_iter().map(|i| (i.id.clone(), kept(i))).collect();
             snap.fetched = Some(Instant::now());
         }
         Ok(snap)
@@ -82,12 +95,16 @@ impl RemoteCache {
                 .fresh(&entry, pim, creds, (env, version), max_age)
                 .await?;
             if let Some(i) = snap.items.get(id) {
-                return Ok(Some(i.clone()));
+                return Ok(Some(Integration::clone(i)));
             }
         }
         match pim.get(creds, version, env, id).await {
             Ok(i) => {
-                entry.lock().await.items.insert(i.id.clone(), i.clone());
+                entry
+                    .lock()
+                    .await
+                    .items
+                    .insert(i.id.clone(), kept(i.clone()));
                 Ok(Some(i))
             }
             Err(PimError::NotFound { .. }) => Ok(None),
@@ -115,7 +132,7 @@ impl RemoteCache {
                 .items
                 .values()
                 .filter(|i| holds_key(i, key))
-                .cloned()
+                .map(|i| Integration::clone(i))
                 .collect();
             v.sort_by(|a, b| a.id.cmp(&b.id));
             v
@@ -138,7 +155,7 @@ impl RemoteCache {
                     .collect();
                 let mut snap = entry.lock().await;
                 for i in &found {
-                    snap.items.insert(i.id.clone(), i.clone());
+                    snap.items.insert(i.id.clone(), kept(i.clone()));
                 }
                 return Ok(found);
             }
@@ -152,7 +169,11 @@ impl RemoteCache {
     /// Records an integration we just created, changed or read.
     pub async fn insert(&self, creds: &Credentials, version: ApiVersion, i: &Integration) {
         let entry = self.entry(creds, &i.environment.id, version);
-        entry.lock().await.items.insert(i.id.clone(), i.clone());
+        entry
+            .lock()
+            .await
+            .items
+            .insert(i.id.clone(), kept(i.clone()));
     }
 
     /// Forgets an integration we just deleted.

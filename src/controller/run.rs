@@ -74,11 +74,23 @@ pub async fn run(
 }
 
 /// Drops what the controller never reads before an object enters the cache: `managedFields`
-/// and kubectl's last-applied annotation are kilobytes per object on a real API server.
+/// and kubectl's last-applied annotation are kilobytes per object on a real API server, and
+/// the labels, owner references and other tools' annotations are read by no reconcile (no
+/// write of ours sends the whole object back). An annotation map emptied here stays `Some`:
+/// "the object has annotations" decides whether a JSON patch may add to the map or must
+/// create it, and creating it would replace everyone else's.
 pub(super) fn trim(pi: &mut ProviderIntegration) {
-    pi.metadata.managed_fields = None;
-    if let Some(a) = pi.metadata.annotations.as_mut() {
-        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    let m = &mut pi.metadata;
+    m.managed_fields = None;
+    m.labels = None;
+    m.owner_references = None;
+    // The first create's intent is ignored once an id is recorded (`recorded_intent`).
+    let recorded = pi.status.as_ref().is_some_and(|s| s.id.is_some());
+    if let Some(a) = m.annotations.as_mut() {
+        a.retain(|k, _| {
+            k.starts_with(crate::crd::ANNOTATION_PREFIX)
+                && !(recorded && k == crate::crd::INTENT_ANNOTATION)
+        });
     }
 }
 

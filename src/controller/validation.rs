@@ -25,7 +25,8 @@ pub(super) async fn validate(
     let now = Instant::now();
     let previous = pi.condition(VALIDATED);
     let memo = ctx.memory(pi, |m| m.validation.clone());
-    let failures = match decide::validation_step(memo.as_ref(), &i.id, generation, previous, now) {
+    let failures = match decide::validation_step(memo.as_deref(), &i.id, generation, previous, now)
+    {
         ValidationStep::NotYet(wait) => return Ok(wait),
         ValidationStep::Now { failures } => failures,
     };
@@ -77,6 +78,6 @@ pub(super) async fn validate(
         due: now + next,
         failures: outcome.failures,
     };
-    ctx.memory(&pi, |m| m.validation = Some(memo));
+    ctx.memory(&pi, |m| m.validation = Some(Box::new(memo)));
     Ok(next)
 }

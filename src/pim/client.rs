@@ -40,18 +40,19 @@ pub struct ListFilter<'a> {
     pub status: Option<&'a str>,
 }
 
-/// A Cloud API key and secret. `Debug` never prints the secret.
+/// A Cloud API key and secret. `Debug` never prints the secret. Shared, not copied, by the
+/// resources that use one Secret.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Credentials {
-    pub key: String,
-    secret: String,
+    pub key: Arc<str>,
+    secret: Arc<str>,
 }
 
 impl Credentials {
     pub fn new(key: impl Into<String>, secret: impl Into<String>) -> Self {
         Self {
-            key: key.into(),
-            secret: secret.into(),
+            key: key.into().into(),
+            secret: secret.into().into(),
         }
     }
 }
