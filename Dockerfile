@@ -2,7 +2,7 @@
 # a nonroot user, no shell).
 #   docker build -t provider-integration-operator:0.2.0 .
 FROM rust:1-alpine AS build
-RUN apk add --no-cache musl-dev
+RUN apk add --no-cache musl-dev make
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src

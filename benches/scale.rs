@@ -48,6 +48,21 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// Resident memory now, as (anonymous, file-backed) KiB: the heap and stacks, and the mapped
+/// binary, which does not grow with the number of resources.
+fn rss_split_kib(pid: u32) -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        s.lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    Some((field("RssAnon:")?, field("RssFile:")?))
+}
+
 /// Counts Ready resources the way `kubectl wait --for=condition=Ready` does, cheaply, so the
 /// benchmark's own polling does not steal CPU from the operator.
 /// User + system CPU seconds of a process.
@@ -236,6 +251,7 @@ async fn main() {
     }
     let to_ready = start.elapsed();
     let rss_ready = peak_rss_kib(pid);
+    let (anon_ready, file_ready) = rss_split_kib(pid).unwrap_or_default();
     let create_writes = fake.requests();
     let object_size = fake
         .list("providerintegrations")
@@ -312,6 +328,11 @@ async fn main() {
         "  operator peak RSS:        {:.1} MiB at Ready, {:.1} MiB after a resync",
         rss_ready.unwrap_or(0) as f64 / 1024.0,
         rss_peak.unwrap_or(0) as f64 / 1024.0
+    );
+    println!(
+        "  resident at Ready:        {:.1} MiB anonymous (heap, stacks) + {:.1} MiB file-backed (the binary)",
+        anon_ready as f64 / 1024.0,
+        file_ready as f64 / 1024.0
     );
     println!(
         "  drift check per resync:   {lists} LIST pages + {gets} GETs (+ {validates} validate calls) for {n} resources in {envs} environments"
