@@ -91,8 +91,9 @@ impl Default for Config {
 pub(super) struct Memory {
     /// Failures in a row, for the backoff; reset by a success.
     pub failures: u32,
-    /// The credentials that last worked, so a deletion still works when the Secret went first
-    /// (as it does when a whole namespace is deleted).
+    /// The operator's default credentials, once this resource was allowed them, so its deletion
+    /// still works after the grant is withdrawn. (A Secret's last key is kept per Secret, by
+    /// `SecretCache`.)
     pub credentials: Option<Credentials>,
     /// When the integration is next validated (GCP and Azure only, so boxed).
     pub validation: Option<Box<ValidationMemo>>,
@@ -102,6 +103,17 @@ pub(super) struct Memory {
     /// The `resourceVersion`s our last writes produced, newest last: a copy carrying an older
     /// one of them is stale by our own hand, and the newest is on its way.
     pub written: std::collections::VecDeque<String>,
+}
+
+impl Memory {
+    /// Nothing to remember: a settled resource has no entry at all.
+    fn is_empty(&self) -> bool {
+        self.failures == 0
+            && self.credentials.is_none()
+            && self.validation.is_none()
+            && self.refused.is_none()
+            && self.written.is_empty()
+    }
 }
 
 /// Shared state of all reconciles.
@@ -180,8 +192,14 @@ impl Context {
         pi: &ProviderIntegration,
         f: impl FnOnce(&mut Memory) -> T,
     ) -> T {
+        let uid = pi.uid().unwrap_or_default();
         let mut all = lock(&self.memory);
-        f(all.entry(pi.uid().unwrap_or_default()).or_default())
+        let m = all.entry(uid).or_default();
+        let out = f(m);
+        if m.is_empty() {
+            all.remove(pi.uid().unwrap_or_default().as_str());
+        }
+        out
     }
 
     /// Counts one more failure in a row; returns how many.
@@ -251,10 +269,8 @@ impl Context {
         };
         self.memory(pi, |m| {
             if m.written.back() == Some(rv) {
-                // Caught up: the watch never goes back to an older copy, so only the newest
-                // needs keeping.
-                m.written.drain(..m.written.len() - 1);
-                m.written.shrink_to_fit();
+                // Caught up: the watch never goes back to an older copy.
+                m.written = Default::default();
                 return false;
             }
             m.written.contains(rv)

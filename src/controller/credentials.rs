@@ -51,9 +51,14 @@ const SECRET_TTL: Duration = Duration::from_secs(5);
 /// (namespace, name, key field, secret field)
 type SecretKey = (String, String, String, String);
 
-/// Secrets read in the last `SECRET_TTL`.
+/// Secrets read in the last `SECRET_TTL`, and the last key read from each Secret, so a deletion
+/// still works when the Secret went first (as it does when a whole namespace is deleted). Kept
+/// per Secret, not per resource: thousands of resources share a few Secrets.
 #[derive(Default)]
-pub struct SecretCache(Mutex<HashMap<SecretKey, (Instant, Credentials)>>);
+pub struct SecretCache {
+    fresh: Mutex<HashMap<SecretKey, (Instant, Credentials)>>,
+    last: Mutex<HashMap<SecretKey, Credentials>>,
+}
 
 /// The default-credentials grants of Namespaces read in the last `SECRET_TTL`: a grant added or
 /// revoked is seen within seconds, and a burst of reconciles reads each Namespace once.
@@ -103,7 +108,7 @@ impl SecretCache {
             key_field.to_string(),
             secret_field.to_string(),
         );
-        if let Some((at, c)) = lock(&self.0).get(&cache_key)
+        if let Some((at, c)) = lock(&self.fresh).get(&cache_key)
             && at.elapsed() < SECRET_TTL
         {
             return Ok(c.clone());
@@ -131,13 +136,31 @@ impl SecretCache {
                 })
         };
         let creds = Credentials::new(field(key_field)?, field(secret_field)?);
-        lock(&self.0).insert(cache_key, (Instant::now(), creds.clone()));
+        lock(&self.last).insert(cache_key.clone(), creds.clone());
+        lock(&self.fresh).insert(cache_key, (Instant::now(), creds.clone()));
         Ok(creds)
+    }
+
+    /// The last key read from a Secret, however long ago.
+    fn last(
+        &self,
+        namespace: &str,
+        name: &str,
+        key_field: &str,
+        secret_field: &str,
+    ) -> Option<Credentials> {
+        let key = (
+            namespace.to_string(),
+            name.to_string(),
+            key_field.to_string(),
+            secret_field.to_string(),
+        );
+        lock(&self.last).get(&key).cloned()
     }
 
     /// Forgets cached Secrets holding credentials the API just rejected.
     pub fn forget(&self, creds: &Credentials) {
-        lock(&self.0).retain(|_, (_, c)| c != creds);
+        lock(&self.fresh).retain(|_, (_, c)| c != creds);
     }
 }
 
@@ -180,12 +203,24 @@ impl Context {
             }
             (None, DefaultCredentials::None) => return Err(CredentialsError::NoDefault),
         };
-        self.memory(pi, |m| m.credentials = Some(creds.clone()));
+        if pi.spec.credentials_ref.is_none() {
+            self.memory(pi, |m| m.credentials = Some(creds.clone()));
+        }
         Ok(creds)
     }
 
+    /// The credentials that last worked for a resource: its Secret's last key, or the default
+    /// credentials it was once allowed.
     pub(super) fn remembered_credentials(&self, pi: &ProviderIntegration) -> Option<Credentials> {
-        self.memory(pi, |m| m.credentials.clone())
+        match &pi.spec.credentials_ref {
+            Some(r) => self.secrets.last(
+                &pi.namespace().unwrap_or_default(),
+                &r.name,
+                &r.api_key_field,
+                &r.api_secret_field,
+            ),
+            None => self.memory(pi, |m| m.credentials.clone()),
+        }
     }
 }
 

@@ -16,22 +16,54 @@ use super::decide::{api_version, holds_key};
 #[derive(Default)]
 struct Snapshot {
     fetched: Option<Instant>,
-    /// Boxed: a map's table has room for more entries than it holds, and a boxed entry is a
-    /// pointer, not the 300-byte `Integration`.
-    items: HashMap<String, Box<Integration>>,
+    items: HashMap<String, Kept>,
 }
 
 type Entry = Arc<tokio::sync::Mutex<Snapshot>>;
 
-/// What a snapshot keeps of an integration. The envelope (`api_version`, `kind`) and the
-/// environment's links are the same for every item and nothing reads them; at thousands of
-/// integrations they are a good part of the cache.
-fn kept(mut i: Integration) -> Box<Integration> {
-    i.api_version = String::new();
-    i.kind = String::new();
-    i.environment.related = None;
-    i.environment.resource_name = None;
-    Box::new(i)
+/// An integration as a snapshot keeps it: its JSON, one allocation where the decoded form has a
+/// dozen (megabytes at 10,000 integrations), and hashes of the two fields a natural key compares
+/// (`holds_key`), so a lookup by key decodes only its candidates. The envelope (`api_version`,
+/// `kind`) and the environment's links are the same for every item; nothing reads them.
+struct Kept {
+    json: Box<str>,
+    role: u64,
+    name: u64,
+}
+
+fn hash(s: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(s)
+}
+
+impl Kept {
+    fn of(i: &Integration) -> Self {
+        let mut lean = i.clone();
+        lean.api_version = String::new();
+        lean.kind = String::new();
+        lean.environment.related = None;
+        lean.environment.resource_name = None;
+        Self {
+            // Serializing a decoded value cannot fail (string keys, no non-finite floats).
+            json: serde_json::to_string(&lean).unwrap_or_default().into(),
+            role: hash(i.customer_iam_role_arn().unwrap_or_default()),
+            name: hash(&i.display_name),
+        }
+    }
+
+    /// The integration; `None` only if it could not be decoded, which our own encoding rules out
+    /// (treated as not cached: the caller asks the API).
+    fn get(&self) -> Option<Integration> {
+        serde_json::from_str(&self.json).ok()
+    }
+
+    /// Whether it may hold `key`: its field that `holds_key` compares hashes the same.
+    fn may_hold(&self, key: &PendingCreate) -> bool {
+        match &key.customer_iam_role_arn {
+            Some(arn) => self.role == hash(arn),
+            None => self.name == hash(&key.display_name),
+        }
+    }
 }
 
 /// (API key, environment, version)
@@ -73,7 +105,7 @@ impl RemoteCache {
             // provider filter: the spec calls it an exact match, and v2 answers the provider in
             // lower case, so matching is done here, ignoring case (`holds_key`).
             let items = pim.list(creds, version, env, ListFilter::default()).await?;
-            snap.items = items.into_iter().map(|i| (i.id.clone(), kept(i))).collect();
+            snap.items = items.iter().map(|i| (i.id.clone(), Kept::of(i))).collect();
             snap.fetched = Some(Instant::now());
         }
         Ok(snap)
@@ -94,17 +126,13 @@ impl RemoteCache {
             let snap = self
                 .fresh(&entry, pim, creds, (env, version), max_age)
                 .await?;
-            if let Some(i) = snap.items.get(id) {
-                return Ok(Some(Integration::clone(i)));
+            if let Some(i) = snap.items.get(id).and_then(Kept::get) {
+                return Ok(Some(i));
             }
         }
         match pim.get(creds, version, env, id).await {
             Ok(i) => {
-                entry
-                    .lock()
-                    .await
-                    .items
-                    .insert(i.id.clone(), kept(i.clone()));
+                entry.lock().await.items.insert(i.id.clone(), Kept::of(&i));
                 Ok(Some(i))
             }
             Err(PimError::NotFound { .. }) => Ok(None),
@@ -131,8 +159,9 @@ impl RemoteCache {
             let mut v: Vec<Integration> = snap
                 .items
                 .values()
+                .filter(|k| k.may_hold(key))
+                .filter_map(Kept::get)
                 .filter(|i| holds_key(i, key))
-                .map(|i| Integration::clone(i))
                 .collect();
             v.sort_by(|a, b| a.id.cmp(&b.id));
             v
@@ -155,7 +184,7 @@ impl RemoteCache {
                     .collect();
                 let mut snap = entry.lock().await;
                 for i in &found {
-                    snap.items.insert(i.id.clone(), kept(i.clone()));
+                    snap.items.insert(i.id.clone(), Kept::of(i));
                 }
                 return Ok(found);
             }
@@ -169,16 +198,101 @@ impl RemoteCache {
     /// Records an integration we just created, changed or read.
     pub async fn insert(&self, creds: &Credentials, version: ApiVersion, i: &Integration) {
         let entry = self.entry(creds, &i.environment.id, version);
-        entry
-            .lock()
-            .await
-            .items
-            .insert(i.id.clone(), kept(i.clone()));
+        entry.lock().await.items.insert(i.id.clone(), Kept::of(i));
     }
 
     /// Forgets an integration we just deleted.
     pub async fn remove(&self, creds: &Credentials, (env, version): (&str, ApiVersion), id: &str) {
         let entry = self.entry(creds, env, version);
         entry.lock().await.items.remove(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::CloudProvider;
+    use serde_json::json;
+
+    fn integrations() -> Vec<Integration> {
+        [
+            json!({"api_version": "pim/v1", "kind": "Integration", "id": "dlz-1",
+                "display_name": "orders", "provider": "AWS",
+                "config": {"kind": "AwsIntegrationConfig",
+                    "customer_iam_role_arn": "arn:aws:iam::123456789012:role/r",
+                    "iam_role_arn": "arn:aws:iam::000000000000:role/cflt", "external_id": "ext"},
+                "usages": ["lcc-1", "lcc-2"],
+                "environment": {"id": "env-1", "related": "https://x/env-1", "resource_name": "crn://x"}}),
+            json!({"api_version": "pim/v2", "kind": "Integration", "id": "cspi-1",
+                "display_name": "draft", "provider": "gcp", "status": "DRAFT",
+                "config": {"kind": "GcpIntegrationConfig", "customer_google_service_account": "",
+                    "google_service_account": "cflt@cflt.iam.gserviceaccount.com"},
+                "environment": {"id": "env-1"}}),
+            json!({"id": "cspi-2", "display_name": "az", "provider": "azure", "status": "ACTIVE",
+                "config": {"kind": "AzureIntegrationConfig",
+                    "customer_azure_tenant_id": "00000000-0000-0000-0000-000000000001",
+                    "confluent_multi_tenant_app_id": "app"},
+                "environment": {"id": "env-1"}}),
+            json!({"id": "cspi-3", "display_name": "new", "provider": "oracle",
+                "config": {"kind": "OracleIntegrationConfig", "tenancy": "t"},
+                "environment": {"id": "env-1"}}),
+        ]
+        .into_iter()
+        .map(|v| serde_json::from_value(v).unwrap())
+        .collect()
+    }
+
+    /// A kept integration reads back as it was, less only the envelope and environment links.
+    #[test]
+    fn kept_integrations_read_back_whole() {
+        for i in integrations() {
+            let mut want = i.clone();
+            want.api_version = String::new();
+            want.kind = String::new();
+            want.environment.related = None;
+            want.environment.resource_name = None;
+            assert_eq!(Kept::of(&i).get().as_ref(), Some(&want), "{i:?}");
+        }
+    }
+
+    /// The hash prefilter never hides a match: whatever `holds_key` accepts, `may_hold` does.
+    #[test]
+    fn the_key_prefilter_never_hides_a_match() {
+        let all = integrations();
+        let keys = [
+            (
+                Some("arn:aws:iam::123456789012:role/r"),
+                "x",
+                CloudProvider::Aws,
+            ),
+            (
+                Some("arn:aws:iam::123456789012:role/other"),
+                "orders",
+                CloudProvider::Aws,
+            ),
+            (None, "draft", CloudProvider::Gcp),
+            (None, "az", CloudProvider::Azure),
+            (None, "orders", CloudProvider::Gcp),
+        ];
+        let mut matched = 0;
+        for (arn, name, provider) in keys {
+            let key = PendingCreate {
+                environment: "env-1".into(),
+                display_name: name.into(),
+                provider: Some(provider),
+                customer_iam_role_arn: arn.map(String::from),
+            };
+            for i in &all {
+                let kept = Kept::of(i);
+                if holds_key(i, &key) {
+                    matched += 1;
+                    assert!(kept.may_hold(&key), "{i:?} holds {key:?}");
+                }
+                if arn.is_some() && i.customer_iam_role_arn() != arn {
+                    assert!(!kept.may_hold(&key), "{i:?} for {key:?}");
+                }
+            }
+        }
+        assert_eq!(matched, 3, "the table has three true matches");
     }
 }
