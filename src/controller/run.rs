@@ -5,8 +5,8 @@ use std::{sync::Arc, time::Duration};
 
 use futures::{StreamExt, TryStreamExt};
 use kube::{
-    Api,
-    runtime::{Controller, WatchStreamExt, reflector, watcher},
+    Api, ResourceExt,
+    runtime::{Controller, WatchStreamExt, reflector, reflector::ObjectRef, watcher},
 };
 
 use super::{Context, error_policy, reconcile};
@@ -40,12 +40,30 @@ pub async fn run(
         // A consistent LIST in pages of 500 (kube's default), not `resourceVersion=0`: an API
         // server answers that from its watch cache in one piece, whatever its size, and parsing
         // it at once is the operator's peak memory. Each page is trimmed as it arrives.
-        let events = watcher(api, watcher::Config::default())
+        // The watch drives the cache and the index; reconciles are triggered by bare references
+        // (name and namespace): the scheduler keeps one per resource, and kube's own
+        // `ObjectRef::from_obj` would copy each `uid` and `resourceVersion` into it, which no
+        // lookup reads (an `ObjectRef` compares by name and namespace).
+        let triggers = watcher(api, watcher::Config::default())
+            // This stream's errors never reach the controller's own trigger backoff.
+            .default_backoff()
             .modify(trim)
             .reflect(writer)
             .inspect_ok(move |event| index.owners.apply(event))
-            .applied_objects();
-        let controller = Controller::for_stream(events, reader)
+            .applied_objects()
+            .filter_map(|r| {
+                futures::future::ready(match r {
+                    Ok(pi) => Some(
+                        ObjectRef::new(&pi.name_any()).within(&pi.namespace().unwrap_or_default()),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "watching ProviderIntegrations failed; retrying");
+                        None
+                    }
+                })
+            });
+        let controller = Controller::for_stream(futures::stream::pending(), reader)
+            .reconcile_on(triggers)
             .with_config(config)
             .graceful_shutdown_on(shutdown.clone());
         stores.push(controller.store());
