@@ -195,7 +195,8 @@ async fn main() {
         .unwrap();
 
     let start = Instant::now();
-    // BENCH_WRAPPER=heaptrack (or valgrind …) profiles the operator; BENCH_OPERATOR overrides
+    // BENCH_WRAPPER runs the operator under a wrapper (`env VAR=…`, a profiler: see the README's
+    // Performance section on which profilers see the binary's jemalloc); BENCH_OPERATOR overrides
     // the binary (e.g. the debug build, which has symbols).
     let operator = std::env::var("BENCH_OPERATOR")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_provider-integration-operator").to_string());
