@@ -347,20 +347,23 @@ async fn main() {
             + per(m, "PUT providerintegrations")
             + per(m, "PUT providerintegrations/status")
     };
+    let by_kind = |m: &std::collections::BTreeMap<String, u64>| {
+        format!(
+            "{:.2} (metadata patches {:.2}, status writes {:.2}); Events {:.2} (+ {:.2} event patches)",
+            writes(m),
+            per(m, "PATCH providerintegrations"),
+            per(m, "PATCH providerintegrations/status"),
+            per(m, "POST events"),
+            per(m, "PATCH events"),
+        )
+    };
     println!(
-        "  API-server writes per created resource: {:.2} (metadata patches {:.2}, status writes {:.2}); Events {:.2} (+ {:.2} event patches)",
-        writes(&create_writes),
-        per(&create_writes, "PATCH providerintegrations"),
-        per(&create_writes, "PATCH providerintegrations/status"),
-        per(&create_writes, "POST events"),
-        per(&create_writes, "PATCH events"),
+        "  API-server writes per created resource: {}",
+        by_kind(&create_writes)
     );
     println!(
-        "  API-server writes per deleted resource: {:.2} (metadata patches {:.2}, status writes {:.2}); Events {:.2}; all deleted in {:.2} s",
-        writes(&delete_writes),
-        per(&delete_writes, "PATCH providerintegrations"),
-        per(&delete_writes, "PATCH providerintegrations/status"),
-        per(&delete_writes, "POST events"),
+        "  API-server writes per deleted resource: {}; all deleted in {:.2} s",
+        by_kind(&delete_writes),
         to_deleted.as_secs_f64(),
     );
     if std::env::var_os("BENCH_VERBOSE").is_some() {

@@ -1098,13 +1098,8 @@ async fn v2_draft_patch_validate_for_each_provider() {
             )
             .await;
         assert_eq!(s, StatusCode::NO_CONTENT);
-        let (_, _, v) = t
-            .req(
-                M::GET,
-                &format!("/pim/v2/integrations/{id}?environment={ENV}"),
-                None,
-            )
-            .await;
+        let v2_path = format!("/pim/v2/integrations/{id}?environment={ENV}");
+        let v = t.get_json(&t.url(&v2_path)).await;
         // Validation changes nothing; ACTIVE means "in use by Confluent resources".
         assert_eq!(v["status"], "CREATED");
         t.admin(
@@ -1113,13 +1108,7 @@ async fn v2_draft_patch_validate_for_each_provider() {
             Some(json!(["crn://confluent.cloud/connector=c1"])),
         )
         .await;
-        let (_, _, v) = t
-            .req(
-                M::GET,
-                &format!("/pim/v2/integrations/{id}?environment={ENV}"),
-                None,
-            )
-            .await;
+        let v = t.get_json(&t.url(&v2_path)).await;
         assert_eq!(v["status"], "ACTIVE");
         t.admin(
             M::PUT,

@@ -86,7 +86,8 @@ impl Default for Config {
     }
 }
 
-/// What is kept about one resource between reconciles, by uid. Dropped when the resource is gone.
+/// What is kept about one resource between reconciles, by uid. Dropped when the resource is
+/// gone, and when nothing is left to keep: a settled resource has none.
 #[derive(Default)]
 pub(super) struct Memory {
     /// Failures in a row, for the backoff; reset by a success.
@@ -97,8 +98,8 @@ pub(super) struct Memory {
     pub credentials: Option<Credentials>,
     /// When the integration is next validated (GCP and Azure only, so boxed).
     pub validation: Option<Box<ValidationMemo>>,
-    /// The intent whose last create was refused outright (429), so nothing was created. Boxed:
-    /// rare, and every resource has a `Memory`.
+    /// The intent whose last create was refused outright (429), so nothing was created (rare,
+    /// so boxed).
     pub refused: Option<Box<PendingCreate>>,
     /// The `resourceVersion`s our last writes produced, newest last: a copy carrying an older
     /// one of them is stale by our own hand, and the newest is on its way.
@@ -106,7 +107,6 @@ pub(super) struct Memory {
 }
 
 impl Memory {
-    /// Nothing to remember: a settled resource has no entry at all.
     fn is_empty(&self) -> bool {
         self.failures == 0
             && self.credentials.is_none()
@@ -194,10 +194,10 @@ impl Context {
     ) -> T {
         let uid = pi.uid().unwrap_or_default();
         let mut all = lock(&self.memory);
-        let m = all.entry(uid).or_default();
+        let m = all.entry(uid.clone()).or_default();
         let out = f(m);
         if m.is_empty() {
-            all.remove(pi.uid().unwrap_or_default().as_str());
+            all.remove(&uid);
         }
         out
     }

@@ -51,13 +51,20 @@ const SECRET_TTL: Duration = Duration::from_secs(5);
 /// (namespace, name, key field, secret field)
 type SecretKey = (String, String, String, String);
 
-/// Secrets read in the last `SECRET_TTL`, and the last key read from each Secret, so a deletion
-/// still works when the Secret went first (as it does when a whole namespace is deleted). Kept
-/// per Secret, not per resource: thousands of resources share a few Secrets.
+/// The last key read from each Secret, and when (`None` once the API rejected it): reused for
+/// `SECRET_TTL`, and kept after that so a deletion still works when the Secret went first (as it
+/// does when a whole namespace is deleted). Per Secret, not per resource: thousands of resources
+/// share a few Secrets.
 #[derive(Default)]
-pub struct SecretCache {
-    fresh: Mutex<HashMap<SecretKey, (Instant, Credentials)>>,
-    last: Mutex<HashMap<SecretKey, Credentials>>,
+pub struct SecretCache(Mutex<HashMap<SecretKey, (Option<Instant>, Credentials)>>);
+
+fn secret_key(namespace: &str, name: &str, key_field: &str, secret_field: &str) -> SecretKey {
+    (
+        namespace.to_string(),
+        name.to_string(),
+        key_field.to_string(),
+        secret_field.to_string(),
+    )
 }
 
 /// The default-credentials grants of Namespaces read in the last `SECRET_TTL`: a grant added or
@@ -102,13 +109,8 @@ impl SecretCache {
         key_field: &str,
         secret_field: &str,
     ) -> Result<Credentials, CredentialsError> {
-        let cache_key = (
-            namespace.to_string(),
-            name.to_string(),
-            key_field.to_string(),
-            secret_field.to_string(),
-        );
-        if let Some((at, c)) = lock(&self.fresh).get(&cache_key)
+        let cache_key = secret_key(namespace, name, key_field, secret_field);
+        if let Some((Some(at), c)) = lock(&self.0).get(&cache_key)
             && at.elapsed() < SECRET_TTL
         {
             return Ok(c.clone());
@@ -136,8 +138,7 @@ impl SecretCache {
                 })
         };
         let creds = Credentials::new(field(key_field)?, field(secret_field)?);
-        lock(&self.last).insert(cache_key.clone(), creds.clone());
-        lock(&self.fresh).insert(cache_key, (Instant::now(), creds.clone()));
+        lock(&self.0).insert(cache_key, (Some(Instant::now()), creds.clone()));
         Ok(creds)
     }
 
@@ -149,18 +150,17 @@ impl SecretCache {
         key_field: &str,
         secret_field: &str,
     ) -> Option<Credentials> {
-        let key = (
-            namespace.to_string(),
-            name.to_string(),
-            key_field.to_string(),
-            secret_field.to_string(),
-        );
-        lock(&self.last).get(&key).cloned()
+        let key = secret_key(namespace, name, key_field, secret_field);
+        lock(&self.0).get(&key).map(|(_, c)| c.clone())
     }
 
-    /// Forgets cached Secrets holding credentials the API just rejected.
+    /// Stops reusing credentials the API just rejected: the next read goes to the Secret.
     pub fn forget(&self, creds: &Credentials) {
-        lock(&self.fresh).retain(|_, (_, c)| c != creds);
+        for (at, c) in lock(&self.0).values_mut() {
+            if c == creds {
+                *at = None;
+            }
+        }
     }
 }
 

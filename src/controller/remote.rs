@@ -37,17 +37,16 @@ fn hash(s: &str) -> u64 {
 }
 
 impl Kept {
-    fn of(i: &Integration) -> Self {
-        let mut lean = i.clone();
-        lean.api_version = String::new();
-        lean.kind = String::new();
-        lean.environment.related = None;
-        lean.environment.resource_name = None;
+    fn of(mut i: Integration) -> Self {
+        i.api_version = String::new();
+        i.kind = String::new();
+        i.environment.related = None;
+        i.environment.resource_name = None;
         Self {
-            // Serializing a decoded value cannot fail (string keys, no non-finite floats).
-            json: serde_json::to_string(&lean).unwrap_or_default().into(),
             role: hash(i.customer_iam_role_arn().unwrap_or_default()),
             name: hash(&i.display_name),
+            // Serializing a decoded value cannot fail (string keys, no non-finite floats).
+            json: serde_json::to_string(&i).unwrap_or_default().into(),
         }
     }
 
@@ -105,7 +104,10 @@ impl RemoteCache {
             // provider filter: the spec calls it an exact match, and v2 answers the provider in
             // lower case, so matching is done here, ignoring case (`holds_key`).
             let items = pim.list(creds, version, env, ListFilter::default()).await?;
-            snap.items = items.iter().map(|i| (i.id.clone(), Kept::of(i))).collect();
+            snap.items = items
+                .into_iter()
+                .map(|i| (i.id.clone(), Kept::of(i)))
+                .collect();
             snap.fetched = Some(Instant::now());
         }
         Ok(snap)
@@ -132,7 +134,11 @@ impl RemoteCache {
         }
         match pim.get(creds, version, env, id).await {
             Ok(i) => {
-                entry.lock().await.items.insert(i.id.clone(), Kept::of(&i));
+                entry
+                    .lock()
+                    .await
+                    .items
+                    .insert(i.id.clone(), Kept::of(i.clone()));
                 Ok(Some(i))
             }
             Err(PimError::NotFound { .. }) => Ok(None),
@@ -184,7 +190,7 @@ impl RemoteCache {
                     .collect();
                 let mut snap = entry.lock().await;
                 for i in &found {
-                    snap.items.insert(i.id.clone(), Kept::of(i));
+                    snap.items.insert(i.id.clone(), Kept::of(i.clone()));
                 }
                 return Ok(found);
             }
@@ -198,7 +204,11 @@ impl RemoteCache {
     /// Records an integration we just created, changed or read.
     pub async fn insert(&self, creds: &Credentials, version: ApiVersion, i: &Integration) {
         let entry = self.entry(creds, &i.environment.id, version);
-        entry.lock().await.items.insert(i.id.clone(), Kept::of(i));
+        entry
+            .lock()
+            .await
+            .items
+            .insert(i.id.clone(), Kept::of(i.clone()));
     }
 
     /// Forgets an integration we just deleted.
@@ -251,7 +261,7 @@ mod tests {
             want.kind = String::new();
             want.environment.related = None;
             want.environment.resource_name = None;
-            assert_eq!(Kept::of(&i).get().as_ref(), Some(&want), "{i:?}");
+            assert_eq!(Kept::of(i.clone()).get().as_ref(), Some(&want), "{i:?}");
         }
     }
 
@@ -283,7 +293,7 @@ mod tests {
                 customer_iam_role_arn: arn.map(String::from),
             };
             for i in &all {
-                let kept = Kept::of(i);
+                let kept = Kept::of(i.clone());
                 if holds_key(i, &key) {
                     matched += 1;
                     assert!(kept.may_hold(&key), "{i:?} holds {key:?}");
