@@ -104,12 +104,14 @@ async fn in_sync(
         ctx.event(&pi, EventType::Normal, reason, note).await;
     }
     ctx.succeeded(&pi);
-    let next = if desired.validate {
-        validation::validate(ctx, &pi, creds, &i).await?
+    if desired.validate {
+        Ok(Action::requeue(
+            validation::validate(ctx, &pi, creds, &i).await?,
+        ))
     } else {
-        ctx.resync_delay()
-    };
-    Ok(Action::requeue(next))
+        // Settled: the resync sweep (`feed.rs`) brings it back.
+        Ok(Action::await_change())
+    }
 }
 
 /// Sets the config of a `pim/v2` DRAFT. Returns the resource as stored and the configured

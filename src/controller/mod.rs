@@ -4,11 +4,13 @@
 //! the error policy.
 
 mod apply;
+mod cached;
 mod cleanup;
 mod context;
 mod credentials;
 pub mod decide;
 pub mod desired;
+mod feed;
 mod metadata;
 mod observe;
 pub mod outputs;
@@ -22,8 +24,9 @@ mod validation;
 use std::{ops::ControlFlow, sync::Arc, time::Duration};
 
 use kube::{Api, Resource, ResourceExt, runtime::controller::Action};
-use tracing::{debug, instrument, warn};
+use tracing::{debug, error, instrument, warn};
 
+pub use cached::Cached;
 pub use context::{
     Config, Context, DEFAULT_CREDENTIALS_ANNOTATION, DefaultCredentials, DefaultCredentialsScope,
 };
@@ -49,6 +52,9 @@ pub enum Error {
     /// the decision is made again on the fresh copy the watch brings.
     #[error("the resource changed since it was read; deciding again on the latest version")]
     Stale,
+    /// The cached copy did not decode (`Cached::decode`): a bug, not a state of the resource.
+    #[error("the cached copy of the resource does not decode: {0}")]
+    Cache(#[from] serde_json::Error),
 }
 
 /// How soon a stale decision is made again (the watch event of the newer copy usually comes
@@ -56,10 +62,13 @@ pub enum Error {
 const STALE_RETRY: Duration = Duration::from_millis(200);
 
 /// The controller's reconcile function.
-#[instrument(skip_all, fields(namespace = %pi.namespace().unwrap_or_default(), resource = %pi.name_any()))]
-pub async fn reconcile(pi: Arc<ProviderIntegration>, ctx: Arc<Context>) -> Result<Action, Error> {
+#[instrument(skip_all, fields(namespace = %cached.namespace().unwrap_or_default(), resource = %cached.name_any()))]
+pub async fn reconcile(cached: Arc<Cached>, ctx: Arc<Context>) -> Result<Action, Error> {
     let start = std::time::Instant::now();
-    let result = dispatch(pi, &ctx).await;
+    let result = match cached.decode() {
+        Ok(pi) => dispatch(Arc::new(pi), &ctx).await,
+        Err(e) => Err(e.into()),
+    };
     ctx.metrics
         .reconciled(if result.is_ok() { "ok" } else { "error" }, start.elapsed());
     result
@@ -125,7 +134,7 @@ async fn apply(
 }
 
 /// Requeue policy for errors that escaped `reconcile`.
-pub fn error_policy(pi: Arc<ProviderIntegration>, err: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(cached: Arc<Cached>, err: &Error, ctx: Arc<Context>) -> Action {
     match err {
         Error::DeletionPending { retry_in, .. } => Action::requeue(*retry_in),
         Error::Stale => {
@@ -133,9 +142,18 @@ pub fn error_policy(pi: Arc<ProviderIntegration>, err: &Error, ctx: Arc<Context>
             Action::requeue(STALE_RETRY.mul_f64(0.5 + fastrand::f64()))
         }
         Error::Kube(_) => {
-            let d = ctx.backoff(&pi, ctx.config.retry_base / 2, ctx.config.retry_max);
-            warn!(namespace = %pi.namespace().unwrap_or_default(), resource = %pi.name_any(), error = %err, retry_in_ms = d.as_millis() as u64, "reconcile failed");
+            // Backoff is counted per uid, which the cached copy keeps in its JSON.
+            let d = match cached.decode() {
+                Ok(pi) => ctx.backoff(&pi, ctx.config.retry_base / 2, ctx.config.retry_max),
+                Err(_) => ctx.config.retry_max,
+            };
+            warn!(namespace = %cached.namespace().unwrap_or_default(), resource = %cached.name_any(), error = %err, retry_in_ms = d.as_millis() as u64, "reconcile failed");
             Action::requeue(d)
+        }
+        // Deciding again on the same copy would fail again; a new copy from the watch retries.
+        Error::Cache(_) => {
+            error!(namespace = %cached.namespace().unwrap_or_default(), resource = %cached.name_any(), error = %err, "reconcile impossible");
+            Action::await_change()
         }
     }
 }

@@ -5,12 +5,14 @@ use std::{sync::Arc, time::Duration};
 
 use futures::{StreamExt, TryStreamExt};
 use kube::{
-    Api, ResourceExt,
-    runtime::{Controller, WatchStreamExt, reflector, reflector::ObjectRef, watcher},
+    Api,
+    runtime::{Controller, WatchStreamExt, reflector, watcher, watcher::Event},
 };
 
+use super::cached::{Cached, Kstatus, Validation, cache};
+use super::feed::Feed;
 use super::{Context, error_policy, reconcile};
-use crate::crd::{ProviderIntegration, VALIDATED};
+use crate::crd::ProviderIntegration;
 
 /// Runs the controller until `shutdown` resolves: one watch for all namespaces, or one per
 /// namespace in `Config::namespaces` (which then needs only namespaced RBAC).
@@ -30,46 +32,60 @@ pub async fn run(
     let shutdown = futures::FutureExt::shared(shutdown);
     let mut stores = Vec::new();
     let mut runs = Vec::new();
+    let mut sweeps = Vec::new();
     for api in apis {
         let config =
             kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
         // What `Controller::new` does, with the owner index following the same events as the
         // cache, before any reconcile they trigger.
         let (reader, writer) = reflector::store();
+        let feed = Arc::new(Feed::new(ctx.config.concurrency));
         let index = ctx.clone();
+        let lined = feed.clone();
         // A consistent LIST in pages of 500 (kube's default), not `resourceVersion=0`: an API
         // server answers that from its watch cache in one piece, whatever its size, and parsing
-        // it at once is the operator's peak memory. Each page is trimmed as it arrives.
-        // The watch drives the cache and the index; reconciles are triggered by bare references
-        // (name and namespace): the scheduler keeps one per resource, and kube's own
-        // `ObjectRef::from_obj` would copy each `uid` and `resourceVersion` into it, which no
-        // lookup reads (an `ObjectRef` compares by name and namespace).
-        let triggers = watcher(api, watcher::Config::default())
+        // it at once is the operator's peak memory. Each page is cached as it arrives.
+        // The watch drives the cache and the index, and puts what changed in line (`feed.rs`);
+        // the line, not the watch, triggers reconciles.
+        let watch = watcher(api, watcher::Config::default())
             // This stream's errors never reach the controller's own trigger backoff.
             .default_backoff()
-            .modify(trim)
-            .reflect(writer)
             .inspect_ok(move |event| index.owners.apply(event))
-            .applied_objects()
-            .filter_map(|r| {
-                futures::future::ready(match r {
-                    Ok(pi) => Some(
-                        ObjectRef::new(&pi.name_any()).within(&pi.namespace().unwrap_or_default()),
-                    ),
+            .map_ok(cache)
+            .reflect(writer)
+            .filter_map(move |r| {
+                match r {
+                    Ok(Event::Apply(c) | Event::InitApply(c)) => lined.push(&c),
+                    Ok(Event::Delete(c)) => lined.gone(&c),
+                    Ok(Event::Init | Event::InitDone) => {}
                     Err(e) => {
-                        tracing::warn!(error = %e, "watching ProviderIntegrations failed; retrying");
-                        None
+                        tracing::warn!(error = %e, "watching ProviderIntegrations failed; retrying")
                     }
-                })
+                }
+                futures::future::ready(None::<Result<Cached, watcher::Error>>)
             });
-        let controller = Controller::for_stream(futures::stream::pending(), reader)
-            .reconcile_on(triggers)
+        let controller = Controller::for_stream(watch, reader)
+            .reconcile_on(feed.clone().requests())
             .with_config(config)
             .graceful_shutdown_on(shutdown.clone());
-        stores.push(controller.store());
+        let store = controller.store();
+        sweeps.push(tokio::spawn(sweep(
+            feed.clone(),
+            store.clone(),
+            ctx.config.resync,
+        )));
+        stores.push(store);
+        let started = feed;
         runs.push(
             controller
-                .run(reconcile, error_policy, ctx.clone())
+                .run(
+                    move |c, ctx| {
+                        started.started(&c);
+                        reconcile(c, ctx)
+                    },
+                    error_policy,
+                    ctx.clone(),
+                )
                 .for_each(|_| futures::future::ready(())),
         );
     }
@@ -89,36 +105,24 @@ pub async fn run(
     ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);
     synced.abort();
     gauges.abort();
+    sweeps.iter().for_each(|s| s.abort());
 }
 
-/// Drops what the controller never reads before an object enters the cache: `managedFields`
-/// and kubectl's last-applied annotation are kilobytes per object on a real API server, and
-/// the labels, owner references and other tools' annotations are read by no reconcile (no
-/// write of ours sends the whole object back). An annotation map emptied here stays `Some`:
-/// "the object has annotations" decides whether a JSON patch may add to the map or must
-/// create it, and creating it would replace everyone else's.
-pub(super) fn trim(pi: &mut ProviderIntegration) {
-    let m = &mut pi.metadata;
-    m.managed_fields = None;
-    m.labels = None;
-    m.owner_references = None;
-    // The first create's intent is ignored once an id is recorded (`recorded_intent`).
-    let recorded = pi.status.as_ref().is_some_and(|s| s.id.is_some());
-    if let Some(a) = m.annotations.as_mut() {
-        a.retain(|k, _| {
-            k.starts_with(crate::crd::ANNOTATION_PREFIX)
-                && !(recorded && k == crate::crd::INTENT_ANNOTATION)
-        });
+/// The resync: every period, every cached resource is reconciled again (a settled resource is
+/// not requeued one by one; see `feed.rs`).
+async fn sweep(feed: Arc<Feed>, store: reflector::Store<Cached>, period: Duration) {
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        feed.sweep(&store.state());
     }
 }
 
 /// Keeps the per-state resource gauges current from the controllers' caches.
-async fn count_states(
-    ctx: Arc<Context>,
-    stores: Vec<kube::runtime::reflector::Store<ProviderIntegration>>,
-) {
+async fn count_states(ctx: Arc<Context>, stores: Vec<kube::runtime::reflector::Store<Cached>>) {
     loop {
-        let all: Vec<Arc<ProviderIntegration>> = stores.iter().flat_map(|s| s.state()).collect();
+        let all: Vec<Arc<Cached>> = stores.iter().flat_map(|s| s.state()).collect();
         let t = Tally::of(all.iter().map(|p| p.as_ref()));
         ctx.metrics.set_resources(
             &[
@@ -149,23 +153,19 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn of<'a>(resources: impl IntoIterator<Item = &'a ProviderIntegration>) -> Self {
+    pub fn of<'a>(resources: impl IntoIterator<Item = &'a Cached>) -> Self {
         let mut t = Tally::default();
-        for pi in resources {
-            if pi.is_ready() {
-                t.ready += 1;
-            } else if pi
-                .condition(crate::crd::STALLED)
-                .is_some_and(|c| c.status == "True")
-            {
-                t.stalled += 1;
-            } else {
-                t.reconciling += 1;
+        for c in resources {
+            let s = c.state();
+            match s.kstatus {
+                Kstatus::Ready => t.ready += 1,
+                Kstatus::Stalled => t.stalled += 1,
+                Kstatus::Reconciling => t.reconciling += 1,
             }
-            match pi.condition(VALIDATED).map(|c| c.status.as_str()) {
-                Some("True") => t.validated += 1,
-                Some("False") => t.validation_failing += 1,
-                Some(_) => t.validation_pending += 1,
+            match s.validated {
+                Some(Validation::Passed) => t.validated += 1,
+                Some(Validation::Failed) => t.validation_failing += 1,
+                Some(Validation::Pending) => t.validation_pending += 1,
                 None => {}
             }
         }
@@ -178,7 +178,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn resource(generation: i64, conditions: serde_json::Value) -> ProviderIntegration {
+    fn resource(generation: i64, conditions: serde_json::Value) -> Cached {
         serde_json::from_value(json!({
             "apiVersion": "pim.confluent.cloud/v1alpha1", "kind": "ProviderIntegration",
             "metadata": {"name": "x", "generation": generation},
