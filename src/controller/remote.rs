@@ -103,11 +103,14 @@ impl RemoteCache {
             // `pim/v1` lists AWS only; one `pim/v2` listing serves GCP and Azure together. No
             // provider filter: the spec calls it an exact match, and v2 answers the provider in
             // lower case, so matching is done here, ignoring case (`holds_key`).
-            let items = pim.list(creds, version, env, ListFilter::default()).await?;
-            snap.items = items
-                .into_iter()
-                .map(|i| (i.id.clone(), Kept::of(i)))
-                .collect();
+            let items = pim
+                .list_as(creds, version, env, ListFilter::default(), |i| {
+                    (i.id.clone(), Kept::of(i))
+                })
+                .await?;
+            // Emptied first, so the old snapshot's memory is reused, not added to.
+            snap.items.clear();
+            snap.items.extend(items);
             snap.fetched = Some(Instant::now());
         }
         Ok(snap)

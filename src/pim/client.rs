@@ -151,6 +151,20 @@ impl PimClient {
         environment: &str,
         filter: ListFilter<'_>,
     ) -> Result<Vec<Integration>, PimError> {
+        self.list_as(creds, version, environment, filter, |i| i)
+            .await
+    }
+
+    /// `list`, with each integration turned into what the caller keeps as its page arrives: a
+    /// cache of thousands of integrations then never holds them all decoded at once.
+    pub async fn list_as<T>(
+        &self,
+        creds: &Credentials,
+        version: ApiVersion,
+        environment: &str,
+        filter: ListFilter<'_>,
+        mut keep: impl FnMut(Integration) -> T,
+    ) -> Result<Vec<T>, PimError> {
         let base = reqwest::Url::parse(&format!("{}/{}/integrations", self.base, version.path()))
             .map_err(|e| PimError::Transport(e.to_string()))?;
         let page_url = |token: Option<&str>| {
@@ -182,7 +196,7 @@ impl PimClient {
                 .send("list", Method::GET, url.as_str(), creds, None::<&()>)
                 .await?
                 .ok_or_else(|| PimError::Decode("empty list response".into()))?;
-            out.extend(page.data);
+            out.extend(page.data.into_iter().map(&mut keep));
             let token = page
                 .metadata
                 .next
