@@ -102,6 +102,17 @@ fn interned<V>(map: &HashMap<Arc<str>, V>, s: &str) -> Arc<str> {
         .unwrap_or_else(|| Arc::from(s))
 }
 
+/// Adds `member` to the set of `k` (stored once, `interned`) and returns the stored key. A set
+/// grows one slot at a time: almost all have one member, and a first `push` would make room
+/// for four.
+fn add_member(map: &mut HashMap<Arc<str>, Members>, k: &str, member: &Arc<Member>) -> Arc<str> {
+    let k = interned(map, k);
+    let set = map.entry(k.clone()).or_default();
+    set.reserve_exact(1);
+    set.push(member.clone());
+    k
+}
+
 fn drop_member(map: &mut HashMap<Arc<str>, Members>, k: &str, uid: &str) {
     if let Some(set) = map.get_mut(k) {
         set.retain(|m| &*m.uid != uid);
@@ -133,24 +144,14 @@ impl Inner {
             name: format!("{}/{}", pi.namespace().unwrap_or_default(), pi.name_any()).into(),
             uid: uid.clone(),
         });
-        let id = pi.status.as_ref().and_then(|s| s.id.as_deref()).map(|id| {
-            let id = interned(&self.by_id, id);
-            self.by_id
-                .entry(id.clone())
-                .or_default()
-                .push(member.clone());
-            id
-        });
+        let id = pi
+            .status
+            .as_ref()
+            .and_then(|s| s.id.as_deref())
+            .map(|id| add_member(&mut self.by_id, id, &member));
         let keys = keys_of(pi)
             .iter()
-            .map(|k| {
-                let k = interned(&self.by_key, k);
-                self.by_key
-                    .entry(k.clone())
-                    .or_default()
-                    .push(member.clone());
-                k
-            })
+            .map(|k| add_member(&mut self.by_key, k, &member))
             .collect();
         if let Some(seen) = &mut self.relisting {
             seen.insert(uid.clone());
