@@ -104,14 +104,13 @@ async fn in_sync(
         ctx.event(&pi, EventType::Normal, reason, note).await;
     }
     ctx.succeeded(&pi);
-    if desired.validate {
-        Ok(Action::requeue(
-            validation::validate(ctx, &pi, creds, &i).await?,
-        ))
+    let next = if desired.validate {
+        validation::validate(ctx, &pi, creds, &i).await?
     } else {
-        // Settled: the resync sweep (`feed.rs`) brings it back.
-        Ok(Action::await_change())
-    }
+        None
+    };
+    // Settled: the resync sweep (`feed.rs`) brings it back.
+    Ok(next.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// Sets the config of a `pim/v2` DRAFT. Returns the resource as stored and the configured

@@ -282,19 +282,23 @@ impl Context {
         lock(&self.memory).remove(&pi.uid().unwrap_or_default());
     }
 
-    pub(super) fn resync_delay(&self) -> Duration {
-        self.config.resync.mul_f64(0.9 + fastrand::f64() * 0.2)
+    /// How long a periodic check (a listing, a passed validation) stays fresh: half the resync
+    /// period. Each resync sweep, one period after the last, then repeats it, unless a reconcile
+    /// between sweeps did so in the last half period.
+    pub(super) fn fresh_for(&self) -> Duration {
+        self.config.resync / 2
     }
 
-    /// A `decide::Next` in time, with jitter.
-    pub(super) fn delay(&self, next: Next) -> Duration {
+    /// A `decide::Next` in time, with jitter; `None` for the resync, which the resync sweep
+    /// brings (`feed.rs`), not a requeue.
+    pub(super) fn delay(&self, next: Next) -> Option<Duration> {
         let c = &self.config;
         match next {
-            Next::Resync => self.resync_delay(),
+            Next::Resync => None,
             Next::Retry { failures, hint } => {
-                retry_delay(failures, hint, c.retry_base, c.retry_max)
+                Some(retry_delay(failures, hint, c.retry_base, c.retry_max))
             }
-            Next::StallRetry { failures } => backoff_delay(failures, c.stall_retry, c.resync),
+            Next::StallRetry { failures } => Some(backoff_delay(failures, c.stall_retry, c.resync)),
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::pim::Integration;
 /// When to look again, in terms of the configured periods; the I/O layer adds the jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
-    /// The resync period.
+    /// The next resync sweep (one per resync period).
     Resync,
     /// Transient trouble: the server's `hint` (`Retry-After`), else the retry backoff after
     /// `failures` in a row.

@@ -32,7 +32,7 @@ pub(super) async fn observe(
                     creds,
                     (&environment, version),
                     &id,
-                    listing_age(ctx),
+                    ctx.fresh_for(),
                 )
                 .await?;
             match found {
@@ -44,18 +44,11 @@ pub(super) async fn observe(
             let age = if fresh {
                 Duration::ZERO
             } else {
-                listing_age(ctx)
+                ctx.fresh_for()
             };
             Observed::ByKey(ctx.cache.by_key(&ctx.pim, creds, &key, age).await?)
         }
     })
-}
-
-/// How old a listing may be to serve a reconcile: half the resync period. A resync sweep (one
-/// per period) then lists each environment again, unless a reconcile listed it in the last
-/// half period.
-fn listing_age(ctx: &Context) -> Duration {
-    ctx.config.resync / 2
 }
 
 /// What other resources hold of `ids` (and, with `key`, of that key), from the owner index.

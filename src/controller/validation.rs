@@ -14,20 +14,25 @@ use crate::crd::{ProviderIntegration, VALIDATED, set_condition};
 use crate::pim::{Credentials, Integration};
 
 /// Validates the integration when due and records the `Validated` condition. Returns when to
-/// look again: the resync period once it passes, sooner (with backoff) until it does.
+/// look again: `None` once it passes (the next resync sweep validates again), sooner (with
+/// backoff) until it does.
 pub(super) async fn validate(
     ctx: &Context,
     pi: &ProviderIntegration,
     creds: &Credentials,
     i: &Integration,
-) -> Result<Duration, Error> {
+) -> Result<Option<Duration>, Error> {
     let generation = pi.metadata.generation;
     let now = Instant::now();
     let previous = pi.condition(VALIDATED);
     let memo = ctx.memory(pi, |m| m.validation.clone());
     let failures = match decide::validation_step(memo.as_deref(), &i.id, generation, previous, now)
     {
-        ValidationStep::NotYet(wait) => return Ok(wait),
+        // No failures in a row: the last check passed, and the sweep brings the next.
+        ValidationStep::NotYet(_) if memo.as_ref().is_some_and(|m| m.failures == 0) => {
+            return Ok(None);
+        }
+        ValidationStep::NotYet(wait) => return Ok(Some(wait)),
         ValidationStep::Now { failures } => failures,
     };
     let env = i.environment.id.clone();
@@ -75,7 +80,7 @@ pub(super) async fn validate(
     let memo = ValidationMemo {
         generation,
         id: i.id.clone(),
-        due: now + next,
+        due: now + next.unwrap_or_else(|| ctx.fresh_for()),
         failures: outcome.failures,
     };
     ctx.memory(&pi, |m| m.validation = Some(Box::new(memo)));
