@@ -269,11 +269,13 @@ async fn main() {
     let gets_before = count("get");
     let validates_before = count("validate");
 
-    // One full resync period: every resource is re-verified against Confluent Cloud.
-    tokio::time::sleep(Duration::from_secs(resync_s + resync_s / 5 + 1)).await;
-    let lists = count("list") - lists_before;
-    let gets = count("get") - gets_before;
-    let validates = count("validate") - validates_before;
+    // Every resource is re-verified against Confluent Cloud once per resync period, by a sweep
+    // at fixed ticks: two whole periods hold exactly two sweeps, whatever their phase.
+    tokio::time::sleep(Duration::from_secs(2 * resync_s)).await;
+    let per_resync = |after: u64, before: u64| (after - before) as f64 / 2.0;
+    let lists = per_resync(count("list"), lists_before);
+    let gets = per_resync(count("get"), gets_before);
+    let validates = per_resync(count("validate"), validates_before);
     let rss_peak = peak_rss_kib(pid);
 
     // Delete everything, as a user would, and count what the operator writes for it.
