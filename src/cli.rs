@@ -54,6 +54,12 @@ pub struct RunArgs {
     /// Watch only these namespaces (repeatable, or comma-separated; default: all namespaces).
     #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
     pub namespaces: Vec<String>,
+    /// Run against an emulator of the Provider Integration API started in this process, in
+    /// place of Confluent Cloud: nothing real is created. Its demo key is the default
+    /// credentials, usable in every watched namespace. For trying the operator on a cluster
+    /// without a Confluent account; never in production.
+    #[arg(long, conflicts_with = "api_url")]
+    pub emulator: bool,
     /// Base URL of the Provider Integration API.
     #[arg(
         long,

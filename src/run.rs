@@ -1,15 +1,18 @@
 //! Wires the `run` subcommand: Kubernetes client, API client, health/metrics server, controller.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
 };
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 
 use crate::{
     cli::RunArgs,
-    controller::{self, Context, DefaultCredentials},
+    controller::{self, Context, DefaultCredentials, DefaultCredentialsScope},
     leader::{self, Ended, LeaseConfig},
     metrics::Metrics,
     pim::{Credentials, PimClient},
@@ -73,57 +76,153 @@ fn default_credentials(args: &RunArgs) -> Result<DefaultCredentials, BoxError> {
     }
 }
 
+/// How long in-flight reconciles may run on after SIGTERM before the process ends anyway (the
+/// chart's termination grace period is longer, so the Lease is still released).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+
+/// The line `run --emulator` starts with, and what every resource's `Ready` message says.
+pub const EMULATOR_NOTICE: &str = "EMULATOR: integrations are created in an emulator inside the operator, nothing is created in Confluent Cloud";
+
+/// The `run` subcommand: connects to the cluster (kubeconfig context, or in-cluster), then
+/// `run_with`.
 pub async fn run(args: RunArgs) -> Result<(), BoxError> {
     crate::install_crypto_provider();
     let kube_config = match &args.context {
-        Some(ctx) => {
-            kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
-                context: Some(ctx.clone()),
-                ..Default::default()
-            })
-            .await?
-        }
-        None => kube::Config::infer().await?,
+        Some(ctx) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
+            context: Some(ctx.clone()),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| no_cluster(&e))?,
+        None => kube::Config::infer().await.map_err(|e| no_cluster(&e))?,
     };
+    let url = kube_config.cluster_url.to_string();
     let client = kube::Client::try_from(kube_config)?;
+    if args.emulator {
+        // A first try on a laptop: say at once what is missing, instead of retrying a watch.
+        preflight(&client, &url).await?;
+    }
+    run_with(args, client, crate::shutdown_signal()).await
+}
+
+fn no_cluster(e: &dyn std::fmt::Display) -> BoxError {
+    format!("no Kubernetes cluster configured ({e}); without one, try the Provider Integration API alone: cargo run -- emulator (README, \"Try it: the local emulator\")").into()
+}
+
+/// The cluster answers and serves the CRD.
+async fn preflight(client: &kube::Client, url: &str) -> Result<(), BoxError> {
+    let answer = tokio::time::timeout(Duration::from_secs(5), client.apiserver_version()).await;
+    match answer {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(unreachable_cluster(url, &e)),
+        Err(_) => return Err(unreachable_cluster(url, &"no answer within 5s")),
+    }
+    let api: kube::Api<crate::crd::ProviderIntegration> = kube::Api::all(client.clone());
+    match api
+        .list_metadata(&kube::api::ListParams::default().limit(1))
+        .await
+    {
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(
+            "the ProviderIntegration CRD is not installed in this cluster: kubectl apply -f crds/"
+                .into(),
+        ),
+        // Anything else (RBAC on a namespaced install, say) is the watch's to report.
+        _ => Ok(()),
+    }
+}
+
+fn unreachable_cluster(url: &str, e: &dyn std::fmt::Display) -> BoxError {
+    format!("the Kubernetes cluster at {url} is not reachable ({e}); without one, try the Provider Integration API alone: cargo run -- emulator (README, \"Try it: the local emulator\")").into()
+}
+
+/// Runs the operator with `client` until `shutdown` resolves, then at most `SHUTDOWN_GRACE`
+/// longer. With `args.emulator`, the Provider Integration API is an emulator in this process.
+pub async fn run_with(
+    args: RunArgs,
+    client: kube::Client,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), BoxError> {
+    crate::install_crypto_provider();
     let metrics = Arc::new(Metrics::new());
-    let pim = PimClient::new(&args.api_url, args.api_timeout)?
+    let mut emulator = None;
+    let (api_url, default_credentials, scope) = if args.emulator {
+        let em = crate::emulator::spawn_local(crate::emulator::EmulatorConfig::default()).await?;
+        em.state.seed_example()?;
+        println!("{EMULATOR_NOTICE} (at {})", em.base_url);
+        tracing::warn!(emulator = %em.base_url, "{EMULATOR_NOTICE}");
+        let url = em.base_url.clone();
+        emulator = Some(em);
+        (
+            url,
+            DefaultCredentials::Static(Credentials::new(
+                crate::emulator::DEMO_API_KEY,
+                crate::emulator::DEMO_API_SECRET,
+            )),
+            DefaultCredentialsScope::Any,
+        )
+    } else {
+        (
+            args.api_url.clone(),
+            default_credentials(&args)?,
+            args.default_credentials_scope,
+        )
+    };
+    let pim = PimClient::new(&api_url, args.api_timeout)?
         .with_rate_limit(std::num::NonZeroU32::new(args.api_rate_limit))
         .with_observer(metrics.clone());
     let config = controller::Config {
         resync: args.resync,
         concurrency: args.concurrency,
-        default_credentials: default_credentials(&args)?,
-        default_credentials_scope: args.default_credentials_scope,
+        default_credentials,
+        default_credentials_scope: scope,
         namespaces: args.namespaces.clone(),
         instance: args.pod_name.clone(),
+        notice: args.emulator.then_some(EMULATOR_NOTICE),
         ..Default::default()
     };
     let ctx = Arc::new(Context::new(client, pim, config, metrics.clone()));
     let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, api_url = %args.api_url, namespaces = ?args.namespaces, "starting");
+    tracing::info!(addr = %listener.local_addr()?, %api_url, namespaces = ?args.namespaces, "starting");
     let app = http_router(metrics, ctx.ready.clone());
-    tokio::spawn(async move {
+    let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "health server stopped");
         }
     });
-    if !args.leader_election {
-        controller::run(ctx, crate::shutdown_signal()).await;
-        tracing::info!("stopped");
-        return Ok(());
-    }
-    let lease = LeaseConfig {
-        name: args.lease_name.clone(),
-        namespace: args.lease_namespace.clone(),
-        identity: args
-            .pod_name
-            .clone()
-            .unwrap_or_else(|| format!("pio-{:016x}", fastrand::u64(..))),
-        duration: args.lease_duration,
-        grace: args.lease_renew_grace,
+    let shutdown = futures::FutureExt::shared(shutdown);
+    let work = async {
+        if !args.leader_election {
+            controller::run(ctx.clone(), shutdown.clone()).await;
+            return Ok(Ended::Shutdown);
+        }
+        let lease = LeaseConfig {
+            name: args.lease_name.clone(),
+            namespace: args.lease_namespace.clone(),
+            identity: args
+                .pod_name
+                .clone()
+                .unwrap_or_else(|| format!("pio-{:016x}", fastrand::u64(..))),
+            duration: args.lease_duration,
+            grace: args.lease_renew_grace,
+        };
+        leader::run_elected(ctx.clone(), lease, shutdown.clone()).await
     };
-    match leader::run_elected(ctx, lease, crate::shutdown_signal()).await? {
+    // Shutdown is bounded: whatever is in flight (a long throttle, a hanging call) is dropped
+    // `SHUTDOWN_GRACE` after the signal.
+    let deadline = async {
+        shutdown.clone().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let ended = tokio::select! {
+        ended = work => ended,
+        _ = deadline => {
+            tracing::warn!(grace_s = SHUTDOWN_GRACE.as_secs(), "in-flight work did not finish in time after the shutdown signal; stopping anyway");
+            Ok(Ended::Shutdown)
+        }
+    };
+    server.abort();
+    drop(emulator);
+    match ended? {
         Ended::Shutdown => {
             tracing::info!("stopped");
             Ok(())

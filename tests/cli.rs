@@ -245,3 +245,46 @@ fn text_logs_written_to_a_pipe_carry_no_escape_codes() {
         assert!(!l.contains('\u{1b}'), "escape code in {l:?}");
     }
 }
+
+#[test]
+fn run_emulator_is_refused_with_api_url_and_says_when_there_is_no_cluster() {
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "--emulator",
+            "--api-url",
+            "https://api.confluent.cloud",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot be used with"), "{err}");
+
+    // A kubeconfig whose cluster does not answer: one line, pointing at the emulator-only demo.
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'http://127.0.0.1:9'}\n\
+         users:\n- name: u\n  user: {token: t}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n\
+         current-context: x\n",
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let out = Command::new(BIN)
+        .args(["run", "--emulator", "--metrics-addr", "127.0.0.1:0"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("not reachable") && lines[0].contains("cargo run -- emulator"),
+        "{err}"
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(15));
+}

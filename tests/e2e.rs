@@ -265,6 +265,12 @@ async fn run_lifecycle(client: Client, ns: String) {
         .to_string();
     assert!(err.contains("environment"), "{err}");
 
+    // Every file of `examples/` passes the real server's schema and CEL rules (a dry run:
+    // nothing is stored).
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let (ok, out) = kubectl(&["apply", "--dry-run=server", "-n", &ns, "-f", examples]).await;
+    assert!(ok, "examples/ rejected by the API server: {out}");
+
     // Create: Ready with ids, and `kubectl wait` agrees (conditions + observedGeneration).
     api.create(&PostParams::default(), &resource("orders", 1, json!({})))
         .await

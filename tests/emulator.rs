@@ -41,9 +41,9 @@ impl Drop for T {
         if std::thread::panicking() {
             return;
         }
-        static C: std::sync::OnceLock<contract::Contract> = std::sync::OnceLock::new();
-        C.get_or_init(contract::Contract::load)
-            .assert_kept(&self.em.state.exchanges(), false);
+        if let Some(c) = contract::shared() {
+            c.assert_kept(&self.em.state.exchanges(), false);
+        }
     }
 }
 

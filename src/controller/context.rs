@@ -68,6 +68,8 @@ pub struct Config {
     /// First re-check of a stalled resource (Secrets and quotas change without an event here);
     /// doubles up to the resync period.
     pub stall_retry: Duration,
+    /// Said in every resource's `Ready` message (`run --emulator`: nothing real is created).
+    pub notice: Option<&'static str>,
 }
 
 impl Default for Config {
@@ -82,6 +84,7 @@ impl Default for Config {
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(30),
             stall_retry: Duration::from_secs(30),
+            notice: None,
         }
     }
 }

@@ -55,8 +55,15 @@ impl Context {
     pub(super) async fn write_status<'a>(
         &self,
         pi: &'a ProviderIntegration,
-        status: ProviderIntegrationStatus,
+        mut status: ProviderIntegrationStatus,
     ) -> Result<Cow<'a, ProviderIntegration>, Error> {
+        if let Some(notice) = self.config.notice {
+            for c in status.conditions.iter_mut().filter(|c| c.type_ == READY) {
+                if !c.message.starts_with(notice) {
+                    c.message = format!("{notice}. {}", c.message);
+                }
+            }
+        }
         if pi.status.as_ref() == Some(&status) {
             return Ok(Cow::Borrowed(pi));
         }

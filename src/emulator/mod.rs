@@ -37,6 +37,14 @@ use store::{Record, Store, Version};
 pub const DEMO_API_KEY: &str = "EMULATORDEMOKEY1";
 pub const DEMO_API_SECRET: &str = "emulator-demo-secret-do-not-use-in-production";
 
+/// The integration `run --emulator` starts with, as if made earlier in the Console: the one
+/// `examples/aws-adopted.yaml` adopts.
+pub const EXAMPLE_EXISTING_ID: &str = "dlz-0c0ffee";
+/// Its environment, which every example names.
+pub const EXAMPLE_ENVIRONMENT: &str = "env-a1b2c3";
+/// Its customer role.
+pub const EXAMPLE_EXISTING_ROLE: &str = "arn:aws:iam::123456789012:role/made-in-the-console";
+
 /// An API key the emulator accepts.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey {
@@ -321,6 +329,28 @@ impl Emulator {
             .values()
             .filter_map(|m| m.get(&status))
             .sum()
+    }
+
+    /// Stores the integration the examples adopt (`EXAMPLE_EXISTING_ID`), unless it is there.
+    pub fn seed_example(&self) -> Result<(), String> {
+        self.mutate(|s| {
+            if s.get(EXAMPLE_EXISTING_ID).is_none() {
+                s.create_as(
+                    EXAMPLE_EXISTING_ID.into(),
+                    "made-in-the-console".into(),
+                    "AWS".into(),
+                    EXAMPLE_ENVIRONMENT.into(),
+                    Some(crate::pim::types::IntegrationConfig::Aws(
+                        crate::pim::types::AwsConfig {
+                            customer_iam_role_arn: EXAMPLE_EXISTING_ROLE.into(),
+                            ..Default::default()
+                        },
+                    )),
+                )?;
+            }
+            Ok(())
+        })
+        .map_err(|e| format!("{e:?}"))
     }
 
     /// Number of stored integrations.

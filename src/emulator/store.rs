@@ -312,6 +312,19 @@ impl Store {
             self.check_unique_role(&env, c, None)?;
         }
         let id = self.new_id(version);
+        self.create_as(id, display_name, provider, env, config)
+    }
+
+    /// Stores an integration under a chosen id, as if made earlier outside the operator (the
+    /// Console, Terraform): what `run --emulator` starts with, for the adoption example.
+    pub fn create_as(
+        &mut self,
+        id: String,
+        display_name: String,
+        provider: String,
+        env: String,
+        config: Option<IntegrationConfig>,
+    ) -> Result<Record, ApiError> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let (config, phase) = match config {
