@@ -79,9 +79,13 @@ pub async fn run_elected(
     ctx.metrics.set_leader(true);
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
     let mut watch_leader = leader.clone();
+    let fence = ctx.pim.clone();
     let lost_watch = tokio::spawn(async move {
         loop {
             if watch_leader.changed().await.is_err() || !*watch_leader.borrow_and_update() {
+                // At once, before the controller winds down: reconciles still running must not
+                // write to Confluent Cloud while a new leader may be acting.
+                fence.fence();
                 let _ = lost_tx.send(());
                 return;
             }

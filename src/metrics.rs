@@ -47,6 +47,7 @@ pub struct Metrics {
     resources: Family<StateLabel, Gauge>,
     validation: Family<StateLabel, Gauge>,
     deletions_blocked: Counter,
+    writes_rejected: Counter,
     unexpected: Family<OperationLabel, Counter>,
     leader: Gauge<i64, AtomicI64>,
     /// Serializes encoding (the registry itself is lock-free for updates).
@@ -71,6 +72,7 @@ impl Metrics {
         let resources = Family::<StateLabel, Gauge>::default();
         let validation = Family::<StateLabel, Gauge>::default();
         let deletions_blocked = Counter::default();
+        let writes_rejected = Counter::default();
         let unexpected = Family::<OperationLabel, Counter>::default();
         let leader = Gauge::<i64, AtomicI64>::default();
         registry.register(
@@ -109,6 +111,11 @@ impl Metrics {
             deletions_blocked.clone(),
         );
         registry.register(
+            "kube_writes_rejected",
+            "Writes to a ProviderIntegration the Kubernetes API server refused as invalid (422)",
+            writes_rejected.clone(),
+        );
+        registry.register(
             "pim_unexpected_responses",
             "Provider Integration API answers that could not be decoded, by operation",
             unexpected.clone(),
@@ -127,6 +134,7 @@ impl Metrics {
             resources,
             validation,
             deletions_blocked,
+            writes_rejected,
             unexpected,
             leader,
             encode_lock: Mutex::new(()),
@@ -144,6 +152,10 @@ impl Metrics {
 
     pub fn deletion_blocked(&self) {
         self.deletions_blocked.inc();
+    }
+
+    pub fn write_rejected(&self) {
+        self.writes_rejected.inc();
     }
 
     pub fn set_leader(&self, leader: bool) {

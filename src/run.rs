@@ -76,9 +76,10 @@ fn default_credentials(args: &RunArgs) -> Result<DefaultCredentials, BoxError> {
     }
 }
 
-/// How long in-flight reconciles may run on after SIGTERM before the process ends anyway (the
-/// chart's termination grace period is longer, so the Lease is still released).
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+/// The process ends at most this long after SIGTERM, whatever is in flight: reconciles get
+/// `Config::shutdown_grace` (8 s), releasing the Lease the rest. Within the chart's
+/// termination grace period (and the 10 s the issue tracker asked for).
+pub const SHUTDOWN_LIMIT: Duration = Duration::from_millis(9_500);
 
 /// The line `run --emulator` starts with, and what every resource's `Ready` message says.
 pub const EMULATOR_NOTICE: &str = "EMULATOR: integrations are created in an emulator inside the operator, nothing is created in Confluent Cloud";
@@ -135,7 +136,7 @@ fn unreachable_cluster(url: &str, e: &dyn std::fmt::Display) -> BoxError {
     format!("the Kubernetes cluster at {url} is not reachable ({e}); without one, try the Provider Integration API alone: cargo run -- emulator (README, \"Try it: the local emulator\")").into()
 }
 
-/// Runs the operator with `client` until `shutdown` resolves, then at most `SHUTDOWN_GRACE`
+/// Runs the operator with `client` until `shutdown` resolves, then at most `SHUTDOWN_LIMIT`
 /// longer. With `args.emulator`, the Provider Integration API is an emulator in this process.
 pub async fn run_with(
     args: RunArgs,
@@ -208,15 +209,15 @@ pub async fn run_with(
         leader::run_elected(ctx.clone(), lease, shutdown.clone()).await
     };
     // Shutdown is bounded: whatever is in flight (a long throttle, a hanging call) is dropped
-    // `SHUTDOWN_GRACE` after the signal.
+    // `SHUTDOWN_LIMIT` after the signal.
     let deadline = async {
         shutdown.clone().await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tokio::time::sleep(SHUTDOWN_LIMIT).await;
     };
     let ended = tokio::select! {
         ended = work => ended,
         _ = deadline => {
-            tracing::warn!(grace_s = SHUTDOWN_GRACE.as_secs(), "in-flight work did not finish in time after the shutdown signal; stopping anyway");
+            tracing::warn!(limit_ms = SHUTDOWN_LIMIT.as_millis() as u64, "in-flight work did not finish in time after the shutdown signal; stopping anyway");
             Ok(Ended::Shutdown)
         }
     };

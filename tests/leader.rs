@@ -129,3 +129,86 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() {
     );
     let _ = standby.stop.take().unwrap().send(());
 }
+
+/// Once the Lease is taken by another replica, no Confluent write leaves this one: the client is
+/// fenced the moment the loss is seen, before the controller winds down.
+#[tokio::test]
+async fn a_replica_that_loses_the_lease_sends_no_more_writes() {
+    let mut h = Harness::new().await;
+    h.crash().await;
+    let metrics = Arc::new(Metrics::new());
+    let pim = PimClient::new(&h.em.base_url, Duration::from_secs(5))
+        .unwrap()
+        .with_observer(metrics.clone());
+    let probe = pim.clone();
+    let ctx = Arc::new(Context::new(
+        h.client.clone(),
+        pim,
+        test_config(),
+        metrics.clone(),
+    ));
+    let lease = LeaseConfig {
+        name: "pio-fence".into(),
+        namespace: "pim-system".into(),
+        identity: "replica-a".into(),
+        duration: Duration::from_secs(3),
+        grace: Duration::from_secs(1),
+    };
+    let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(leader::run_elected(ctx, lease, async {
+        let _ = rx.await;
+    }));
+    h.create("f0", aws_spec(0)).await;
+    h.wait_ready("f0").await;
+    assert!(is_leader(&metrics));
+
+    // Another replica takes the Lease (as after a partition: our renewals stopped landing).
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(h.client.clone(), "pim-system");
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(jiff::Timestamp::now());
+    leases
+        .patch(
+            "pio-fence",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {
+                "holderIdentity": "replica-b",
+                "renewTime": now,
+                "acquireTime": now,
+                "leaseDurationSeconds": 60,
+            }})),
+        )
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("the replica notices the loss")
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended, Ended::LostLeadership);
+    // Any write this replica's client would still send is refused before it leaves.
+    let before = h.em.state.count("v1_create");
+    let creds = pio::pim::Credentials::new(KEY, SECRET);
+    let body = pio::pim::CreateIntegration {
+        display_name: "late".into(),
+        provider: "AWS".into(),
+        config: Some(pio::pim::WriteConfig::Aws {
+            customer_iam_role_arn: arn(7),
+        }),
+        environment: pio::pim::EnvId { id: ENV.into() },
+    };
+    let e = probe
+        .create(&creds, pio::pim::ApiVersion::V1, &body)
+        .await
+        .unwrap_err();
+    assert_eq!(e, pio::pim::PimError::Fenced);
+    assert_eq!(
+        h.em.state.count("v1_create"),
+        before,
+        "nothing reached the API"
+    );
+    // Reads still work (a standby may look, never touch).
+    probe
+        .list(&creds, pio::pim::ApiVersion::V1, ENV, Default::default())
+        .await
+        .unwrap();
+}

@@ -70,6 +70,11 @@ pub struct Config {
     pub stall_retry: Duration,
     /// Said in every resource's `Ready` message (`run --emulator`: nothing real is created).
     pub notice: Option<&'static str>,
+    /// The longest one reconcile may take, whatever the APIs do (each call has its own timeout;
+    /// this bounds their sum).
+    pub reconcile_timeout: Duration,
+    /// How long reconciles in flight may go on after shutdown is asked for.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Config {
@@ -85,6 +90,8 @@ impl Default for Config {
             retry_max: Duration::from_secs(30),
             stall_retry: Duration::from_secs(30),
             notice: None,
+            reconcile_timeout: Duration::from_secs(120),
+            shutdown_grace: Duration::from_secs(8),
         }
     }
 }
@@ -174,12 +181,13 @@ impl Context {
             controller: MANAGER.into(),
             instance: config.instance.clone(),
         };
+        let unused_for = config.resync.saturating_mul(2);
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             pim,
             config,
-            cache: RemoteCache::default(),
+            cache: RemoteCache::new(unused_for),
             metrics,
             ready: Arc::default(),
             secrets: SecretCache::default(),
@@ -278,6 +286,12 @@ impl Context {
             }
             m.written.contains(rv)
         })
+    }
+
+    /// Resources something is kept about (failures, credentials, schedules): none once they
+    /// settle or go. For tests and diagnostics.
+    pub fn remembered(&self) -> usize {
+        lock(&self.memory).len()
     }
 
     /// Forgets everything kept about a resource that is gone.

@@ -28,6 +28,16 @@ pub(super) fn stale_on_conflict(e: kube::Error) -> Error {
     }
 }
 
+/// A 422 on a metadata patch: the write is invalid, or one of its operations no longer fits a
+/// copy that changed meanwhile (a failed `test`, a path gone). The driver tells the two apart by
+/// writing the stall guarded by the same `resourceVersion` (`Error::Rejected`).
+fn rejected_or_stale(e: kube::Error) -> Error {
+    match e {
+        kube::Error::Api(s) if s.code == 422 => Error::Rejected(s.message),
+        e => stale_on_conflict(e),
+    }
+}
+
 /// The JSON patch operations that add our finalizer, guarded by a `test` of the finalizers so
 /// concurrent finalizer edits are not lost.
 fn finalizer_ops(pi: &ProviderIntegration) -> Vec<serde_json::Value> {
@@ -61,11 +71,7 @@ async fn patch_metadata(
     let updated = api
         .patch(&pi.name_any(), &params(), &Patch::Json::<()>(patch))
         .await
-        .map_err(|e| match e {
-            // A failed `test` (the finalizers changed meanwhile) is as stale as a 409.
-            kube::Error::Api(ref s) if s.code == 422 => Error::Stale,
-            e => stale_on_conflict(e),
-        })?;
+        .map_err(rejected_or_stale)?;
     ctx.wrote(&updated);
     Ok(updated)
 }
@@ -147,6 +153,6 @@ pub(super) async fn remove_finalizer(
     {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(stale_on_conflict(e)),
+        Err(e) => Err(rejected_or_stale(e)),
     }
 }

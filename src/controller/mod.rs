@@ -55,6 +55,13 @@ pub enum Error {
     /// The cached copy did not decode (`Cached::decode`): a bug, not a state of the resource.
     #[error("the cached copy of the resource does not decode: {0}")]
     Cache(#[from] serde_json::Error),
+    /// The API server refused a write of ours as invalid (422), with its message.
+    #[error("the Kubernetes API server refused the operator's write (422): {0}")]
+    Rejected(String),
+    /// The reconcile passed `Config::reconcile_timeout`; it is dropped where it was (every step
+    /// is safe to repeat) and retried with backoff.
+    #[error("the reconcile did not finish within {0:?}")]
+    Deadline(Duration),
 }
 
 /// How soon a stale decision is made again (the watch event of the newer copy usually comes
@@ -65,8 +72,11 @@ const STALE_RETRY: Duration = Duration::from_millis(200);
 #[instrument(skip_all, fields(namespace = %cached.namespace().unwrap_or_default(), resource = %cached.name_any()))]
 pub async fn reconcile(cached: Arc<Cached>, ctx: Arc<Context>) -> Result<Action, Error> {
     let start = std::time::Instant::now();
+    let limit = ctx.config.reconcile_timeout;
     let result = match cached.decode() {
-        Ok(pi) => dispatch(Arc::new(pi), &ctx).await,
+        Ok(pi) => tokio::time::timeout(limit, dispatch(Arc::new(pi), &ctx))
+            .await
+            .unwrap_or(Err(Error::Deadline(limit))),
         Err(e) => Err(e.into()),
     };
     ctx.metrics
@@ -77,6 +87,27 @@ pub async fn reconcile(cached: Arc<Cached>, ctx: Arc<Context>) -> Result<Action,
 /// The finalizer: a live resource gets it and goes down the apply path; a deleted one goes
 /// down the cleanup path and loses it once cleanup is done.
 async fn dispatch(pi: Arc<ProviderIntegration>, ctx: &Context) -> Result<Action, Error> {
+    match finalize(pi.clone(), ctx).await {
+        // Said on the resource, by a write guarded by the same `resourceVersion`: on a copy that
+        // changed meanwhile it fails 409 (stale, decided again), so only a real refusal lands.
+        Err(Error::Rejected(message)) => {
+            let stalled = status::stall(
+                ctx,
+                &pi,
+                Reason::WriteRejected,
+                format!("the Kubernetes API server refused the operator's write (422): {message}"),
+            )
+            .await;
+            if stalled.is_ok() {
+                ctx.metrics.write_rejected();
+            }
+            stalled
+        }
+        other => other,
+    }
+}
+
+async fn finalize(pi: Arc<ProviderIntegration>, ctx: &Context) -> Result<Action, Error> {
     // A copy one of our own later writes replaced: nothing to decide on it, and the watch event
     // of that write will bring the latest. (The preconditions would refuse its writes anyway;
     // this spares the API server the refused writes.)
@@ -141,7 +172,7 @@ pub fn error_policy(cached: Arc<Cached>, err: &Error, ctx: Arc<Context>) -> Acti
             debug!("{err}");
             Action::requeue(STALE_RETRY.mul_f64(0.5 + fastrand::f64()))
         }
-        Error::Kube(_) => {
+        Error::Kube(_) | Error::Rejected(_) | Error::Deadline(_) => {
             // Backoff is counted per uid, which the cached copy keeps in its JSON.
             let d = match cached.decode() {
                 Ok(pi) => ctx.backoff(&pi, ctx.config.retry_base / 2, ctx.config.retry_max),

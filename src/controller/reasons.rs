@@ -34,6 +34,8 @@ pub enum Reason {
     ApiError,
     /// Answers that could not be decoded, several times in a row.
     UnexpectedResponse,
+    /// The Kubernetes API server refused one of the operator's writes as invalid (422).
+    WriteRejected,
     // Credentials.
     NoCredentials,
     CredentialsNotFound,
@@ -66,7 +68,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    const ALL: [Reason; 42] = [
+    const ALL: [Reason; 43] = [
         Reason::Synced,
         Reason::Reconciling,
         Reason::Creating,
@@ -87,6 +89,7 @@ impl Reason {
         Reason::NotFound,
         Reason::ApiError,
         Reason::UnexpectedResponse,
+        Reason::WriteRejected,
         Reason::NoCredentials,
         Reason::CredentialsNotFound,
         Reason::CredentialsNotAllowed,
@@ -133,6 +136,7 @@ impl Reason {
             Reason::NotFound => "NotFound",
             Reason::ApiError => "APIError",
             Reason::UnexpectedResponse => "UnexpectedResponse",
+            Reason::WriteRejected => "WriteRejected",
             Reason::NoCredentials => "NoCredentials",
             Reason::CredentialsNotFound => "CredentialsNotFound",
             Reason::CredentialsNotAllowed => "CredentialsNotAllowed",

@@ -68,18 +68,68 @@ impl Kept {
 /// (API key, environment, version)
 type EntryKey = (Arc<str>, String, ApiVersion);
 
-/// The per-environment cache of integrations.
-#[derive(Default)]
+/// The per-environment cache of integrations. An entry unused for `unused_for` is dropped, so a
+/// rotated API key or a deleted environment does not stay behind.
 pub struct RemoteCache {
-    envs: Mutex<HashMap<EntryKey, Entry>>,
+    envs: Mutex<Envs>,
+    unused_for: Duration,
+}
+
+#[derive(Default)]
+struct Envs {
+    map: HashMap<EntryKey, (Instant, Entry)>,
+    swept: Option<Instant>,
+}
+
+impl Default for RemoteCache {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(600))
+    }
 }
 
 impl RemoteCache {
+    /// A cache whose entries go once unused for `unused_for` (the controller: two resync
+    /// periods, so every entry a resync uses stays).
+    pub fn new(unused_for: Duration) -> Self {
+        Self {
+            envs: Mutex::default(),
+            unused_for,
+        }
+    }
+
     fn entry(&self, creds: &Credentials, env: &str, version: ApiVersion) -> Entry {
+        let now = Instant::now();
         let mut envs = self.envs.lock().unwrap_or_else(|e| e.into_inner());
-        envs.entry((creds.key.clone(), env.to_string(), version))
-            .or_default()
-            .clone()
+        if envs
+            .swept
+            .is_none_or(|t| now.duration_since(t) >= self.unused_for / 4)
+        {
+            let horizon = self.unused_for;
+            // An entry a lookup still holds is kept, however old.
+            envs.map.retain(|_, (used, e)| {
+                now.duration_since(*used) < horizon || Arc::strong_count(e) > 1
+            });
+            envs.swept = Some(now);
+        }
+        let (used, e) = envs
+            .map
+            .entry((creds.key.clone(), env.to_string(), version))
+            .or_insert_with(|| (now, Entry::default()));
+        *used = now;
+        e.clone()
+    }
+
+    /// Entries held: (API key, environment, version) triples.
+    pub fn len(&self) -> usize {
+        self.envs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Refreshes the snapshot when it is older than `max_age` (zero forces a LIST).

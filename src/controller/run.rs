@@ -42,6 +42,7 @@ pub async fn run(
         let feed = Arc::new(Feed::new(ctx.config.concurrency));
         let index = ctx.clone();
         let lined = feed.clone();
+        let memory = ctx.clone();
         // A consistent LIST in pages of 500 (kube's default), not `resourceVersion=0`: an API
         // server answers that from its watch cache in one piece, whatever its size, and parsing
         // it at once is the operator's peak memory. Each page is cached as it arrives.
@@ -56,7 +57,14 @@ pub async fn run(
             .filter_map(move |r| {
                 match r {
                     Ok(Event::Apply(c) | Event::InitApply(c)) => lined.push(&c),
-                    Ok(Event::Delete(c)) => lined.gone(&c),
+                    Ok(Event::Delete(c)) => {
+                        lined.gone(&c);
+                        // Whatever the reconciles kept about it goes with it, finalizer or not
+                        // (a resource deleted before it got one never reaches cleanup).
+                        if let Ok(pi) = c.decode() {
+                            memory.forget(&pi);
+                        }
+                    }
                     Ok(Event::Init | Event::InitDone) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "watching ProviderIntegrations failed; retrying")
@@ -101,7 +109,17 @@ pub async fn run(
             ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
         })
     };
-    futures::future::join_all(runs).await;
+    // Shutdown is bounded: reconciles still in flight `shutdown_grace` after the signal are
+    // dropped where they are (each step is safe to repeat).
+    let grace = ctx.config.shutdown_grace;
+    let deadline = async move {
+        shutdown.await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        _ = futures::future::join_all(runs) => {}
+        _ = deadline => tracing::warn!(grace_s = grace.as_secs(), "reconciles still in flight after the shutdown grace period; stopping anyway"),
+    }
     ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);
     synced.abort();
     gauges.abort();

@@ -1,7 +1,11 @@
 //! The Provider Integration API itself: authentication, rate limiting and faults in one
 //! middleware, then the `pim/v1` and `pim/v2` handlers over the store.
 
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Json,
@@ -103,11 +107,25 @@ pub(super) async fn api_layer(
         }
         None => None,
     };
-    let (delay, decision, retry_after) = {
+    let (delay, decision, retry_after, hostile) = {
         let mut f = lock(&em.faults);
         let mut dice = lock(&em.dice);
-        (f.delay(), f.decide(op, &mut dice), f.retry_after_secs)
+        let hostile = Hostile {
+            oversized: f.oversized_body_bytes,
+            trickle: Duration::from_millis(f.trickle_ms),
+            looping: f.looping_next,
+        };
+        (
+            f.delay(),
+            f.decide(op, &mut dice),
+            f.retry_after_secs,
+            hostile,
+        )
     };
+    // The looping next page is the first page again.
+    if hostile.looping && op.ends_with("_list") {
+        strip_loop_token(&mut req);
+    }
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -129,7 +147,7 @@ pub(super) async fn api_layer(
     let status = resp.status().as_u16();
     lock(&em.stats).record(op, status);
     tracing::debug!(%method, %path, op, status, elapsed_ms = start.elapsed().as_millis() as u64, "emulator request");
-    match (&em.exchanges, request_body) {
+    let resp = match (&em.exchanges, request_body) {
         (Some(log), Some(request)) => {
             let (parts, body) = resp.into_parts();
             let bytes = axum::body::to_bytes(body, 16 << 20)
@@ -137,7 +155,7 @@ pub(super) async fn api_layer(
                 .unwrap_or_default();
             lock(log).push(super::Exchange {
                 method: method.to_string(),
-                path,
+                path: path.clone(),
                 query,
                 request: String::from_utf8_lossy(&request).into_owned(),
                 status,
@@ -147,6 +165,97 @@ pub(super) async fn api_layer(
             Response::from_parts(parts, axum::body::Body::from(bytes))
         }
         _ => resp,
+    };
+    hostile.answer(resp, op, &em.base, &path).await
+}
+
+/// The body faults of `Faults`: answers no well-behaved API gives.
+struct Hostile {
+    oversized: u64,
+    trickle: Duration,
+    looping: bool,
+}
+
+const LOOP_TOKEN: &str = "LOOP";
+
+fn strip_loop_token(req: &mut Request) {
+    let uri = req.uri();
+    let Some(q) = uri.query() else { return };
+    let kept: Vec<&str> = q
+        .split('&')
+        .filter(|kv| *kv != format!("page_token={LOOP_TOKEN}"))
+        .collect();
+    if let Ok(u) = format!("{}?{}", uri.path(), kept.join("&")).parse() {
+        *req.uri_mut() = u;
+    }
+}
+
+impl Hostile {
+    async fn answer(&self, resp: Response, op: &str, base: &str, path: &str) -> Response {
+        if self.oversized > 0 && (op.ends_with("_list") || op.ends_with("_get")) {
+            return self.oversized_answer();
+        }
+        if !self.looping && self.trickle.is_zero() {
+            return resp;
+        }
+        let (mut parts, body) = resp.into_parts();
+        let mut bytes = axum::body::to_bytes(body, 16 << 20)
+            .await
+            .unwrap_or_default();
+        if self.looping && op.ends_with("_list") && parts.status == StatusCode::OK {
+            let mut v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            v["metadata"]["next"] = format!("{base}{path}?page_token={LOOP_TOKEN}").into();
+            bytes = serde_json::to_vec(&v).unwrap_or_default().into();
+        }
+        parts.headers.remove(header::CONTENT_LENGTH);
+        if self.trickle.is_zero() {
+            return Response::from_parts(parts, axum::body::Body::from(bytes));
+        }
+        let every = self.trickle;
+        let stream = futures::stream::unfold(bytes, move |rest| async move {
+            if rest.is_empty() {
+                return None;
+            }
+            tokio::time::sleep(every).await;
+            let mut rest = rest;
+            let one = rest.split_to(1);
+            Some((Ok::<_, std::convert::Infallible>(one), rest))
+        });
+        Response::from_parts(parts, axum::body::Body::from_stream(stream))
+    }
+
+    /// A 200 whose body is `oversized` bytes of a list that never closes, 64 KiB at a time.
+    fn oversized_answer(&self) -> Response {
+        const CHUNK: usize = 64 * 1024;
+        let spaces = Bytes::from(vec![b' '; CHUNK]);
+        let head =
+            Bytes::from_static(br#"{"api_version":"pim/v1","kind":"IntegrationList","data":["#);
+        let every = self.trickle;
+        let total = self.oversized;
+        let stream = futures::stream::unfold(0u64, move |sent| {
+            let (spaces, head) = (spaces.clone(), head.clone());
+            async move {
+                if sent >= total {
+                    return None;
+                }
+                if !every.is_zero() {
+                    tokio::time::sleep(every).await;
+                }
+                let chunk = if sent == 0 {
+                    head
+                } else {
+                    spaces.slice(..CHUNK.min((total - sent) as usize))
+                };
+                let n = chunk.len() as u64;
+                Some((Ok::<_, std::convert::Infallible>(chunk), sent + n))
+            }
+        });
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            axum::body::Body::from_stream(stream),
+        )
+            .into_response()
     }
 }
 

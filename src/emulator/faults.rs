@@ -39,6 +39,14 @@ pub struct Faults {
     /// Seeds the dice, so a run draws the same sequence of faults (requests draw in arrival
     /// order). Random when absent.
     pub seed: Option<u64>,
+    /// Reads (list, get) are answered 200 with a body of this many bytes, streamed without a
+    /// `Content-Length` and never held in memory (0: off): a proxy's runaway answer.
+    pub oversized_body_bytes: u64,
+    /// Every answer's body arrives in pieces, one every this many milliseconds (a byte at a
+    /// time; 64 KiB at a time for an oversized body) (0: off).
+    pub trickle_ms: u64,
+    /// Lists always name a next page, and that page is the first again: pagination that loops.
+    pub looping_next: bool,
 }
 
 impl Default for Faults {
@@ -55,6 +63,9 @@ impl Default for Faults {
             write_error_rate: 0.0,
             fail_next: Vec::new(),
             seed: None,
+            oversized_body_bytes: 0,
+            trickle_ms: 0,
+            looping_next: false,
         }
     }
 }

@@ -113,6 +113,19 @@ pub struct EmulatorArgs {
     /// Fraction of writes that take effect but answer 504 (a lost response).
     #[arg(long, default_value_t = 0.0)]
     pub lost_response_rate: f64,
+    /// `Retry-After` of injected 429 and 503 answers, in seconds (any u64: a hostile API may
+    /// ask for an hour, or 2^64-1 seconds).
+    #[arg(long, default_value_t = 1)]
+    pub retry_after_secs: u64,
+    /// Reads are answered 200 with a body of this many bytes, streamed without a Content-Length.
+    #[arg(long, default_value_t = 0)]
+    pub oversized_body_bytes: u64,
+    /// Every answer's body trickles in, a piece every this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub trickle_ms: u64,
+    /// Lists always name a next page, and it is the first page again.
+    #[arg(long)]
+    pub looping_next: bool,
     /// Requests per second allowed per API key; beyond it 429 with `Retry-After`.
     #[arg(long)]
     pub rate_limit: Option<u32>,
@@ -180,6 +193,10 @@ impl EmulatorArgs {
             error_rate_500: self.error_rate_500,
             error_rate_503: self.error_rate_503,
             lost_response_rate: self.lost_response_rate,
+            retry_after_secs: self.retry_after_secs,
+            oversized_body_bytes: self.oversized_body_bytes,
+            trickle_ms: self.trickle_ms,
+            looping_next: self.looping_next,
             ..Faults::default()
         };
         faults.validate()?;

@@ -1,13 +1,22 @@
 //! A typed client of the Provider Integration API. It knows HTTP and the API's dialect, and
 //! nothing about Kubernetes.
 
-use std::{fmt, num::NonZeroU32, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    fmt,
+    num::NonZeroU32,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use reqwest::{Method, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::{
-    error::PimError,
+    error::{PimError, RetryAfter},
     throttle::Throttle,
     types::{
         CreateIntegration, EnvId, Integration, IntegrationList, UpdateIntegration,
@@ -86,12 +95,22 @@ fn excerpt(body: &str) -> String {
 /// The page size used when listing: the API's maximum, to keep the number of calls low.
 pub const LIST_PAGE_SIZE: u32 = 100;
 
+/// The largest answer read. A full page of 100 integrations is about 100 KB; anything ten times
+/// that is not an answer of this API, and is not read further.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// The most pages one listing follows: 100,000 integrations in one environment, a thousand times
+/// the default organisation quota. A server whose `next` goes on past it is broken.
+pub const MAX_PAGES: usize = 1_000;
+
 #[derive(Clone)]
 pub struct PimClient {
     http: reqwest::Client,
     base: String,
     observer: Option<Arc<dyn RequestObserver>>,
     throttle: Arc<Throttle>,
+    /// Set when this replica lost the leader Lease: no write is sent after it (`fence`).
+    fenced: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for PimClient {
@@ -121,6 +140,7 @@ impl PimClient {
             base: base_url.trim_end_matches('/').to_string(),
             observer: None,
             throttle: Arc::new(Throttle::new(None)),
+            fenced: Arc::default(),
         })
     }
 
@@ -138,6 +158,24 @@ impl PimClient {
 
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// From now on every write (shared by all clones of this client) fails with `Fenced` before
+    /// it is sent: called when the leader Lease is lost, since a new leader may be acting.
+    pub fn fence(&self) {
+        self.fenced.store(true, Ordering::SeqCst);
+    }
+
+    fn check_fence(&self, method: &Method) -> Result<(), PimError> {
+        if *method != Method::GET && self.fenced.load(Ordering::SeqCst) {
+            return Err(PimError::Fenced);
+        }
+        Ok(())
+    }
+
+    /// The throttle's state, for tests that keys at rest are forgotten.
+    pub fn throttled_keys(&self) -> usize {
+        self.throttle.keys_held()
     }
 
     /// Every integration of `environment` that passes `filter`, following pagination. Only the
@@ -190,8 +228,10 @@ impl PimClient {
         };
         let mut url = page_url(None);
         let mut out = Vec::new();
-        // A bound on pages guards against a server whose `next` never ends.
-        for _ in 0..10_000 {
+        // A server whose `next` never ends, or comes back to a page already read, would page
+        // forever: both end the listing with an error.
+        let mut seen: HashSet<String> = HashSet::new();
+        for _ in 0..MAX_PAGES {
             let page: IntegrationList = self
                 .send("list", Method::GET, url.as_str(), creds, None::<&()>)
                 .await?
@@ -205,11 +245,20 @@ impl PimClient {
                 .map(page_token)
                 .transpose()?;
             match token {
+                Some(t) if !seen.insert(t.clone()) => {
+                    return Err(PimError::Decode(format!(
+                        "the listing's next link came back to page_token {} after {} pages; the API's pagination loops",
+                        excerpt(&t),
+                        seen.len() + 1
+                    )));
+                }
                 Some(t) => url = page_url(Some(&t)),
                 None => return Ok(out),
             }
         }
-        Err(PimError::Decode("pagination did not end".into()))
+        Err(PimError::Decode(format!(
+            "the listing did not end after {MAX_PAGES} pages of {LIST_PAGE_SIZE}; no organisation has that many integrations"
+        )))
     }
 
     pub async fn get(
@@ -320,7 +369,10 @@ impl PimClient {
         creds: &Credentials,
         body: Option<&B>,
     ) -> Result<Option<T>, PimError> {
-        self.throttle.acquire(&creds.key).await;
+        self.check_fence(&method)?;
+        self.throttle.acquire(&creds.key).await?;
+        // A wait at the throttle may have outlived the Lease.
+        self.check_fence(&method)?;
         let start = std::time::Instant::now();
         let mut req = self
             .http
@@ -335,11 +387,7 @@ impl PimClient {
             Ok(r) => r,
             Err(e) => {
                 self.observe(op, None, start);
-                return Err(if e.is_timeout() {
-                    PimError::Timeout
-                } else {
-                    PimError::Transport(e.without_url().to_string())
-                });
+                return Err(transport(e));
             }
         };
         let status = resp.status();
@@ -347,23 +395,32 @@ impl PimClient {
             .headers()
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| RetryAfter::parse(v, jiff::Timestamp::now()));
         if status == StatusCode::TOO_MANY_REQUESTS {
             self.throttle.rate_limited(&creds.key, retry_after);
         }
-        let text = resp.text().await;
+        let body = read_body(resp, MAX_BODY_BYTES).await;
         self.observe(op, Some(status.as_u16()), start);
-        let text = text.map_err(|e| {
-            if e.is_timeout() {
-                PimError::Timeout
-            } else {
-                PimError::Transport(e.without_url().to_string())
-            }
-        })?;
+        let body = body?;
         if !status.is_success() {
-            return Err(PimError::from_response(status.as_u16(), retry_after, &text));
+            let text = match &body {
+                Body::Whole(t) => t.as_str(),
+                Body::TooLarge(_) => "",
+            };
+            return Err(PimError::from_response(status.as_u16(), retry_after, text));
         }
+        let text = match body {
+            Body::Whole(t) => t,
+            Body::TooLarge(size) => {
+                if let Some(o) = &self.observer {
+                    o.unexpected(op);
+                }
+                return Err(PimError::Decode(format!(
+                    "{op}: the answer is larger than {} KiB ({size}), the most this operator reads; not read further",
+                    MAX_BODY_BYTES / 1024
+                )));
+            }
+        };
         if status == StatusCode::NO_CONTENT || text.trim().is_empty() {
             return Ok(None);
         }
@@ -380,6 +437,44 @@ impl PimClient {
             o.observe(op, status, start.elapsed());
         }
     }
+}
+
+fn transport(e: reqwest::Error) -> PimError {
+    if e.is_timeout() {
+        PimError::Timeout
+    } else {
+        PimError::Transport(e.without_url().to_string())
+    }
+}
+
+/// An answer's body, read up to a limit.
+enum Body {
+    Whole(String),
+    /// Larger than the limit: what is known of its size.
+    TooLarge(String),
+}
+
+/// Reads at most `limit` bytes of the body: a `Content-Length` above it is refused unread, and
+/// a body without one (chunked, or endless) is dropped as soon as it passes the limit. The
+/// request's timeout bounds a body that trickles in.
+async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Body, PimError> {
+    if let Some(n) = resp.content_length()
+        && n > limit as u64
+    {
+        return Ok(Body::TooLarge(format!("Content-Length {n}")));
+    }
+    let hint = resp.content_length().map_or(8 * 1024, |n| n as usize);
+    let mut buf: Vec<u8> = Vec::with_capacity(hint.min(limit));
+    while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+        if buf.len() + chunk.len() > limit {
+            return Ok(Body::TooLarge(format!("more than {limit} bytes")));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Body::Whole(match String::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }))
 }
 
 /// The `page_token` of a `next` link (absolute or relative).

@@ -25,14 +25,17 @@ pub enum PimError {
     Forbidden { detail: String },
     #[error("quota exceeded (402): {detail}")]
     QuotaExceeded { detail: String },
-    #[error("rate limited (429){}", retry_hint(*.retry_after))]
-    RateLimited { retry_after: Option<Duration> },
-    #[error("server error ({status}): {detail}")]
+    #[error("rate limited (429){}", retry_hint(.retry_after))]
+    RateLimited { retry_after: Option<RetryAfter> },
+    #[error("server error ({status}): {detail}{}", retry_hint(.retry_after))]
     Server {
         status: u16,
         detail: String,
-        retry_after: Option<Duration>,
+        retry_after: Option<RetryAfter>,
     },
+    /// Not sent: this replica lost the leader Lease, and another may be acting already.
+    #[error("not sent: this replica no longer holds the leader Lease")]
+    Fenced,
     #[error("request timed out")]
     Timeout,
     #[error("connection failed: {0}")]
@@ -43,9 +46,56 @@ pub enum PimError {
     Decode(String),
 }
 
-fn retry_hint(d: Option<Duration>) -> String {
-    d.map(|d| format!(", retry after {}s", d.as_secs()))
-        .unwrap_or_default()
+/// The longest pause taken on a server's word: a longer `Retry-After` (an hour, or 2^64 seconds)
+/// is read as this. Longer waits come from the backoff, which every resync restarts anyway.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// A `Retry-After` as the server sent it and as the operator takes it (at most
+/// `MAX_RETRY_AFTER`), so messages can say both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryAfter {
+    /// What the server asked for, in whole seconds (saturating).
+    pub asked_secs: u64,
+    /// What the operator waits.
+    pub wait: Duration,
+}
+
+impl RetryAfter {
+    pub fn secs(asked_secs: u64) -> Self {
+        Self {
+            asked_secs,
+            wait: Duration::from_secs(asked_secs).min(MAX_RETRY_AFTER),
+        }
+    }
+
+    /// A header value: delay-seconds, or an HTTP-date (RFC 9110), read relative to `now`.
+    /// Anything else is no hint at all.
+    pub fn parse(value: &str, now: jiff::Timestamp) -> Option<Self> {
+        let value = value.trim();
+        if let Ok(secs) = value.parse::<u64>() {
+            return Some(Self::secs(secs));
+        }
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+            // More digits than a u64 holds.
+            return Some(Self::secs(u64::MAX));
+        }
+        let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+        let secs = at.as_second().saturating_sub(now.as_second()).max(0);
+        Some(Self::secs(u64::try_from(secs).unwrap_or(0)))
+    }
+}
+
+fn retry_hint(r: &Option<RetryAfter>) -> String {
+    match r {
+        Some(r) if r.wait.as_secs() < r.asked_secs => format!(
+            ", the API asked to retry after {}s; retrying after {}s (it waits {}s at most)",
+            r.asked_secs,
+            r.wait.as_secs(),
+            MAX_RETRY_AFTER.as_secs()
+        ),
+        Some(r) => format!(", retry after {}s", r.wait.as_secs()),
+        None => String::new(),
+    }
 }
 
 /// How the operator should react to an error.
@@ -65,6 +115,7 @@ impl PimError {
             | PimError::Timeout
             | PimError::Transport(_)
             | PimError::Decode(_)
+            | PimError::Fenced
             | PimError::Unexpected { .. } => ErrorClass::Transient,
             PimError::NotFound { .. }
             | PimError::Conflict { .. }
@@ -79,11 +130,11 @@ impl PimError {
         self.class() == ErrorClass::Transient
     }
 
-    /// The server's `Retry-After`, when it sent one.
+    /// The wait the server's `Retry-After` asked for (at most `MAX_RETRY_AFTER`), when it sent one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             PimError::RateLimited { retry_after } | PimError::Server { retry_after, .. } => {
-                *retry_after
+                retry_after.map(|r| r.wait)
             }
             _ => None,
         }
@@ -98,7 +149,7 @@ impl PimError {
     }
 
     /// Builds the error for a non-success response from its status, headers and body.
-    pub fn from_response(status: u16, retry_after: Option<Duration>, body: &str) -> Self {
+    pub fn from_response(status: u16, retry_after: Option<RetryAfter>, body: &str) -> Self {
         let (code, detail) = parse_error_body(body);
         let detail = if detail.is_empty() {
             format!("HTTP {status}")
@@ -177,9 +228,38 @@ mod tests {
         let e = PimError::from_response(502, None, "<html>bad gateway</html>");
         assert!(e.is_transient());
         assert!(e.to_string().contains("bad gateway"));
-        let e = PimError::from_response(429, Some(Duration::from_secs(7)), "");
+        let e = PimError::from_response(429, Some(RetryAfter::secs(7)), "");
         assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
         assert_eq!(e.to_string(), "rate limited (429), retry after 7s");
+        // An absurd ask is bounded, and the message says both.
+        let e = PimError::from_response(429, Some(RetryAfter::secs(u64::MAX)), "");
+        assert_eq!(e.retry_after(), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            e.to_string(),
+            "rate limited (429), the API asked to retry after 18446744073709551615s; retrying after 300s (it waits 300s at most)"
+        );
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates_and_is_bounded() {
+        let now: jiff::Timestamp = "2026-12-02T10:00:00Z".parse().unwrap();
+        let p = |v: &str| RetryAfter::parse(v, now);
+        assert_eq!(p(" 7 "), Some(RetryAfter::secs(7)));
+        assert_eq!(p("3600").unwrap().wait, MAX_RETRY_AFTER);
+        assert_eq!(p("18446744073709551615").unwrap().asked_secs, u64::MAX);
+        assert_eq!(p("99999999999999999999999").unwrap().wait, MAX_RETRY_AFTER);
+        assert_eq!(
+            p("Wed, 02 Dec 2026 10:00:30 GMT"),
+            Some(RetryAfter::secs(30))
+        );
+        // A date in the past is "now".
+        assert_eq!(
+            p("Wed, 02 Dec 2026 09:00:00 GMT"),
+            Some(RetryAfter::secs(0))
+        );
+        for junk in ["", "-5", "soon", "1.5", "Wed, 99 Dec 2026 10:00:30 GMT"] {
+            assert_eq!(p(junk), None, "{junk:?}");
+        }
     }
 
     #[test]

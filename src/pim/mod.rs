@@ -6,5 +6,5 @@ pub mod throttle;
 pub mod types;
 
 pub use client::{ApiVersion, Credentials, ListFilter, PimClient, RequestObserver};
-pub use error::{ErrorClass, PimError};
+pub use error::{ErrorClass, MAX_RETRY_AFTER, PimError, RetryAfter};
 pub use types::*;

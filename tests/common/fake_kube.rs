@@ -243,7 +243,8 @@ impl FakeKube {
         Ok((url, task))
     }
 
-    /// Refuses the next `count` requests of `method` whose path contains `path_contains`.
+    /// Refuses the next `count` requests of `method` whose path contains `path_contains` (ends
+    /// with it, when it ends with `$`).
     pub fn fail_next(&self, method: Method, path_contains: &str, count: u32, status: u16) {
         self.fail_after(method, path_contains, 0, count, status);
     }
@@ -846,11 +847,14 @@ async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
             if t.status { "/status" } else { "" }
         );
         *inner.requests.entry(label).or_default() += 1;
-        if let Some(i) = inner
-            .faults
-            .iter()
-            .position(|f| f.method == method && path.contains(&f.path_contains))
-        {
+        if let Some(i) = inner.faults.iter().position(|f| {
+            // A trailing `$` anchors the match at the end of the path.
+            let hit = match f.path_contains.strip_suffix('$') {
+                Some(end) => path.ends_with(end),
+                None => path.contains(&f.path_contains),
+            };
+            f.method == method && hit
+        }) {
             if inner.faults[i].skip > 0 {
                 inner.faults[i].skip -= 1;
             } else {
