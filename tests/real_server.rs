@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use pio::crd::STALLED;
+use serde_json::json;
 
 /// A reconcile on a copy from before our own writes must never erase the recorded id: that is how
 /// an integration leaked on a real cluster (issue 11). The watch lags 150 ms behind every write, so
@@ -243,4 +244,35 @@ async fn what_the_cache_trims_stays_on_the_server() {
     h.wait_gone("orders").await;
     h.wait_gone("bare").await;
     assert!(h.remote().await.is_empty());
+}
+
+/// A spec edited and reverted at once, seen late through a lagging watch: the copy with the
+/// edit asks for a recreate, but the resource no longer does. The delete in Confluent Cloud is
+/// never undone, so it is guarded like the writes: the integration stays.
+#[tokio::test]
+async fn a_recreate_decided_on_a_late_copy_deletes_nothing() {
+    let h = Harness::new().await;
+    let mut spec = aws_spec(1);
+    spec["updatePolicy"] = json!("Recreate");
+    h.create("flip", spec.clone()).await;
+    let id = h.wait_ready("flip").await.status.unwrap().id.unwrap();
+    h.fake.set_watch_lag(Duration::from_millis(600));
+    h.patch_spec("flip", json!({"aws": {"customerIamRoleArn": arn(2)}}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    h.patch_spec("flip", json!({"aws": {"customerIamRoleArn": arn(1)}}))
+        .await;
+    // Long enough for both late copies to arrive and be acted on.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    h.fake.set_watch_lag(Duration::ZERO);
+    let pi = h
+        .wait("flip", "Ready on the reverted spec", |p| {
+            p.is_ready() && p.status.as_ref().and_then(|s| s.id.as_deref()) == Some(&*id)
+        })
+        .await;
+    assert_eq!(pi.status.unwrap().id.as_deref(), Some(&*id));
+    let remote = h.remote().await;
+    assert_eq!(remote.len(), 1, "{remote:?}");
+    assert_eq!(remote[0]["id"], id.as_str());
+    assert_eq!(h.em.state.count("v1_delete"), 0, "nothing was deleted");
 }

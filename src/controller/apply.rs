@@ -266,6 +266,11 @@ async fn recreate(
 ) -> Result<Action, Error> {
     let env = old.environment.id.clone();
     let version = integration_version(&old);
+    // The delete cannot be taken back: decided on a copy the watch brought late (a spec edited,
+    // then reverted), it must not happen. The status writes after it are guarded; this is too.
+    let api: Api<ProviderIntegration> =
+        Api::namespaced(ctx.client.clone(), &pi.namespace().unwrap_or_default());
+    super::metadata::still_latest(&api, pi).await?;
     // Deleted (or found gone) is `Refusal::Gone`: the way is clear.
     let refusal = match ctx.pim.delete(creds, version, &env, &old.id).await {
         Ok(()) | Err(PimError::NotFound { .. }) => Refusal::Gone,

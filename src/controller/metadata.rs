@@ -76,6 +76,30 @@ async fn patch_metadata(
     Ok(updated)
 }
 
+/// Whether `pi` is still the stored version, asked of the API server itself (the watch may lag):
+/// a JSON patch that only tests `resourceVersion`. It changes nothing, so it costs no write; a
+/// newer version fails the test (422), and the caller's decision is made again (`Stale`). Asked
+/// before a Confluent write that no later guarded write could undo (a recreate's delete).
+pub(super) async fn still_latest(
+    api: &Api<ProviderIntegration>,
+    pi: &ProviderIntegration,
+) -> Result<(), Error> {
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/metadata/resourceVersion", "value": pi.resource_version()}
+    ]))
+    .map_err(|e| Error::Kube(kube::Error::SerdeError(e)))?;
+    match api
+        .patch(&pi.name_any(), &params(), &Patch::Json::<()>(patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 422 || s.code == 409 || s.code == 404 => {
+            Err(Error::Stale)
+        }
+        Err(e) => Err(Error::Kube(e)),
+    }
+}
+
 /// Adds our finalizer to a live resource that lacks it and returns the stored result, so the
 /// same reconcile goes on (rather than waiting for the watch event of its own patch).
 pub(super) async fn ensure_finalizer(
