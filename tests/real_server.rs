@@ -276,3 +276,59 @@ async fn a_recreate_decided_on_a_late_copy_deletes_nothing() {
     assert_eq!(remote[0]["id"], id.as_str());
     assert_eq!(h.em.state.count("v1_delete"), 0, "nothing was deleted");
 }
+
+/// The API server goes away for 10 s in the middle of a wave of creates (a restart, an
+/// upgrade), with the operator's default retry settings: every resource is Ready within 5 s of
+/// its return. kube's default watch backoff grows to 30 s, and so did reconcile retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_to_work_within_5_s_of_an_api_server_outage() {
+    let mut em = emulator_config();
+    em.faults.latency_ms = 300;
+    let defaults = pio::controller::Config::default();
+    let config = pio::controller::Config {
+        retry_base: defaults.retry_base,
+        retry_max: defaults.retry_max,
+        ..test_config()
+    };
+    let h = Harness::with(config, em).await;
+    // Under the emulator's organisation quota of 100.
+    let n = 90;
+    for i in 0..n {
+        h.create(&format!("o{i}"), aws_spec(i)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    h.fake.set_down(true);
+    let ready_when_down = h.ready_count();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    h.fake.set_down(false);
+    let back = tokio::time::Instant::now();
+    loop {
+        let ready = h.ready_count();
+        if ready == n {
+            break;
+        }
+        if back.elapsed() >= Duration::from_secs(5) {
+            let stuck: Vec<String> = h
+                .fake
+                .list("providerintegrations")
+                .iter()
+                .filter_map(|v| {
+                    serde_json::from_value::<pio::crd::ProviderIntegration>(v.clone()).ok()
+                })
+                .filter(|p| !p.is_ready())
+                .take(3)
+                .map(|p| format!("{:?} {:?}", p.metadata.name, p.status.map(|s| s.conditions)))
+                .collect();
+            panic!(
+                "{ready} of {n} Ready 5 s after the API server came back ({ready_when_down} before it went): {stuck:#?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "outage of 10 s mid-wave: {ready_when_down} of {n} Ready when it began, all {n} Ready {:.2?} after it ended",
+        back.elapsed()
+    );
+    assert!(ready_when_down < n, "the outage came mid-wave");
+    assert_eq!(h.remote().await.len(), n, "one integration each");
+}

@@ -143,6 +143,8 @@ struct Inner {
     requests: BTreeMap<String, u64>,
     /// How far watch delivery lags behind writes.
     watch_lag: Duration,
+    /// The server is down (`set_down`): every request fails, open watches are closed.
+    down: bool,
 }
 
 /// The fake API server; cheap to clone.
@@ -265,6 +267,13 @@ impl FakeKube {
             remaining: count,
             status,
         });
+    }
+
+    /// Takes the server down (every request answers 503, every open watch is closed, as when a
+    /// real API server restarts) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        lock(&self.inner).down = down;
+        self.changed.send_modify(|n| *n += 1);
     }
 
     /// Delays every watch event by `lag` after its write, in order, like a lagging watch cache.
@@ -670,6 +679,9 @@ impl FakeKube {
                     r = rx.changed() => if r.is_err() { return },
                     _ = tokio::time::sleep_until(deadline) => return,
                 }
+                if lock(&me.inner).down {
+                    return;
+                }
             }
         });
         Response::builder()
@@ -841,6 +853,9 @@ async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
     };
     {
         let mut inner = lock(&fake.inner);
+        if inner.down {
+            return status_error(503, "ServiceUnavailable", "the API server is down");
+        }
         let label = format!(
             "{method} {}{}",
             t.kind.plural,

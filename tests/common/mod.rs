@@ -213,6 +213,16 @@ impl Harness {
             .unwrap();
     }
 
+    /// Resources Ready now, in every namespace.
+    pub fn ready_count(&self) -> usize {
+        self.fake
+            .list("providerintegrations")
+            .into_iter()
+            .filter_map(|v| serde_json::from_value::<ProviderIntegration>(v).ok())
+            .filter(|p| p.is_ready())
+            .count()
+    }
+
     pub fn get(&self, name: &str) -> Option<ProviderIntegration> {
         self.fake
             .get("providerintegrations", NS, name)
