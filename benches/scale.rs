@@ -12,10 +12,7 @@
 //!     BENCH_N=10000 BENCH_ENVS=20 cargo bench --bench scale
 //!     BENCH_PROVIDERS=AWS,GCP,Azure cargo bench --bench scale   # round-robin over providers
 
-use std::{
-    io::Write,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, api::PostParams};
@@ -184,15 +181,7 @@ async fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::File::create(&kubeconfig)
-        .unwrap()
-        .write_all(
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {kube_url}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: bench\ncurrent-context: fake\nusers:\n- name: fake\n  user: {{}}\n"
-            )
-            .as_bytes(),
-        )
-        .unwrap();
+    FakeKube::write_kubeconfig(&kube_url, &kubeconfig).unwrap();
 
     let start = Instant::now();
     // BENCH_WRAPPER runs the operator under a wrapper (`env VAR=…`, a profiler: see the README's

@@ -5,7 +5,6 @@
 mod common;
 
 use std::{
-    io::Write,
     process::{Child, Command},
     time::{Duration, Instant},
 };
@@ -56,15 +55,7 @@ async fn start(faults: Faults) -> Run {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::File::create(&kubeconfig)
-        .unwrap()
-        .write_all(
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {kube_url}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user: {{}}\n"
-            )
-            .as_bytes(),
-        )
-        .unwrap();
+    FakeKube::write_kubeconfig(&kube_url, &kubeconfig).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_provider-integration-operator"))
         .args([
             "run",

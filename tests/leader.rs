@@ -14,23 +14,30 @@ use pio::{
 
 struct Instance {
     metrics: Arc<Metrics>,
+    /// A clone of the instance's Confluent client (it shares the fence).
+    pim: PimClient,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<Ended, leader::LeaderError>>,
 }
 
 fn start(h: &Harness, identity: &str) -> Instance {
+    start_on(h, "pio-test", identity)
+}
+
+/// A replica competing for the Lease `lease`.
+fn start_on(h: &Harness, lease: &str, identity: &str) -> Instance {
     let metrics = Arc::new(Metrics::new());
     let pim = PimClient::new(&h.em.base_url, Duration::from_secs(5))
         .unwrap()
         .with_observer(metrics.clone());
     let ctx = Arc::new(Context::new(
         h.client.clone(),
-        pim,
+        pim.clone(),
         test_config(),
         metrics.clone(),
     ));
     let lease = LeaseConfig {
-        name: "pio-test".into(),
+        name: lease.into(),
         namespace: "pim-system".into(),
         identity: identity.into(),
         duration: Duration::from_secs(3),
@@ -42,6 +49,7 @@ fn start(h: &Harness, identity: &str) -> Instance {
     }));
     Instance {
         metrics,
+        pim,
         stop: Some(tx),
         task,
     }
@@ -136,31 +144,10 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() {
 async fn a_replica_that_loses_the_lease_sends_no_more_writes() {
     let mut h = Harness::new().await;
     h.crash().await;
-    let metrics = Arc::new(Metrics::new());
-    let pim = PimClient::new(&h.em.base_url, Duration::from_secs(5))
-        .unwrap()
-        .with_observer(metrics.clone());
-    let probe = pim.clone();
-    let ctx = Arc::new(Context::new(
-        h.client.clone(),
-        pim,
-        test_config(),
-        metrics.clone(),
-    ));
-    let lease = LeaseConfig {
-        name: "pio-fence".into(),
-        namespace: "pim-system".into(),
-        identity: "replica-a".into(),
-        duration: Duration::from_secs(3),
-        grace: Duration::from_secs(1),
-    };
-    let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(leader::run_elected(ctx, lease, async {
-        let _ = rx.await;
-    }));
+    let replica = start_on(&h, "pio-fence", "replica-a");
     h.create("f0", aws_spec(0)).await;
     h.wait_ready("f0").await;
-    assert!(is_leader(&metrics));
+    assert!(is_leader(&replica.metrics));
 
     // Another replica takes the Lease (as after a partition: our renewals stopped landing).
     let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
@@ -179,7 +166,7 @@ async fn a_replica_that_loses_the_lease_sends_no_more_writes() {
         )
         .await
         .unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(15), task)
+    let ended = tokio::time::timeout(Duration::from_secs(15), replica.task)
         .await
         .expect("the replica notices the loss")
         .unwrap()
@@ -196,7 +183,8 @@ async fn a_replica_that_loses_the_lease_sends_no_more_writes() {
         }),
         environment: pio::pim::EnvId { id: ENV.into() },
     };
-    let e = probe
+    let e = replica
+        .pim
         .create(&creds, pio::pim::ApiVersion::V1, &body)
         .await
         .unwrap_err();
@@ -207,7 +195,8 @@ async fn a_replica_that_loses_the_lease_sends_no_more_writes() {
         "nothing reached the API"
     );
     // Reads still work (a standby may look, never touch).
-    probe
+    replica
+        .pim
         .list(&creds, pio::pim::ApiVersion::V1, ENV, Default::default())
         .await
         .unwrap();

@@ -401,35 +401,11 @@ impl PimClient {
         }
         let body = read_body(resp, MAX_BODY_BYTES).await;
         self.observe(op, Some(status.as_u16()), start);
-        let body = body?;
-        if !status.is_success() {
-            let text = match &body {
-                Body::Whole(t) => t.as_str(),
-                Body::TooLarge(_) => "",
-            };
-            return Err(PimError::from_response(status.as_u16(), retry_after, text));
+        let result = interpret(op, status.as_u16(), retry_after, body?);
+        if let (Err(PimError::Decode(_)), Some(o)) = (&result, &self.observer) {
+            o.unexpected(op);
         }
-        let text = match body {
-            Body::Whole(t) => t,
-            Body::TooLarge(size) => {
-                if let Some(o) = &self.observer {
-                    o.unexpected(op);
-                }
-                return Err(PimError::Decode(format!(
-                    "{op}: the answer is larger than {} KiB ({size}), the most this operator reads; not read further",
-                    MAX_BODY_BYTES / 1024
-                )));
-            }
-        };
-        if status == StatusCode::NO_CONTENT || text.trim().is_empty() {
-            return Ok(None);
-        }
-        serde_json::from_str(&text).map(Some).map_err(|e| {
-            if let Some(o) = &self.observer {
-                o.unexpected(op);
-            }
-            PimError::Decode(format!("{op}: {e}; body: {}", excerpt(&text)))
-        })
+        result
     }
 
     fn observe(&self, op: &'static str, status: Option<u16>, start: std::time::Instant) {
@@ -447,8 +423,41 @@ fn transport(e: reqwest::Error) -> PimError {
     }
 }
 
+/// Turns an answer (status, `Retry-After`, body as read) into the call's result: the decoded
+/// value (`None` for an empty success), or the error it says. Pure, so it is fuzzed
+/// (`fuzz/fuzz_targets/answer.rs`): no answer, however broken, may panic here.
+pub fn interpret<T: DeserializeOwned>(
+    op: &str,
+    status: u16,
+    retry_after: Option<RetryAfter>,
+    body: Body,
+) -> Result<Option<T>, PimError> {
+    if !(200..300).contains(&status) {
+        let text = match &body {
+            Body::Whole(t) => t.as_str(),
+            Body::TooLarge(_) => "",
+        };
+        return Err(PimError::from_response(status, retry_after, text));
+    }
+    let text = match body {
+        Body::Whole(t) => t,
+        Body::TooLarge(size) => {
+            return Err(PimError::Decode(format!(
+                "{op}: the answer is larger than {} KiB ({size}), the most this operator reads; not read further",
+                MAX_BODY_BYTES / 1024
+            )));
+        }
+    };
+    if status == StatusCode::NO_CONTENT.as_u16() || text.trim().is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| PimError::Decode(format!("{op}: {e}; body: {}", excerpt(&text))))
+}
+
 /// An answer's body, read up to a limit.
-enum Body {
+pub enum Body {
     Whole(String),
     /// Larger than the limit: what is known of its size.
     TooLarge(String),
@@ -478,7 +487,7 @@ async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Body, Pi
 }
 
 /// The `page_token` of a `next` link (absolute or relative).
-fn page_token(link: &str) -> Result<String, PimError> {
+pub fn page_token(link: &str) -> Result<String, PimError> {
     let url = reqwest::Url::parse(link)
         .or_else(|_| reqwest::Url::parse("http://relative.invalid/")?.join(link))
         .map_err(|e| PimError::Decode(format!("bad next link: {e}")))?;

@@ -5,6 +5,8 @@ pub mod error;
 pub mod throttle;
 pub mod types;
 
-pub use client::{ApiVersion, Credentials, ListFilter, PimClient, RequestObserver};
+pub use client::{
+    ApiVersion, Body, Credentials, ListFilter, PimClient, RequestObserver, interpret, page_token,
+};
 pub use error::{ErrorClass, MAX_RETRY_AFTER, PimError, RetryAfter};
 pub use types::*;

@@ -245,6 +245,16 @@ impl FakeKube {
         Ok((url, task))
     }
 
+    /// Writes a kubeconfig for a process to reach this fake served at `url` (`serve_http`).
+    pub fn write_kubeconfig(url: &str, path: &std::path::Path) -> std::io::Result<()> {
+        std::fs::write(
+            path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user: {{}}\n"
+            ),
+        )
+    }
+
     /// Refuses the next `count` requests of `method` whose path contains `path_contains` (ends
     /// with it, when it ends with `$`).
     pub fn fail_next(&self, method: Method, path_contains: &str, count: u32, status: u16) {
