@@ -1,67 +1,46 @@
-//! The reconcile loop, as its pipeline: finalizer dispatch, then on the apply path
-//! desired → credentials → observe → decide → apply → status → validation, one file per step.
-//! Judgement lives in the pure `decide`; HTTP details stay in `pim`; this file is the driver and
-//! the error policy.
+//! The driver of the reconcile loop: finalizer dispatch, then on the apply path
+//! desired → credentials → observe → decide → apply → status → validation, and the error policy.
+//! Nothing below imports from this file; it wires the folders together:
+//!
+//! - `error`: the reconcile's error and the field manager name (imports nothing of ours);
+//! - `decide/`: pure judgement (no Kubernetes or Confluent client, no clock of its own);
+//! - `steps/`: one file per step, each doing its own I/O;
+//! - `state/`: what reconciles share (context and backoff, the remote cache, the owner index);
+//! - `runtime/`: the `kube::runtime::Controller` wiring, the line of requests, the cached form.
 
-mod apply;
-mod cached;
-mod cleanup;
-mod context;
-mod credentials;
 pub mod decide;
-pub mod desired;
-mod feed;
-mod metadata;
-mod observe;
-pub mod outputs;
-mod owners;
-pub mod reasons;
-pub mod remote;
-mod run;
-mod status;
-mod validation;
+pub mod error;
+mod runtime;
+mod state;
+mod steps;
 
 use std::{ops::ControlFlow, sync::Arc, time::Duration};
 
 use kube::{Api, Resource, ResourceExt, runtime::controller::Action};
 use tracing::{debug, error, instrument, warn};
 
-pub use cached::Cached;
-pub use context::{
+pub use decide::{desired, reasons};
+pub use error::{CredentialsError, Error, MANAGER};
+pub use runtime::cached::Cached;
+pub use runtime::run::Tally;
+pub use state::context::{
     Config, Context, DEFAULT_CREDENTIALS_ANNOTATION, DefaultCredentials, DefaultCredentialsScope,
 };
-pub use credentials::CredentialsError;
-pub use run::{Tally, run};
+pub use state::remote;
+pub use steps::outputs;
 
 use crate::crd::{FINALIZER, ProviderIntegration};
 use decide::Desired;
 use reasons::Reason;
+use steps::{apply, cleanup, credentials, metadata, observe, status};
 
-/// The field manager of our writes.
-pub const MANAGER: &str = "provider-integration-operator";
-
-/// Errors that end a reconcile; `error_policy` requeues them.
-#[derive(thiserror::Error, Debug)]
-pub enum Error {
-    #[error("Kubernetes API error: {0}")]
-    Kube(#[from] kube::Error),
-    /// Deletion must wait (in use, API unavailable); the finalizer stays.
-    #[error("deletion pending: {message}")]
-    DeletionPending { message: String, retry_in: Duration },
-    /// A write was refused because the copy it was decided on is no longer the latest (409):
-    /// the decision is made again on the fresh copy the watch brings.
-    #[error("the resource changed since it was read; deciding again on the latest version")]
-    Stale,
-    /// The cached copy did not decode (`Cached::decode`): a bug, not a state of the resource.
-    #[error("the cached copy of the resource does not decode: {0}")]
-    Cache(#[from] serde_json::Error),
-    /// The API server refused a write of ours as invalid (422), with its message.
-    #[error("the Kubernetes API server refused the operator's write (422): {0}")]
-    Rejected(String),
-    /// The reconcile passed `Config::reconcile_timeout`; it is dropped where it was (every step
-    /// is safe to repeat) and retried with backoff.
-    #[error("the reconcile did not finish within {0:?}")]
-    Deadline(Duration),
+/// Runs the controller until `shutdown` resolves (`runtime::run`, with this driver's reconcile
+/// and error policy).
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    runtime::run::run(ctx, shutdown, reconcile, error_policy).await
 }
 
 /// How soon a stale decision is made again (the watch event of the newer copy usually comes
@@ -192,7 +171,7 @@ pub fn error_policy(cached: Arc<Cached>, err: &Error, ctx: Arc<Context>) -> Acti
             if let Error::Kube(e) = err
                 && api_server_unavailable(e)
             {
-                d = d.min(run::RECONNECT_MAX);
+                d = d.min(runtime::run::RECONNECT_MAX);
             }
             warn!(namespace = %cached.namespace().unwrap_or_default(), resource = %cached.name_any(), error = %err, retry_in_ms = d.as_millis() as u64, "reconcile failed");
             Action::requeue(d)

@@ -13,8 +13,12 @@ use crate::crd::{
 };
 use crate::pim::{ApiVersion, Integration};
 
-pub use super::desired::{Desired, DesiredConfig, InvalidSpec, api_version};
-pub use super::reasons::Reason;
+pub mod desired;
+pub mod reasons;
+mod validation;
+
+pub use desired::{Desired, DesiredConfig, InvalidSpec, api_version};
+pub use reasons::Reason;
 
 /// Whether an integration holds a key the API (or, for `pim/v2`, the operator) keeps unique: the
 /// role ARN of an AWS integration, the display name of a GCP or Azure one. Such an integration
@@ -532,10 +536,10 @@ pub fn refusal(detail: &str, read_back: ReadBack<'_>) -> Refusal {
     }
 }
 
-#[path = "decide_validation.rs"]
-mod validation;
-pub use validation::*;
+pub use validation::{
+    Next, Validation, ValidationMemo, ValidationOutcome, ValidationStep, validation_outcome,
+    validation_step,
+};
 
 #[cfg(test)]
-#[path = "decide_tests.rs"]
 mod tests;

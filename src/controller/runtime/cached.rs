@@ -26,21 +26,21 @@ pub struct Cached {
 
 /// What the per-state gauges count, read once as the copy is cached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct State {
+pub(crate) struct State {
     pub kstatus: Kstatus,
     /// The `Validated` condition's status: `None` without one.
     pub validated: Option<Validation>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Kstatus {
+pub(crate) enum Kstatus {
     Ready,
     Stalled,
     Reconciling,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Validation {
+pub(crate) enum Validation {
     Passed,
     Failed,
     Pending,
@@ -106,7 +106,7 @@ impl Cached {
         Ok(pi)
     }
 
-    pub(super) fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         self.state
     }
 }
@@ -136,7 +136,7 @@ impl Resource for Cached {
 }
 
 /// A watch event with its object as the cache keeps it.
-pub(super) fn cache(event: watcher::Event<ProviderIntegration>) -> watcher::Event<Cached> {
+pub(crate) fn cache(event: watcher::Event<ProviderIntegration>) -> watcher::Event<Cached> {
     use watcher::Event::*;
     match event {
         Apply(pi) => Apply(Cached::of(pi)),
@@ -161,7 +161,7 @@ impl<'de> Deserialize<'de> for Cached {
 /// ours sends the whole object back). An annotation map emptied here stays `Some`: "the object
 /// has annotations" decides whether a JSON patch may add to the map or must create it, and
 /// creating it would replace everyone else's.
-pub(super) fn trim(pi: &mut ProviderIntegration) {
+pub(crate) fn trim(pi: &mut ProviderIntegration) {
     let m = &mut pi.metadata;
     m.managed_fields = None;
     m.labels = None;

@@ -1000,7 +1000,7 @@ fn adopted_integrations_are_orphaned_unless_the_spec_says_delete() {
         pi.spec.deletion_policy = policy;
         pi.spec
     };
-    use crate::controller::desired::deletion_policy;
+    use super::desired::deletion_policy;
     assert_eq!(deletion_policy(&spec(None, None)), DeletionPolicy::Delete);
     assert_eq!(
         deletion_policy(&spec(Some("dlz-a"), None)),

@@ -7,16 +7,17 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::events::EventType;
 use tracing::{info, warn};
 
-use super::decide::{self, Validation, ValidationMemo, ValidationStep};
 use super::status::is_auth;
-use super::{Context, Error};
+use crate::controller::decide::{self, Validation, ValidationMemo, ValidationStep};
+use crate::controller::error::Error;
+use crate::controller::state::context::Context;
 use crate::crd::{ProviderIntegration, VALIDATED, set_condition};
 use crate::pim::{Credentials, Integration};
 
 /// Validates the integration when due and records the `Validated` condition. Returns when to
 /// look again: `None` once it passes (the next resync sweep validates again), sooner (with
 /// backoff) until it does.
-pub(super) async fn validate(
+pub(crate) async fn validate(
     ctx: &Context,
     pi: &ProviderIntegration,
     creds: &Credentials,

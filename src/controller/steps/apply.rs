@@ -10,10 +10,14 @@ use kube::{
 };
 use tracing::info;
 
-use super::decide::{self, Action as Decision, AfterConflict, Desired, Refusal, api_version};
-use super::reasons::{Reason, regrant};
 use super::status::{StatusBuilder, api_error, is_auth, stall, stall_with};
-use super::{Context, Error, MANAGER, observe, outputs, validation};
+use super::{observe, outputs, validate};
+use crate::controller::decide::reasons::{Reason, regrant};
+use crate::controller::decide::{
+    self, Action as Decision, AfterConflict, Desired, Refusal, api_version,
+};
+use crate::controller::error::{Error, MANAGER};
+use crate::controller::state::context::Context;
 use crate::crd::{CloudProvider, FINALIZER, ProviderIntegration};
 use crate::pim::{ApiVersion, Credentials, ErrorClass, Integration, PimError};
 
@@ -21,7 +25,7 @@ use crate::pim::{ApiVersion, Credentials, ErrorClass, Integration, PimError};
 const AGAIN: Duration = Duration::from_millis(50);
 
 /// Carries out what `decide` chose.
-pub(super) async fn act(
+pub(crate) async fn act(
     ctx: &Context,
     api: &Api<ProviderIntegration>,
     pi: &ProviderIntegration,
@@ -58,7 +62,7 @@ async fn claim(
 }
 
 /// The API version that manages an integration, from its provider.
-pub(super) fn integration_version(i: &Integration) -> ApiVersion {
+pub(crate) fn integration_version(i: &Integration) -> ApiVersion {
     CloudProvider::from_api_name(&i.provider)
         .map(api_version)
         .unwrap_or(ApiVersion::V2)
@@ -105,7 +109,7 @@ async fn in_sync(
     }
     ctx.succeeded(&pi);
     let next = if desired.validate {
-        validation::validate(ctx, &pi, creds, &i).await?
+        validate::validate(ctx, &pi, creds, &i).await?
     } else {
         None
     };

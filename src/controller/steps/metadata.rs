@@ -9,11 +9,12 @@ use kube::{
 };
 use serde_json::json;
 
-use super::{Context, Error, MANAGER};
+use crate::controller::error::{Error, MANAGER};
+use crate::controller::state::context::Context;
 use crate::crd::{FINALIZER, INTENT_ANNOTATION, PendingCreate, ProviderIntegration};
 
 /// Field manager on every write, so `managedFields` name us (never `unknown`).
-pub(super) fn params() -> PatchParams {
+pub(crate) fn params() -> PatchParams {
     PatchParams {
         field_manager: Some(MANAGER.into()),
         ..Default::default()
@@ -21,7 +22,7 @@ pub(super) fn params() -> PatchParams {
 }
 
 /// A 409 on one of our writes means our copy was stale.
-pub(super) fn stale_on_conflict(e: kube::Error) -> Error {
+pub(crate) fn stale_on_conflict(e: kube::Error) -> Error {
     match e {
         kube::Error::Api(ref s) if s.code == 409 => Error::Stale,
         e => Error::Kube(e),
@@ -80,7 +81,7 @@ async fn patch_metadata(
 /// a JSON patch that only tests `resourceVersion`. It changes nothing, so it costs no write; a
 /// newer version fails the test (422), and the caller's decision is made again (`Stale`). Asked
 /// before a Confluent write that no later guarded write could undo (a recreate's delete).
-pub(super) async fn still_latest(
+pub(crate) async fn still_latest(
     api: &Api<ProviderIntegration>,
     pi: &ProviderIntegration,
 ) -> Result<(), Error> {
@@ -102,7 +103,7 @@ pub(super) async fn still_latest(
 
 /// Adds our finalizer to a live resource that lacks it and returns the stored result, so the
 /// same reconcile goes on (rather than waiting for the watch event of its own patch).
-pub(super) async fn ensure_finalizer(
+pub(crate) async fn ensure_finalizer(
     ctx: &Context,
     api: &Api<ProviderIntegration>,
     pi: Arc<ProviderIntegration>,
@@ -123,7 +124,7 @@ fn intent_pointer() -> String {
 }
 
 /// The first create's one write before the POST: the finalizer and the intent, together.
-pub(super) async fn finalizer_with_intent(
+pub(crate) async fn finalizer_with_intent(
     ctx: &Context,
     api: &Api<ProviderIntegration>,
     pi: &ProviderIntegration,
@@ -140,7 +141,7 @@ pub(super) async fn finalizer_with_intent(
 }
 
 /// Forgets the first create's intent (it was someone else's key); nothing when there is none.
-pub(super) async fn drop_intent_annotation(
+pub(crate) async fn drop_intent_annotation(
     ctx: &Context,
     api: &Api<ProviderIntegration>,
     pi: &ProviderIntegration,
@@ -160,7 +161,7 @@ pub(super) async fn drop_intent_annotation(
 /// Lets the resource go. Guarded by the `resourceVersion` cleanup decided on: a decision made
 /// on a copy older than one of our own writes (which may have recorded an id to delete) must
 /// not release the finalizer.
-pub(super) async fn remove_finalizer(
+pub(crate) async fn remove_finalizer(
     api: &Api<ProviderIntegration>,
     pi: &ProviderIntegration,
 ) -> Result<(), Error> {

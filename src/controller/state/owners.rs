@@ -17,9 +17,9 @@ use std::{
 use k8s_openapi::jiff::Timestamp;
 use kube::{ResourceExt, runtime::watcher};
 
-use super::decide::Holder;
-use super::desired::Desired;
-use super::reasons::Reason;
+use crate::controller::decide::Holder;
+use crate::controller::decide::desired::Desired;
+use crate::controller::decide::reasons::Reason;
 use crate::crd::{CloudProvider, PendingCreate, ProviderIntegration, STALLED};
 
 /// A key as the index compares it: what the API (or, for `pim/v2`, the operator) keeps unique.

@@ -10,18 +10,20 @@ use kube::{
 };
 use tracing::{info, warn};
 
-use super::credentials::CredentialsError;
-use super::decide::{self, Cleanup, DeletionTarget, Refusal, api_version};
-use super::reasons::{Reason, user_hint};
+use super::observe;
 use super::status::{StatusBuilder, is_auth};
-use super::{Context, Error, observe};
+use crate::controller::decide::reasons::{Reason, user_hint};
+use crate::controller::decide::{self, Cleanup, DeletionTarget, Refusal, api_version};
+use crate::controller::error::CredentialsError;
+use crate::controller::error::Error;
+use crate::controller::state::context::Context;
 use crate::crd::ProviderIntegration;
 use crate::pim::{Credentials, PimError};
 
-pub(super) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Error> {
+pub(crate) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<Action, Error> {
     let status = pi.decided_status();
     let others = observe::others(ctx, pi, status.id.as_deref(), None);
-    let policy = super::desired::deletion_policy(&pi.spec);
+    let policy = crate::controller::decide::desired::deletion_policy(&pi.spec);
     let (id, env, version) = match decide::cleanup(policy, &status, &others) {
         Cleanup::Orphan => {
             if let Some(id) = &status.id {

@@ -11,7 +11,7 @@ use std::{
 use crate::crd::PendingCreate;
 use crate::pim::{ApiVersion, Credentials, Integration, ListFilter, PimClient, PimError};
 
-use super::decide::{api_version, holds_key};
+use crate::controller::decide::{api_version, holds_key};
 
 #[derive(Default)]
 struct Snapshot {

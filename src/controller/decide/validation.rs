@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use super::Reason;
-use crate::controller::reasons::{customer_identity, grant_hint};
+use crate::controller::decide::reasons::{customer_identity, grant_hint};
 use crate::pim::Integration;
 
 /// When to look again, in terms of the configured periods; the I/O layer adds the jitter.

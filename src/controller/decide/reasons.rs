@@ -7,6 +7,10 @@ use std::fmt;
 use crate::crd::CloudProvider;
 use crate::pim::{Credentials, Integration, PimError};
 
+/// The GCP role that lets one service account impersonate another (the grant a GCP integration
+/// needs; named in hints and in the outputs ConfigMap).
+pub const GCP_TOKEN_CREATOR: &str = "roles/iam.serviceAccountTokenCreator";
+
 /// A CamelCase condition or event reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
@@ -233,8 +237,7 @@ pub fn grant_hint(i: &Integration) -> String {
             .unwrap_or("Confluent's service account");
         return format!(
             "grant {gsa} the Service Account Token Creator role ({}) on {}",
-            super::outputs::GCP_TOKEN_CREATOR,
-            c.customer_google_service_account
+            GCP_TOKEN_CREATOR, c.customer_google_service_account
         );
     }
     if let Some(c) = i.azure() {

@@ -3,7 +3,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -12,11 +12,11 @@ use kube::{
     runtime::events::{Recorder, Reporter},
 };
 
-use super::MANAGER;
-use super::credentials::{GrantCache, SecretCache};
-use super::decide::{Next, ValidationMemo};
 use super::owners::Owners;
 use super::remote::RemoteCache;
+use super::secrets::{GrantCache, SecretCache};
+use crate::controller::decide::{Next, ValidationMemo};
+use crate::controller::error::MANAGER;
 use crate::crd::{PendingCreate, ProviderIntegration};
 use crate::pim::{Credentials, PimClient};
 
@@ -42,9 +42,7 @@ pub enum DefaultCredentialsScope {
     Any,
 }
 
-/// The Namespace annotation that grants a namespace the default credentials, for a comma-separated
-/// list of environment ids, or `*` for all.
-pub const DEFAULT_CREDENTIALS_ANNOTATION: &str = "pim.confluent.cloud/default-credentials";
+pub use super::secrets::DEFAULT_CREDENTIALS_ANNOTATION;
 
 /// Tunables of the controller.
 #[derive(Clone, Debug)]
@@ -99,7 +97,7 @@ impl Default for Config {
 /// What is kept about one resource between reconciles, by uid. Dropped when the resource is
 /// gone, and when nothing is left to keep: a settled resource has none.
 #[derive(Default)]
-pub(super) struct Memory {
+pub(crate) struct Memory {
     /// Failures in a row, for the backoff; reset by a success.
     pub failures: u32,
     /// The operator's default credentials, once this resource was allowed them, so its deletion
@@ -135,20 +133,18 @@ pub struct Context {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Ready to serve (`/readyz`): a standby replica, or a controller whose caches have synced.
     pub ready: Arc<std::sync::atomic::AtomicBool>,
-    pub(super) recorder: Recorder,
-    pub(super) secrets: SecretCache,
-    pub(super) grants: GrantCache,
+    pub(crate) recorder: Recorder,
+    pub(crate) secrets: SecretCache,
+    pub(crate) grants: GrantCache,
     /// Who holds which integration, from the watch stream (`owners.rs`).
-    pub(super) owners: Owners,
+    pub(crate) owners: Owners,
     memory: Mutex<HashMap<String, Memory>>,
 }
 
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(crate) use super::lock;
 
 /// The delay after the `n`th failure in a row (n ≥ 1): `base` doubling up to `cap`, ±20% jitter.
-pub(super) fn backoff_delay(n: u32, base: Duration, cap: Duration) -> Duration {
+pub(crate) fn backoff_delay(n: u32, base: Duration, cap: Duration) -> Duration {
     let exp = base
         .saturating_mul(1u32 << n.saturating_sub(1).min(16))
         .min(cap);
@@ -158,7 +154,7 @@ pub(super) fn backoff_delay(n: u32, base: Duration, cap: Duration) -> Duration {
 /// The wait before retrying a transient error: what the server asked for (`Retry-After`), plus
 /// up to 20% so the resources it refused together do not return together; without a hint, the
 /// exponential backoff.
-pub(super) fn retry_delay(
+pub(crate) fn retry_delay(
     n: u32,
     hint: Option<Duration>,
     base: Duration,
@@ -198,7 +194,7 @@ impl Context {
     }
 
     /// Reads or changes the memory of one resource.
-    pub(super) fn memory<T>(
+    pub(crate) fn memory<T>(
         &self,
         pi: &ProviderIntegration,
         f: impl FnOnce(&mut Memory) -> T,
@@ -223,7 +219,7 @@ impl Context {
 
     /// Counts one more failure in a row and returns the backoff for it: `base` doubling up to
     /// `cap`, ±20% jitter. Reset by `succeeded`.
-    pub(super) fn backoff(
+    pub(crate) fn backoff(
         &self,
         pi: &ProviderIntegration,
         base: Duration,
@@ -234,7 +230,7 @@ impl Context {
     }
 
     /// The wait after a transient error: the server's `Retry-After`, else the backoff.
-    pub(super) fn retry_backoff(
+    pub(crate) fn retry_backoff(
         &self,
         pi: &ProviderIntegration,
         hint: Option<Duration>,
@@ -244,12 +240,12 @@ impl Context {
     }
 
     /// The slower backoff of something a human must fix.
-    pub(super) fn stall_backoff(&self, pi: &ProviderIntegration) -> Duration {
+    pub(crate) fn stall_backoff(&self, pi: &ProviderIntegration) -> Duration {
         self.backoff(pi, self.config.stall_retry, self.config.resync)
     }
 
     /// The backoff while deletion is refused (connectors may take long to go).
-    pub(super) fn refused_backoff(&self, pi: &ProviderIntegration) -> Duration {
+    pub(crate) fn refused_backoff(&self, pi: &ProviderIntegration) -> Duration {
         self.backoff(
             pi,
             self.config.retry_base * 5,
@@ -257,12 +253,12 @@ impl Context {
         )
     }
 
-    pub(super) fn succeeded(&self, pi: &ProviderIntegration) {
+    pub(crate) fn succeeded(&self, pi: &ProviderIntegration) {
         self.memory(pi, |m| m.failures = 0);
     }
 
     /// Records the `resourceVersion` a write of ours produced.
-    pub(super) fn wrote(&self, stored: &ProviderIntegration) {
+    pub(crate) fn wrote(&self, stored: &ProviderIntegration) {
         if let Some(rv) = stored.metadata.resource_version.clone() {
             self.memory(stored, |m| {
                 m.written.push_back(rv);
@@ -274,7 +270,7 @@ impl Context {
     }
 
     /// Whether `pi` is a copy our own later write has superseded (the watch has not caught up).
-    pub(super) fn superseded(&self, pi: &ProviderIntegration) -> bool {
+    pub(crate) fn superseded(&self, pi: &ProviderIntegration) -> bool {
         let Some(rv) = pi.metadata.resource_version.as_ref() else {
             return false;
         };
@@ -295,20 +291,20 @@ impl Context {
     }
 
     /// Forgets everything kept about a resource that is gone.
-    pub(super) fn forget(&self, pi: &ProviderIntegration) {
+    pub(crate) fn forget(&self, pi: &ProviderIntegration) {
         lock(&self.memory).remove(&pi.uid().unwrap_or_default());
     }
 
     /// How long a periodic check (a listing, a passed validation) stays fresh: half the resync
     /// period. Each resync sweep, one period after the last, then repeats it, unless a reconcile
     /// between sweeps did so in the last half period.
-    pub(super) fn fresh_for(&self) -> Duration {
+    pub(crate) fn fresh_for(&self) -> Duration {
         self.config.resync / 2
     }
 
     /// A `decide::Next` in time, with jitter; `None` for the resync, which the resync sweep
     /// brings (`feed.rs`), not a requeue.
-    pub(super) fn delay(&self, next: Next) -> Option<Duration> {
+    pub(crate) fn delay(&self, next: Next) -> Option<Duration> {
         let c = &self.config;
         match next {
             Next::Resync => None,

@@ -22,8 +22,7 @@ pub const MANAGED_BY: (&str, &str) = (
     "provider-integration-operator",
 );
 
-/// The GCP role that lets one service account impersonate another.
-pub const GCP_TOKEN_CREATOR: &str = "roles/iam.serviceAccountTokenCreator";
+pub use crate::controller::decide::reasons::GCP_TOKEN_CREATOR;
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]

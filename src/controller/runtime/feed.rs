@@ -31,7 +31,7 @@ use super::cached::Cached;
 const LOST_AFTER: Duration = Duration::from_secs(60);
 
 /// The line of one controller (one watched scope).
-pub(super) struct Feed {
+pub(crate) struct Feed {
     inner: Mutex<Inner>,
     wake: tokio::sync::Notify,
     window: usize,

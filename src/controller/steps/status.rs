@@ -15,8 +15,9 @@ use kube::{
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::reasons::{Reason, user_hint};
-use super::{Context, Error, MANAGER};
+use crate::controller::decide::reasons::{Reason, user_hint};
+use crate::controller::error::{Error, MANAGER};
+use crate::controller::state::context::Context;
 use crate::crd::{
     CloudProvider, CondState, ProviderIntegration, ProviderIntegrationStatus, READY, STALLED,
     VALIDATED, conditions,
@@ -24,7 +25,7 @@ use crate::crd::{
 use crate::pim::{Credentials, ErrorClass, Integration, PimError};
 
 impl Context {
-    pub(super) async fn event(
+    pub(crate) async fn event(
         &self,
         pi: &ProviderIntegration,
         type_: EventType,
@@ -52,7 +53,7 @@ impl Context {
     /// our last write (which may have recorded an id or an intent) would erase them. Such a
     /// write fails with 409 instead (`Error::Stale`), and the decision is made again on the
     /// latest copy. Every write a reconcile makes builds on the copy the previous one returned.
-    pub(super) async fn write_status<'a>(
+    pub(crate) async fn write_status<'a>(
         &self,
         pi: &'a ProviderIntegration,
         mut status: ProviderIntegrationStatus,
@@ -89,7 +90,7 @@ impl Context {
 }
 
 /// The status to write, built from the previous one.
-pub(super) struct StatusBuilder<'a> {
+pub(crate) struct StatusBuilder<'a> {
     pi: &'a ProviderIntegration,
     pub status: ProviderIntegrationStatus,
 }
@@ -195,7 +196,7 @@ impl<'a> StatusBuilder<'a> {
     }
 }
 
-pub(super) fn is_auth(e: &PimError) -> bool {
+pub(crate) fn is_auth(e: &PimError) -> bool {
     matches!(
         e,
         PimError::Unauthenticated { .. } | PimError::Forbidden { .. }
@@ -206,7 +207,7 @@ pub(super) fn is_auth(e: &PimError) -> bool {
 const UNEXPECTED_ATTEMPTS: u32 = 3;
 
 /// Handles a `pim` error on the apply path: stall, or requeue without flapping Ready.
-pub(super) async fn api_error(
+pub(crate) async fn api_error(
     ctx: &Context,
     pi: &ProviderIntegration,
     creds: &Credentials,
@@ -249,7 +250,7 @@ pub(super) async fn api_error(
 
 /// Marks the resource Stalled (a human must act), with one Warning event per distinct problem,
 /// and looks again later: credentials, quotas and Secrets change without an event here.
-pub(super) async fn stall(
+pub(crate) async fn stall(
     ctx: &Context,
     pi: &ProviderIntegration,
     reason: Reason,
@@ -259,7 +260,7 @@ pub(super) async fn stall(
 }
 
 /// `stall`, on top of other status changes in `b`.
-pub(super) async fn stall_with(
+pub(crate) async fn stall_with(
     ctx: &Context,
     pi: &ProviderIntegration,
     b: StatusBuilder<'_>,

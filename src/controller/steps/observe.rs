@@ -3,15 +3,15 @@
 
 use std::time::Duration;
 
-use super::Context;
+use crate::controller::state::context::Context;
 use kube::ResourceExt;
 
-use super::decide::{self, Desired, Lookup, Observed, Others, ReadBack, Refusal};
+use crate::controller::decide::{self, Desired, Lookup, Observed, Others, ReadBack, Refusal};
 use crate::crd::{PendingCreate, ProviderIntegration, ProviderIntegrationStatus};
 use crate::pim::{ApiVersion, Credentials, PimError};
 
 /// What Confluent Cloud holds for this resource, as `decide::lookup` asks.
-pub(super) async fn observe(
+pub(crate) async fn observe(
     ctx: &Context,
     pi: &ProviderIntegration,
     creds: &Credentials,
@@ -52,7 +52,7 @@ pub(super) async fn observe(
 }
 
 /// What other resources hold of `ids` (and, with `key`, of that key), from the owner index.
-pub(super) fn others<'a>(
+pub(crate) fn others<'a>(
     ctx: &Context,
     pi: &ProviderIntegration,
     ids: impl IntoIterator<Item = &'a str>,
@@ -72,7 +72,7 @@ pub(super) fn others<'a>(
 }
 
 /// What other resources hold that a decision on `observed` must respect.
-pub(super) fn others_of(
+pub(crate) fn others_of(
     ctx: &Context,
     pi: &ProviderIntegration,
     desired: &Desired,
@@ -90,7 +90,7 @@ pub(super) fn others_of(
 }
 
 /// Why a DELETE of `id` was refused, from the integration read back.
-pub(super) async fn refusal(
+pub(crate) async fn refusal(
     ctx: &Context,
     creds: &Credentials,
     (env, version): (&str, ApiVersion),

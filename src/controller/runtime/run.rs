@@ -6,20 +6,26 @@ use std::{sync::Arc, time::Duration};
 use futures::{StreamExt, TryStreamExt};
 use kube::{
     Api,
+    runtime::controller::Action,
     runtime::{Controller, WatchStreamExt, reflector, watcher, watcher::Event},
 };
 
 use super::cached::{Cached, Kstatus, Validation, cache};
 use super::feed::Feed;
-use super::{Context, error_policy, reconcile};
+use crate::controller::{error::Error, state::context::Context};
 use crate::crd::ProviderIntegration;
 
 /// Runs the controller until `shutdown` resolves: one watch for all namespaces, or one per
 /// namespace in `Config::namespaces` (which then needs only namespaced RBAC).
-pub async fn run(
+pub async fn run<R, F>(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
+    reconcile: R,
+    error_policy: fn(Arc<Cached>, &Error, Arc<Context>) -> Action,
+) where
+    R: Fn(Arc<Cached>, Arc<Context>) -> F + Copy + Send + 'static,
+    F: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+{
     let apis: Vec<Api<ProviderIntegration>> = if ctx.config.namespaces.is_empty() {
         vec![Api::all(ctx.client.clone())]
     } else {
@@ -135,13 +141,13 @@ struct ReconnectBackoff {
 }
 
 /// The longest wait between two attempts to reach an API server that did not answer.
-pub(super) const RECONNECT_MAX: Duration = Duration::from_secs(2);
+pub(crate) const RECONNECT_MAX: Duration = Duration::from_secs(2);
 
 impl Iterator for ReconnectBackoff {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
-        let d = super::context::backoff_delay(
+        let d = crate::controller::state::context::backoff_delay(
             self.failures.saturating_add(1),
             Duration::from_millis(200),
             RECONNECT_MAX,

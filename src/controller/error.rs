@@ -1,0 +1,55 @@
+//! The error that ends a reconcile, and the field manager name of our writes: what every part of
+//! the controller names, so it depends on nothing else of ours.
+
+use std::time::Duration;
+
+/// The field manager of our writes.
+pub const MANAGER: &str = "provider-integration-operator";
+
+/// Errors that end a reconcile; `error_policy` requeues them.
+#[derive(thiserror::Error, Debug)]
+pub enum Error {
+    #[error("Kubernetes API error: {0}")]
+    Kube(#[from] kube::Error),
+    /// Deletion must wait (in use, API unavailable); the finalizer stays.
+    #[error("deletion pending: {message}")]
+    DeletionPending { message: String, retry_in: Duration },
+    /// A write was refused because the copy it was decided on is no longer the latest (409):
+    /// the decision is made again on the fresh copy the watch brings.
+    #[error("the resource changed since it was read; deciding again on the latest version")]
+    Stale,
+    /// The cached copy did not decode (`Cached::decode`): a bug, not a state of the resource.
+    #[error("the cached copy of the resource does not decode: {0}")]
+    Cache(#[from] serde_json::Error),
+    /// The API server refused a write of ours as invalid (422), with its message.
+    #[error("the Kubernetes API server refused the operator's write (422): {0}")]
+    Rejected(String),
+    /// The reconcile passed `Config::reconcile_timeout`; it is dropped where it was (every step
+    /// is safe to repeat) and retried with backoff.
+    #[error("the reconcile did not finish within {0:?}")]
+    Deadline(Duration),
+}
+
+/// Why credentials could not be loaded; each is something a user must fix.
+#[derive(thiserror::Error, Debug)]
+pub enum CredentialsError {
+    #[error("Secret {namespace}/{name} not found")]
+    SecretNotFound { namespace: String, name: String },
+    #[error("Secret {namespace}/{name} has no non-empty key \"{key}\"")]
+    MissingKey {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    #[error("no credentialsRef and the operator has no default credentials")]
+    NoDefault,
+    #[error(
+        "the operator's default credentials are not granted to namespace {namespace} for environment {environment}"
+    )]
+    NotAllowed {
+        namespace: String,
+        environment: String,
+    },
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+}

@@ -1,0 +1,13 @@
+//! What reconciles share: the `Context` (configuration, clients, per-resource memory and
+//! backoff), the remote cache of what Confluent holds per environment, the owner index of
+//! who holds which integration, and the Secrets and grants read recently. No reconcile logic lives here.
+
+pub mod context;
+pub mod owners;
+pub mod remote;
+pub mod secrets;
+
+/// A poisoned lock leaves plain data behind: keep using it.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
