@@ -9,11 +9,11 @@ use pio::pim::{
 };
 
 fuzz_target!(|data: &[u8]| {
-    let [a, b, split, rest @ ..] = data else {
+    let [a, b, flags, rest @ ..] = data else {
         return;
     };
     let status = u16::from_le_bytes([*a, *b]) % 1000;
-    let split = usize::from(*split & 0x7f).min(rest.len());
+    let split = usize::from(*flags & 0x7f).min(rest.len());
     let header = String::from_utf8_lossy(&rest[..split]);
     let text = String::from_utf8_lossy(&rest[split..]).into_owned();
     let now = jiff::Timestamp::from_second(i64::from(*a) * 1_000_000).unwrap_or_default();
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(r.wait <= MAX_RETRY_AFTER);
     }
     let body = || {
-        if *split & 0x80 != 0 {
+        if *flags & 0x80 != 0 {
             Body::TooLarge("more than 1048576 bytes".into())
         } else {
             Body::Whole(text.clone())

@@ -6,6 +6,7 @@
 mod admin;
 mod api;
 mod faults;
+mod model;
 mod pages;
 mod request;
 mod store;

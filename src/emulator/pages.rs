@@ -2,7 +2,7 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
-use super::store::{Record, Version};
+use super::model::{Record, Version};
 use crate::pim::types::ListMeta;
 
 /// List filters; `environment` is mandatory.
@@ -15,6 +15,26 @@ pub struct Filter {
     pub provider: Option<String>,
     pub display_name: Option<String>,
     pub phase: Option<String>,
+}
+
+impl Filter {
+    /// Whether the filter lets `r` through.
+    pub fn admits(&self, r: &Record) -> bool {
+        let f = self;
+        // The spec calls the provider filter an exact match (`pim-v2.openapi.yaml`,
+        // `listPimV2Integrations`), and v2 stores it in lower case: `provider=GCP` finds nothing.
+        r.environment == f.environment
+            && (!f.aws_only || r.provider.eq_ignore_ascii_case("AWS"))
+            && f.provider.as_ref().is_none_or(|p| *p == r.provider)
+            // "Filter the results by a partial search of display_name" (the spec): `pi-1` also
+            // finds `pi-10`, so clients must compare names themselves.
+            && f.display_name
+                .as_ref()
+                .is_none_or(|n| r.display_name.contains(n.as_str()))
+            && f.phase
+                .as_ref()
+                .is_none_or(|s| s.eq_ignore_ascii_case(r.status()))
+    }
 }
 
 /// A keyset cursor, so pages stay stable while integrations are created and deleted: an item that

@@ -1,92 +1,11 @@
 //! What a request must hold: the API's errors in their published shape, and the validation of
 //! request bodies. Kept apart from the store so each rule reads next to its error.
 
-use axum::http::StatusCode;
 use serde_json::Value;
 
-use super::store::Version;
-use crate::pim::types::{
-    ApiErrorItem, AwsConfig, AzureConfig, ErrorBody, ErrorSource, GcpConfig, IntegrationConfig,
-};
-
-/// An API error in the documented `{"errors":[...]}` shape.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub title: &'static str,
-    pub detail: String,
-    pub pointer: Option<String>,
-    pub parameter: Option<String>,
-    /// Answer in the legacy `{"error_code","message"}` shape instead of `{"errors":[…]}`.
-    pub legacy: bool,
-}
-
-impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
-        Self {
-            status,
-            code,
-            title,
-            detail: detail.into(),
-            pointer: None,
-            parameter: None,
-            legacy: false,
-        }
-    }
-
-    /// The same error in the legacy shape. Confluent's Terraform provider replays it for a GET
-    /// of a v1 integration that is gone
-    /// (`terraform-mocks/provider_integration__read_deleted_aws_provider_integration.json`:
-    /// `{"error_code":404,"message":"Provider Integration dlz-… not found"}`).
-    pub fn legacy(mut self) -> Self {
-        self.legacy = true;
-        self
-    }
-    pub fn invalid_field(pointer: &str, detail: impl Into<String>) -> Self {
-        let mut e = Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-            "Validation Failed",
-            detail,
-        );
-        e.pointer = Some(pointer.to_string());
-        e
-    }
-    pub fn invalid_param(parameter: &str, code: &'static str, detail: impl Into<String>) -> Self {
-        let mut e = Self::new(StatusCode::BAD_REQUEST, code, "Bad Request", detail);
-        e.parameter = Some(parameter.to_string());
-        e
-    }
-    pub fn not_found(id: &str, env: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "resource_not_found",
-            "Not Found",
-            format!("integration \"{id}\" not found in environment \"{env}\""),
-        )
-    }
-    pub fn body(&self) -> ErrorBody {
-        ErrorBody {
-            errors: vec![ApiErrorItem {
-                id: Some(uuid::Uuid::new_v4().to_string()),
-                status: Some(self.status.as_u16().to_string()),
-                code: Some(self.code.to_string()),
-                title: Some(self.title.to_string()),
-                detail: Some(self.detail.clone()),
-                source: (self.pointer.is_some() || self.parameter.is_some()).then(|| ErrorSource {
-                    pointer: self.pointer.clone(),
-                    parameter: self.parameter.clone(),
-                }),
-            }],
-        }
-    }
-}
+pub use super::model::ApiError;
+use super::model::Version;
+use crate::pim::types::{AwsConfig, AzureConfig, GcpConfig, IntegrationConfig};
 
 pub const MAX_DISPLAY_NAME: usize = 60;
 pub const ROLE_ARN_LEN: std::ops::RangeInclusive<usize> = 20..=2048;

@@ -8,62 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::model::ApiError;
+pub use super::model::{Phase, Record, Version};
 use super::pages::{Cursor, Filter, Page};
-use super::request::ApiError;
-use crate::pim::types::{EnvironmentRef, Integration, IntegrationConfig};
-
-/// Which API dialect a request came in on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Version {
-    V1,
-    V2,
-}
-
-impl Version {
-    pub fn path(self) -> &'static str {
-        match self {
-            Version::V1 => "pim/v1",
-            Version::V2 => "pim/v2",
-        }
-    }
-}
-
-/// The `pim/v2` lifecycle as stored: DRAFT (no customer configuration yet) or CREATED. The API
-/// shows CREATED as `ACTIVE` while the integration is in use by Confluent resources
-/// (`pim-v2.openapi.yaml`, `pim.v2.Integration.status`); `Active` is read from older state files
-/// and means CREATED.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Phase {
-    Draft,
-    Created,
-    Active,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Draft => "DRAFT",
-            Phase::Created => "CREATED",
-            Phase::Active => "ACTIVE",
-        }
-    }
-}
-
-/// One stored integration.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct Record {
-    pub seq: u64,
-    pub id: String,
-    pub display_name: String,
-    pub provider: String,
-    pub environment: String,
-    pub config: Option<IntegrationConfig>,
-    pub usages: Vec<String>,
-    pub phase: Phase,
-    /// Whether the customer granted Confluent access on their cloud side (drives validate).
-    pub access_granted: bool,
-}
+use crate::pim::types::IntegrationConfig;
 
 /// The persistent part of the emulator (what `--state` saves).
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -474,11 +422,7 @@ impl Store {
 
     /// One page of the integrations matching `filter`.
     pub fn page(&self, filter: &Filter, size: usize, cursor: Cursor) -> Page {
-        let matching: Vec<&Record> = self
-            .records
-            .values()
-            .filter(|r| r.matches(filter))
-            .collect();
+        let matching: Vec<&Record> = self.records.values().filter(|r| filter.admits(r)).collect();
         let items: Vec<&Record> = match cursor {
             Cursor::After(s) => matching
                 .iter()
@@ -504,63 +448,6 @@ impl Store {
             prev,
             next,
             total: matching.len() as u64,
-        }
-    }
-}
-
-impl Record {
-    pub fn customer_role(&self) -> Option<&str> {
-        match &self.config {
-            Some(IntegrationConfig::Aws(c)) => Some(&c.customer_iam_role_arn),
-            _ => None,
-        }
-    }
-
-    fn matches(&self, f: &Filter) -> bool {
-        // The spec calls the provider filter an exact match (`pim-v2.openapi.yaml`,
-        // `listPimV2Integrations`), and v2 stores it in lower case: `provider=GCP` finds nothing.
-        self.environment == f.environment
-            && (!f.aws_only || self.provider.eq_ignore_ascii_case("AWS"))
-            && f.provider.as_ref().is_none_or(|p| *p == self.provider)
-            // "Filter the results by a partial search of display_name" (the spec): `pi-1` also
-            // finds `pi-10`, so clients must compare names themselves.
-            && f.display_name
-                .as_ref()
-                .is_none_or(|n| self.display_name.contains(n.as_str()))
-            && f.phase
-                .as_ref()
-                .is_none_or(|s| s.eq_ignore_ascii_case(self.status()))
-    }
-
-    /// The `pim/v2` status: DRAFT until configured, then ACTIVE while in use by Confluent
-    /// resources (`usages`), else CREATED.
-    pub fn status(&self) -> &'static str {
-        match self.phase {
-            Phase::Draft => "DRAFT",
-            _ if !self.usages.is_empty() => "ACTIVE",
-            _ => "CREATED",
-        }
-    }
-
-    /// The API view of this record in one dialect.
-    pub fn to_api(&self, version: Version, base: &str, org_id: &str) -> Integration {
-        Integration {
-            api_version: version.path().to_string(),
-            kind: "Integration".into(),
-            id: self.id.clone(),
-            display_name: self.display_name.clone(),
-            provider: self.provider.clone(),
-            config: self.config.clone(),
-            usages: self.usages.clone(),
-            environment: EnvironmentRef {
-                id: self.environment.clone(),
-                related: Some(format!("{base}/v2/environments/{}", self.environment)),
-                resource_name: Some(format!(
-                    "{base}/organization={org_id}/environment={}",
-                    self.environment
-                )),
-            },
-            status: (version == Version::V2).then(|| self.status().to_string()),
         }
     }
 }
