@@ -6,9 +6,8 @@ use pio::cli::{Cli, Command};
 /// jemalloc, with one arena, no per-thread caches and freed pages returned within half a second:
 /// the operator holds many small, long-lived objects (one cached copy of every resource), where
 /// glibc's per-thread arenas and musl's allocator both leave far more resident, and its CPU goes
-/// to waiting on the network, not to allocating. Measured in `benches/scale.rs` (the thread
-/// caches were about 2 MiB of 55 at 10,000 resources; returning pages at once instead saved
-/// as much again, for a third more operator CPU).
+/// to waiting on the network, not to allocating. The figures behind the choice are in the
+/// README's Performance section (`benches/scale.rs`).
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

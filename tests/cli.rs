@@ -94,6 +94,10 @@ fn emulator_help_documents_the_flags() {
         "--error-rate-503",
         "--lost-response-rate",
         "--rate-limit",
+        "--retry-after-secs",
+        "--oversized-body-bytes",
+        "--trickle-ms",
+        "--looping-next",
     ] {
         assert!(help.contains(flag), "{flag} missing from emulator --help");
     }

@@ -1346,3 +1346,63 @@ async fn typed_client_runs_the_v2_flow() {
         Err(PimError::NotFound { .. })
     ));
 }
+
+/// The hostile answers, set at run time through the admin API: a `Retry-After` of 2^64-1, a
+/// `next` that loops, an oversized body without `Content-Length`, a body that trickles in.
+#[tokio::test]
+async fn hostile_answers_can_be_set_at_run_time() {
+    use reqwest::Method as M;
+    let t = T::new().await;
+    let list = format!("/pim/v1/integrations?environment={ENV}");
+    let t = &t;
+    let put = |f: Value| async move { t.admin(M::PUT, "/_emulator/faults", Some(f)).await };
+    assert_eq!(
+        put(json!({"error_rate_429": 1.0, "retry_after_secs": u64::MAX})).await,
+        StatusCode::NO_CONTENT
+    );
+    let (s, h, _) = t.req(M::GET, &list, None).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(h["retry-after"], "18446744073709551615");
+
+    assert_eq!(
+        put(json!({"looping_next": true})).await,
+        StatusCode::NO_CONTENT
+    );
+    let (s, _, first) = t.req(M::GET, &list, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let next = first["metadata"]["next"].as_str().unwrap().to_string();
+    let path = next.trim_start_matches(&t.em.base_url).to_string();
+    let (_, _, second) = t
+        .req(M::GET, &format!("{path}&environment={ENV}"), None)
+        .await;
+    assert_eq!(
+        second["metadata"]["next"],
+        next.as_str(),
+        "the same page again"
+    );
+
+    assert_eq!(
+        put(json!({"oversized_body_bytes": 3_000_000})).await,
+        StatusCode::NO_CONTENT
+    );
+    let r = t
+        .http
+        .get(t.url(&list))
+        .basic_auth(KEY, Some(SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.content_length().is_none(), "streamed without a length");
+    assert_eq!(r.bytes().await.unwrap().len(), 3_000_000);
+
+    assert_eq!(put(json!({"trickle_ms": 20})).await, StatusCode::NO_CONTENT);
+    let start = std::time::Instant::now();
+    let (s, _, _) = t.req(M::GET, &list, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        start.elapsed() > Duration::from_millis(200),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(put(json!({})).await, StatusCode::NO_CONTENT);
+}

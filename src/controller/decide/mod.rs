@@ -1,10 +1,13 @@
 //! The decision: a pure function of (spec, status, remote observation) to one action. All of the
-//! operator's judgement lives here so it can be tested exhaustively without I/O.
+//! operator's judgement lives here so it can be tested exhaustively without I/O. This folder may
+//! use the resource and API types (`crate::crd`, `crate::pim` types) and nothing that talks to
+//! anything: no `kube::Api`, no `reqwest`, no `tokio`, nothing from `steps/`, `state/` or
+//! `runtime/` (`tests.rs` holds it to that).
 //!
 //! A decision is only as fresh as the copy it was made on, and the watch cache lags behind the
 //! operator's own writes: a copy may lack an id or intent we recorded a moment ago. So every
 //! write a decision leads to carries that copy's `resourceVersion` as a precondition (the status
-//! apply in `status.rs`, the finalizer removal in `mod.rs`): on a stale copy it fails with 409,
+//! apply in `steps/status.rs`, the metadata patches in `steps/metadata.rs`): on a stale copy it fails with 409,
 //! writes nothing, and the decision is made again on the latest copy. Confluent is only written
 //! after such a guarded write (the intent before a create, the id before a DRAFT's config).
 

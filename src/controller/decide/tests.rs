@@ -1015,3 +1015,37 @@ fn adopted_integrations_are_orphaned_unless_the_spec_says_delete() {
         DeletionPolicy::Orphan
     );
 }
+
+/// `decide/` stays pure: none of its files names a client, a runtime or another folder of the
+/// controller (a new `use` of one fails here, not in review).
+#[test]
+fn decide_does_no_io() {
+    let files = [
+        ("mod.rs", include_str!("mod.rs")),
+        ("desired.rs", include_str!("desired.rs")),
+        ("validation.rs", include_str!("validation.rs")),
+        ("reasons.rs", include_str!("reasons.rs")),
+    ];
+    let forbidden = [
+        "kube::",
+        "reqwest",
+        "tokio",
+        "std::time::Instant",
+        "controller::steps",
+        "controller::state",
+        "controller::runtime",
+        "PimClient",
+    ];
+    for (name, text) in files {
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            for f in forbidden {
+                assert!(
+                    !code.contains(f),
+                    "decide/{name}:{}: {f} in {line:?}",
+                    n + 1
+                );
+            }
+        }
+    }
+}

@@ -1,5 +1,5 @@
 //! The validation judgements of `decide`: when to call validate, and what to record of its
-//! answer. Pure, like the rest of `decide`, and tested in `decide_tests.rs`.
+//! answer. Pure, like the rest of `decide`, and tested in `tests.rs`.
 
 use std::time::{Duration, Instant};
 

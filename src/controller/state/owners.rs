@@ -1,7 +1,7 @@
 //! Who holds which integration, indexed from the same watch events that fill the controller's
 //! cache (no LIST per reconcile). One integration has one owner:
-//! - the resource whose status records its id owns it; if two ever record one id (as releases
-//!   before this index allowed), the older resource keeps it;
+//! - the resource whose status records its id owns it; if two ever record one id (a double
+//!   record left by an older operator, or written by hand), the older resource keeps it;
 //! - before any id is recorded, a key (`environment` + role ARN for AWS, `environment` +
 //!   provider + display name for GCP and Azure) belongs to the oldest live resource asking for it,
 //!   by its recorded intent, or by its spec unless it is stalled for want of credentials (a
