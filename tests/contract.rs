@@ -7,7 +7,9 @@
 mod common;
 
 use common::contract::{self, Contract};
-use pio::controller::decide::{self, Action, Desired, DesiredConfig, Observed, ReadBack, Refusal};
+use pio::controller::decide::{
+    self, Decision, Desired, DesiredConfig, Observed, ReadBack, Refusal,
+};
 use pio::crd::{CloudProvider, DeletionPolicy, ProviderIntegrationStatus, UpdatePolicy};
 use pio::pim::{Integration, IntegrationList, PimError};
 use serde_json::Value;
@@ -124,7 +126,7 @@ fn a_v2_draft_is_not_configured_yet_and_the_flow_resumes_with_the_patch() {
         );
         // Tracked by id (recorded before the PATCH): in sync, and the apply path configures it.
         match decide::decide(&d, &tracking(&draft), Observed::Found(draft.clone())) {
-            Action::InSync(i) => assert!(i.is_draft()),
+            Decision::InSync(i) => assert!(i.is_draft()),
             other => panic!("{mock}: {other:?}"),
         }
         // Found by its intent after a crash: claimed, never stalled or recreated.
@@ -134,7 +136,7 @@ fn a_v2_draft_is_not_configured_yet_and_the_flow_resumes_with_the_patch() {
         };
         assert!(matches!(
             decide::decide(&d, &s, Observed::ByKey(vec![draft.clone()])),
-            Action::Claim(_)
+            Decision::Claim(_)
         ));
         // With Recreate it is still not deleted.
         s = tracking(&draft);
@@ -144,7 +146,7 @@ fn a_v2_draft_is_not_configured_yet_and_the_flow_resumes_with_the_patch() {
         };
         assert!(matches!(
             decide::decide(&recreate, &s, Observed::Found(draft.clone())),
-            Action::InSync(_)
+            Decision::InSync(_)
         ));
         // Adoption of a DRAFT is not a mismatch either.
         let adopt = Desired {
@@ -157,7 +159,7 @@ fn a_v2_draft_is_not_configured_yet_and_the_flow_resumes_with_the_patch() {
                 &ProviderIntegrationStatus::default(),
                 Observed::Found(draft)
             ),
-            Action::Adopt(_)
+            Decision::Adopt(_)
         ));
     }
 }
@@ -188,7 +190,7 @@ fn a_configured_v2_integration_is_in_sync_or_a_real_change() {
     );
     assert!(matches!(
         decide::decide(&same, &tracking(&gcp), Observed::Found(gcp.clone())),
-        Action::InSync(_)
+        Decision::InSync(_)
     ));
     let other = desired(
         "gcp-test-integration",
@@ -198,7 +200,7 @@ fn a_configured_v2_integration_is_in_sync_or_a_real_change() {
     );
     assert!(matches!(
         decide::decide(&other, &tracking(&gcp), Observed::Found(gcp)),
-        Action::Stall { .. }
+        Decision::Stall { .. }
     ));
     let azure = integration(
         &dir,
@@ -216,7 +218,7 @@ fn a_configured_v2_integration_is_in_sync_or_a_real_change() {
     );
     assert!(matches!(
         decide::decide(&d, &tracking(&azure), Observed::Found(azure)),
-        Action::InSync(_)
+        Decision::InSync(_)
     ));
 }
 
@@ -237,7 +239,7 @@ fn aws_mocks_decode_and_usages_block_deletion() {
     );
     assert!(matches!(
         decide::decide(&d, &tracking(&created), Observed::Found(created.clone())),
-        Action::InSync(_)
+        Decision::InSync(_)
     ));
     assert_eq!(
         created.aws().unwrap().external_id.as_deref(),

@@ -22,7 +22,7 @@ use tracing::{debug, error, instrument, warn};
 pub use decide::{desired, reasons};
 pub use error::{CredentialsError, Error, MANAGER};
 pub use runtime::cached::Cached;
-pub use runtime::run::Tally;
+pub use runtime::wiring::Tally;
 pub use state::context::{
     Config, Context, DEFAULT_CREDENTIALS_ANNOTATION, DefaultCredentials, DefaultCredentialsScope,
 };
@@ -34,13 +34,13 @@ use decide::Desired;
 use reasons::Reason;
 use steps::{apply, cleanup, credentials, metadata, observe, status};
 
-/// Runs the controller until `shutdown` resolves (`runtime::run`, with this driver's reconcile
+/// Runs the controller until `shutdown` resolves (`runtime::wiring`, with this driver's reconcile
 /// and error policy).
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    runtime::run::run(ctx, shutdown, reconcile, error_policy).await
+    runtime::wiring::run(ctx, shutdown, reconcile, error_policy).await
 }
 
 /// How soon a stale decision is made again (the watch event of the newer copy usually comes
@@ -135,9 +135,9 @@ async fn apply(
     let has_finalizer = pi.finalizers().iter().any(|f| f == FINALIZER);
     let pi = match &decision {
         // Nothing in Confluent to clean up after: no finalizer needed (yet).
-        decide::Action::Stall { .. } => pi,
+        decide::Decision::Stall { .. } => pi,
         // The first create adds the finalizer with its intent, in one patch.
-        decide::Action::Create { .. } if !has_finalizer => pi,
+        decide::Decision::Create { .. } if !has_finalizer => pi,
         _ => metadata::ensure_finalizer(ctx, api, pi).await?,
     };
     apply::act(ctx, api, &pi, &desired, &creds, decision).await
@@ -171,7 +171,7 @@ pub fn error_policy(cached: Arc<Cached>, err: &Error, ctx: Arc<Context>) -> Acti
             if let Error::Kube(e) = err
                 && api_server_unavailable(e)
             {
-                d = d.min(runtime::run::RECONNECT_MAX);
+                d = d.min(runtime::wiring::RECONNECT_MAX);
             }
             warn!(namespace = %cached.namespace().unwrap_or_default(), resource = %cached.name_any(), error = %err, retry_in_ms = d.as_millis() as u64, "reconcile failed");
             Action::requeue(d)

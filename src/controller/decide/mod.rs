@@ -119,7 +119,7 @@ pub fn lookup(
 /// The one thing to do next on the apply path. The integration of `InSync`, `Claim` and `Adopt`
 /// may be a `pim/v2` DRAFT, whose config the apply path then sets.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub enum Decision {
     /// Everything matches: record the remote state.
     InSync(Integration),
     /// Record intent, then create. `replaces` names an integration deleted out of band.
@@ -159,12 +159,16 @@ pub fn changed_fields(desired: &Desired, i: &Integration, adopted: bool) -> Vec<
 }
 
 /// Decides the apply path from the looked-up remote state.
-pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: Observed) -> Action {
+pub fn decide(
+    desired: &Desired,
+    status: &ProviderIntegrationStatus,
+    observed: Observed,
+) -> Decision {
     let adopting = desired.adopt_id.is_some();
     if let (Some(recorded), Some(wanted)) = (&status.id, &desired.adopt_id)
         && recorded != wanted
     {
-        return Action::Stall {
+        return Decision::Stall {
             reason: Reason::IntegrationIdChanged,
             message: format!(
                 "spec.integrationId changed from {recorded} to {wanted}; an integration cannot be swapped in place. \
@@ -185,9 +189,9 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
             if status.id.is_none() {
                 // Adoption: `spec.integrationId` named an integration we do not track yet.
                 return if changed.is_empty() {
-                    Action::Adopt(i)
+                    Decision::Adopt(i)
                 } else {
-                    Action::Stall {
+                    Decision::Stall {
                         reason: Reason::AdoptedMismatch,
                         message: format!(
                             "integration {} does not match the spec in {}; make the spec match it to adopt it",
@@ -198,9 +202,9 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
                 };
             }
             if changed.is_empty() {
-                Action::InSync(i)
+                Decision::InSync(i)
             } else if adopting {
-                Action::Stall {
+                Decision::Stall {
                     reason: Reason::AdoptedMismatch,
                     message: format!(
                         "adopted integration {} no longer matches the spec in {}; adopted integrations are never recreated, revert the spec",
@@ -209,9 +213,9 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
                     ),
                 }
             } else if desired.update_policy == UpdatePolicy::Recreate {
-                Action::Recreate { old: i, changed }
+                Decision::Recreate { old: i, changed }
             } else {
-                Action::Stall {
+                Decision::Stall {
                     reason: Reason::ImmutableFieldChanged,
                     message: format!(
                         "{} cannot change on integration {}: the API cannot update it. Revert the change, or set spec.updatePolicy: Recreate \
@@ -223,27 +227,27 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
             }
         }
         Observed::Missing => match (&status.id, &desired.adopt_id) {
-            (None, Some(id)) => Action::Stall {
+            (None, Some(id)) => Decision::Stall {
                 reason: Reason::AdoptionTargetNotFound,
                 message: format!(
                     "integration {id} named by spec.integrationId does not exist in environment {}",
                     desired.environment
                 ),
             },
-            (Some(id), Some(_)) => Action::Stall {
+            (Some(id), Some(_)) => Decision::Stall {
                 reason: Reason::IntegrationGone,
                 message: format!(
                     "adopted integration {id} was deleted outside Kubernetes; remove spec.integrationId to let the operator create a new one"
                 ),
             },
-            (id, None) => Action::Create {
+            (id, None) => Decision::Create {
                 replaces: id.clone(),
             },
         },
         Observed::ByKey(mut found) => {
             if found.len() > 1 {
                 let ids: Vec<&str> = found.iter().map(|i| i.id.as_str()).collect();
-                return Action::Stall {
+                return Decision::Stall {
                     reason: Reason::AmbiguousIntegration,
                     message: format!(
                         "{} {} integrations named \"{}\" exist in environment {} ({}); the operator cannot tell which is this resource's. \
@@ -257,12 +261,12 @@ pub fn decide(desired: &Desired, status: &ProviderIntegrationStatus, observed: O
                 };
             }
             match (found.pop(), &status.pending_create) {
-                (Some(i), Some(p)) if matches_intent(&i, p) => Action::Claim(i),
-                (Some(i), _) => Action::Stall {
+                (Some(i), Some(p)) if matches_intent(&i, p) => Decision::Claim(i),
+                (Some(i), _) => Decision::Stall {
                     reason: Reason::AlreadyExists,
                     message: already_exists(desired, &i.id),
                 },
-                (None, _) => Action::Create { replaces: None },
+                (None, _) => Decision::Create { replaces: None },
             }
         }
     }
@@ -292,8 +296,8 @@ impl Others {
     }
 }
 
-fn already_managed(message: String) -> Action {
-    Action::Stall {
+fn already_managed(message: String) -> Decision {
+    Decision::Stall {
         reason: Reason::AlreadyManaged,
         message,
     }
@@ -308,7 +312,7 @@ pub fn decide_among(
     status: &ProviderIntegrationStatus,
     observed: Observed,
     others: &Others,
-) -> Action {
+) -> Decision {
     if let Some(id) = tracked_id(desired, status)
         && let Some((h, older)) = others.id(&id)
         && (status.id.is_none() || older)
@@ -340,7 +344,7 @@ pub fn decide_among(
         ));
     }
     match decide(desired, status, observed) {
-        Action::Create { .. } if others.key.is_some() => {
+        Decision::Create { .. } if others.key.is_some() => {
             let h = others
                 .key
                 .as_ref()
@@ -468,7 +472,7 @@ pub fn deletion_target(
 }
 
 /// What a create refused because the key is taken leads to.
-// Short-lived and moved once, like `Action`.
+// Short-lived and moved once, like `Decision`.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum AfterConflict {

@@ -200,7 +200,7 @@ fn invariants_hold_for_every_combination() {
                     assert!(
                         matches!(
                             a,
-                            Action::Stall {
+                            Decision::Stall {
                                 reason: Reason::IntegrationIdChanged,
                                 ..
                             }
@@ -211,7 +211,7 @@ fn invariants_hold_for_every_combination() {
                 }
                 match &a {
                     // Never take over an integration we did not start creating.
-                    Action::Claim(i) => {
+                    Decision::Claim(i) => {
                         assert!(s.pending_create.is_some() && s.id.is_none(), "{ctx}");
                         assert!(
                             matches_intent(i, s.pending_create.as_ref().unwrap()),
@@ -223,12 +223,12 @@ fn invariants_hold_for_every_combination() {
                         );
                     }
                     // Adoption only of the named integration, once.
-                    Action::Adopt(i) => {
+                    Decision::Adopt(i) => {
                         assert!(s.id.is_none(), "{ctx}");
                         assert_eq!(d.adopt_id.as_deref(), Some(i.id.as_str()), "{ctx}");
                     }
                     // Recreate only on opt-in, never for adopted integrations.
-                    Action::Recreate { changed, .. } => {
+                    Decision::Recreate { changed, .. } => {
                         assert_eq!(d.update_policy, UpdatePolicy::Recreate, "{ctx}");
                         assert!(
                             d.adopt_id.is_none() && s.id.is_some() && !changed.is_empty(),
@@ -236,14 +236,14 @@ fn invariants_hold_for_every_combination() {
                         );
                     }
                     // In sync means the observed integration matches the spec.
-                    Action::InSync(i) => {
+                    Decision::InSync(i) => {
                         assert!(
                             changed_fields(&d, i, d.adopt_id.is_some()).is_empty(),
                             "{ctx}"
                         );
                         assert!(s.id.is_some(), "{ctx}");
                     }
-                    Action::Create { replaces } => {
+                    Decision::Create { replaces } => {
                         // Only when nothing matching exists: never a second integration.
                         assert!(
                             matches!(&o, Observed::Missing)
@@ -256,7 +256,7 @@ fn invariants_hold_for_every_combination() {
                         );
                         assert_eq!(replaces, &s.id, "{ctx}");
                     }
-                    Action::Stall { message, .. } => assert!(!message.is_empty(), "{ctx}"),
+                    Decision::Stall { message, .. } => assert!(!message.is_empty(), "{ctx}"),
                 }
                 let one_match = matches!(&o, Observed::ByKey(v) if v.len() == 1)
                     || matches!(&o, Observed::Found(_));
@@ -265,7 +265,7 @@ fn invariants_hold_for_every_combination() {
                     assert!(
                         matches!(
                             a,
-                            Action::Stall {
+                            Decision::Stall {
                                 reason: Reason::AlreadyExists,
                                 ..
                             }
@@ -294,77 +294,77 @@ fn table() {
 
     assert_eq!(
         decide(&manual, &tracked, Observed::Found(same.clone())),
-        Action::InSync(same.clone())
+        Decision::InSync(same.clone())
     );
     assert!(
         matches!(decide(&manual, &tracked, Observed::Found(rerole.clone())),
-        Action::Stall { reason: Reason::ImmutableFieldChanged, message } if message.contains("aws.customerIamRoleArn"))
+        Decision::Stall { reason: Reason::ImmutableFieldChanged, message } if message.contains("aws.customerIamRoleArn"))
     );
     assert!(
         matches!(decide(&manual, &tracked, Observed::Found(moved.clone())),
-        Action::Stall { reason: Reason::ImmutableFieldChanged, message } if message.contains("environment"))
+        Decision::Stall { reason: Reason::ImmutableFieldChanged, message } if message.contains("environment"))
     );
     assert!(
         matches!(decide(&manual, &tracked, Observed::Found(renamed.clone())),
-        Action::Stall { reason: Reason::ImmutableFieldChanged, message } if message.contains("displayName"))
+        Decision::Stall { reason: Reason::ImmutableFieldChanged, message } if message.contains("displayName"))
     );
     assert!(
         matches!(decide(&recreate, &tracked, Observed::Found(rerole.clone())),
-        Action::Recreate { old, changed } if old.id == "dlz-a" && changed == vec!["aws.customerIamRoleArn"])
+        Decision::Recreate { old, changed } if old.id == "dlz-a" && changed == vec!["aws.customerIamRoleArn"])
     );
     assert_eq!(
         decide(&manual, &tracked, Observed::Missing),
-        Action::Create {
+        Decision::Create {
             replaces: Some("dlz-a".into())
         }
     );
     assert_eq!(
         decide(&manual, &fresh, Observed::ByKey(vec![])),
-        Action::Create { replaces: None }
+        Decision::Create { replaces: None }
     );
     assert!(
         matches!(decide(&manual, &fresh, Observed::ByKey(vec![same.clone()])),
-        Action::Stall { reason: Reason::AlreadyExists, message } if message.contains("integrationId: dlz-a"))
+        Decision::Stall { reason: Reason::AlreadyExists, message } if message.contains("integrationId: dlz-a"))
     );
     assert_eq!(
         decide(&manual, &pending, Observed::ByKey(vec![same.clone()])),
-        Action::Claim(same.clone())
+        Decision::Claim(same.clone())
     );
     assert_eq!(
         decide(&manual, &pending, Observed::ByKey(vec![])),
-        Action::Create { replaces: None }
+        Decision::Create { replaces: None }
     );
 
     // Adoption: an implicit display name does not have to match; an explicit one does.
     assert_eq!(
         decide(&adopt, &fresh, Observed::Found(renamed.clone())),
-        Action::Adopt(renamed.clone())
+        Decision::Adopt(renamed.clone())
     );
     let adopt_named = desired(Some("dlz-a"), UpdatePolicy::Manual, true);
     assert!(matches!(
         decide(&adopt_named, &fresh, Observed::Found(renamed.clone())),
-        Action::Stall {
+        Decision::Stall {
             reason: Reason::AdoptedMismatch,
             ..
         }
     ));
     assert!(matches!(
         decide(&adopt, &fresh, Observed::Found(rerole.clone())),
-        Action::Stall {
+        Decision::Stall {
             reason: Reason::AdoptedMismatch,
             ..
         }
     ));
     assert!(matches!(
         decide(&adopt, &fresh, Observed::Missing),
-        Action::Stall {
+        Decision::Stall {
             reason: Reason::AdoptionTargetNotFound,
             ..
         }
     ));
     assert!(matches!(
         decide(&adopt, &tracked, Observed::Missing),
-        Action::Stall {
+        Decision::Stall {
             reason: Reason::IntegrationGone,
             ..
         }
@@ -372,7 +372,7 @@ fn table() {
     let adopt_recreate = desired(Some("dlz-a"), UpdatePolicy::Recreate, false);
     assert!(matches!(
         decide(&adopt_recreate, &tracked, Observed::Found(rerole)),
-        Action::Stall {
+        Decision::Stall {
             reason: Reason::AdoptedMismatch,
             ..
         }
@@ -380,7 +380,7 @@ fn table() {
     let adopt_b = desired(Some("dlz-b"), UpdatePolicy::Manual, false);
     assert!(matches!(
         decide(&adopt_b, &tracked, Observed::Found(same)),
-        Action::Stall {
+        Decision::Stall {
             reason: Reason::IntegrationIdChanged,
             ..
         }
@@ -483,29 +483,29 @@ fn gcp_table() {
     // A DRAFT matches: the apply path sets its config.
     assert_eq!(
         decide(&d, &tracked, Observed::Found(draft.clone())),
-        Action::InSync(draft.clone())
+        Decision::InSync(draft.clone())
     );
     assert!(matches!(
         decide(&d, &tracked, Observed::Found(gcp("dlz-a", ENV, "name", Some(OTHER_SA)))),
-        Action::Stall { reason: Reason::ImmutableFieldChanged, message } if message.contains("gcp.customerGoogleServiceAccount")
+        Decision::Stall { reason: Reason::ImmutableFieldChanged, message } if message.contains("gcp.customerGoogleServiceAccount")
     ));
     assert!(matches!(
         decide(&d, &tracked, Observed::Found(integration("dlz-a", ENV, "name", ROLE))),
-        Action::Stall { reason: Reason::ImmutableFieldChanged, message } if message.contains("provider")
+        Decision::Stall { reason: Reason::ImmutableFieldChanged, message } if message.contains("provider")
     ));
     let pending = status(None, Some(d.intent()));
     assert_eq!(
         decide(&d, &pending, Observed::ByKey(vec![draft.clone()])),
-        Action::Claim(draft.clone())
+        Decision::Claim(draft.clone())
     );
     let two = vec![draft.clone(), gcp("dlz-b", ENV, "name", None)];
     assert!(matches!(
         decide(&d, &pending, Observed::ByKey(two)),
-        Action::Stall { reason: Reason::AmbiguousIntegration, message } if message.contains("dlz-a, dlz-b")
+        Decision::Stall { reason: Reason::AmbiguousIntegration, message } if message.contains("dlz-a, dlz-b")
     ));
     assert!(matches!(
         decide(&d, &status(None, None), Observed::ByKey(vec![draft])),
-        Action::Stall { reason: Reason::AlreadyExists, message } if message.contains("spec.displayName")
+        Decision::Stall { reason: Reason::AlreadyExists, message } if message.contains("spec.displayName")
     ));
     assert_eq!(
         cleanup(DeletionPolicy::Delete, &tracked, &Others::default()),
@@ -863,7 +863,7 @@ fn one_owner_per_integration_table() {
     let mine = integration("dlz-a", ENV, "name", ROLE);
     let d = desired(None, UpdatePolicy::Manual, false);
     let adopt = desired(Some("dlz-a"), UpdatePolicy::Manual, false);
-    let managed = |a: &Action| matches!(a, Action::Stall { reason: Reason::AlreadyManaged, message } if message.contains("team-a/s3"));
+    let managed = |a: &Decision| matches!(a, Decision::Stall { reason: Reason::AlreadyManaged, message } if message.contains("team-a/s3"));
     // (desired, status, observed, others) → stalled AlreadyManaged?
     let cases: Vec<(&Desired, ProviderIntegrationStatus, Observed, &Others, bool)> = vec![
         // Adopting an id another resource records: never, whatever the age.
@@ -957,7 +957,7 @@ fn one_owner_per_integration_table() {
             assert!(
                 !matches!(
                     a,
-                    Action::Stall {
+                    Decision::Stall {
                         reason: Reason::AlreadyManaged,
                         ..
                     }

@@ -29,7 +29,7 @@ pub struct Cached {
 pub(crate) struct State {
     pub kstatus: Kstatus,
     /// The `Validated` condition's status: `None` without one.
-    pub validated: Option<Validation>,
+    pub validated: Option<ValidatedState>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub(crate) enum Kstatus {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Validation {
+pub(crate) enum ValidatedState {
     Passed,
     Failed,
     Pending,
@@ -56,9 +56,9 @@ impl State {
             Kstatus::Reconciling
         };
         let validated = pi.condition(VALIDATED).map(|c| match c.status.as_str() {
-            "True" => Validation::Passed,
-            "False" => Validation::Failed,
-            _ => Validation::Pending,
+            "True" => ValidatedState::Passed,
+            "False" => ValidatedState::Failed,
+            _ => ValidatedState::Pending,
         });
         Self { kstatus, validated }
     }
@@ -67,7 +67,7 @@ impl State {
 /// The JSON a copy is kept as: the resource without what is the same for every resource
 /// (`apiVersion`, `kind`) or kept beside it (the name and namespace).
 #[derive(Serialize)]
-struct Kept<'a> {
+struct Stored<'a> {
     metadata: &'a ObjectMeta,
     spec: &'a ProviderIntegrationSpec,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,7 +84,7 @@ impl Cached {
             namespace: pi.metadata.namespace.take(),
             ..ObjectMeta::default()
         };
-        let kept = Kept {
+        let kept = Stored {
             metadata: &pi.metadata,
             spec: &pi.spec,
             status: pi.status.as_ref(),
@@ -230,7 +230,7 @@ mod tests {
             cached.state(),
             State {
                 kstatus: Kstatus::Ready,
-                validated: Some(Validation::Failed)
+                validated: Some(ValidatedState::Failed)
             }
         );
         // What the trim drops is gone; the kept annotation map is there.

@@ -50,7 +50,7 @@ fn key(ns: &str, name: &str) -> Arc<str> {
     format!("{ns}/{name}").into()
 }
 
-fn key_of(c: &Cached) -> Arc<str> {
+fn line_key(c: &Cached) -> Arc<str> {
     key(&c.namespace().unwrap_or_default(), &c.name_any())
 }
 
@@ -74,7 +74,7 @@ impl Feed {
 
     /// Asks for a reconcile of `c`.
     pub fn push(&self, c: &Cached) {
-        self.push_key(key_of(c));
+        self.push_key(line_key(c));
     }
 
     fn push_key(&self, k: Arc<str>) {
@@ -98,7 +98,7 @@ impl Feed {
 
     /// `c`'s reconcile has started: its place in kube's scheduler is free.
     pub fn started(&self, c: &Cached) {
-        let removed = self.lock().handed.remove(&key_of(c)).is_some();
+        let removed = self.lock().handed.remove(&line_key(c)).is_some();
         if removed {
             self.wake.notify_one();
         }
@@ -106,7 +106,7 @@ impl Feed {
 
     /// `c` was deleted: no reconcile of it will start (kube skips what its cache no longer has).
     pub fn gone(&self, c: &Cached) {
-        let k = key_of(c);
+        let k = line_key(c);
         let mut i = self.lock();
         i.queued.remove(&k);
         if i.handed.remove(&k).is_some() {

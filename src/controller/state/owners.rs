@@ -23,7 +23,7 @@ use crate::controller::decide::reasons::Reason;
 use crate::crd::{CloudProvider, PendingCreate, ProviderIntegration, STALLED};
 
 /// A key as the index compares it: what the API (or, for `pim/v2`, the operator) keeps unique.
-pub fn key_of(p: &PendingCreate) -> String {
+pub fn natural_key(p: &PendingCreate) -> String {
     match &p.customer_iam_role_arn {
         Some(arn) => format!("{}|AWS|{arn}", p.environment),
         None => format!(
@@ -87,9 +87,9 @@ fn keys_of(pi: &ProviderIntegration) -> Vec<String> {
     let mut keys: Vec<String> = Desired::from_resource(pi)
         .ok()
         .filter(|_| may_act(pi))
-        .map(|d| key_of(&d.intent()))
+        .map(|d| natural_key(&d.intent()))
         .into_iter()
-        .chain(pi.recorded_intent().as_ref().map(key_of))
+        .chain(pi.recorded_intent().as_ref().map(natural_key))
         .collect();
     keys.dedup();
     keys
@@ -210,7 +210,7 @@ impl Owners {
     pub fn older_key_holder(&self, key: &PendingCreate, uid: &str) -> Option<Holder> {
         let inner = self.lock();
         inner
-            .other(inner.by_key.get(key_of(key).as_str()), uid)
+            .other(inner.by_key.get(natural_key(key).as_str()), uid)
             .filter(|(_, older)| *older)
             .map(|(h, _)| h)
     }

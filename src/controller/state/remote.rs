@@ -16,7 +16,7 @@ use crate::controller::decide::{api_version, holds_key};
 #[derive(Default)]
 struct Snapshot {
     fetched: Option<Instant>,
-    items: HashMap<String, Kept>,
+    items: HashMap<String, Listed>,
 }
 
 type Entry = Arc<tokio::sync::Mutex<Snapshot>>;
@@ -25,7 +25,7 @@ type Entry = Arc<tokio::sync::Mutex<Snapshot>>;
 /// dozen (megabytes at 10,000 integrations), and hashes of the two fields a natural key compares
 /// (`holds_key`), so a lookup by key decodes only its candidates. The envelope (`api_version`,
 /// `kind`) and the environment's links are the same for every item; nothing reads them.
-struct Kept {
+struct Listed {
     json: Box<str>,
     role: u64,
     name: u64,
@@ -36,7 +36,7 @@ fn hash(s: &str) -> u64 {
     BuildHasherDefault::<DefaultHasher>::default().hash_one(s)
 }
 
-impl Kept {
+impl Listed {
     fn of(mut i: Integration) -> Self {
         i.api_version = String::new();
         i.kind = String::new();
@@ -155,7 +155,7 @@ impl RemoteCache {
             // lower case, so matching is done here, ignoring case (`holds_key`).
             let items = pim
                 .list_as(creds, version, env, ListFilter::default(), |i| {
-                    (i.id.clone(), Kept::of(i))
+                    (i.id.clone(), Listed::of(i))
                 })
                 .await?;
             // Emptied first, so the old snapshot's memory is reused, not added to.
@@ -181,7 +181,7 @@ impl RemoteCache {
             let snap = self
                 .fresh(&entry, pim, creds, (env, version), max_age)
                 .await?;
-            if let Some(i) = snap.items.get(id).and_then(Kept::get) {
+            if let Some(i) = snap.items.get(id).and_then(Listed::get) {
                 return Ok(Some(i));
             }
         }
@@ -191,7 +191,7 @@ impl RemoteCache {
                     .lock()
                     .await
                     .items
-                    .insert(i.id.clone(), Kept::of(i.clone()));
+                    .insert(i.id.clone(), Listed::of(i.clone()));
                 Ok(Some(i))
             }
             Err(PimError::NotFound { .. }) => Ok(None),
@@ -219,7 +219,7 @@ impl RemoteCache {
                 .items
                 .values()
                 .filter(|k| k.may_hold(key))
-                .filter_map(Kept::get)
+                .filter_map(Listed::get)
                 .filter(|i| holds_key(i, key))
                 .collect();
             v.sort_by(|a, b| a.id.cmp(&b.id));
@@ -243,7 +243,7 @@ impl RemoteCache {
                     .collect();
                 let mut snap = entry.lock().await;
                 for i in &found {
-                    snap.items.insert(i.id.clone(), Kept::of(i.clone()));
+                    snap.items.insert(i.id.clone(), Listed::of(i.clone()));
                 }
                 return Ok(found);
             }
@@ -261,7 +261,7 @@ impl RemoteCache {
             .lock()
             .await
             .items
-            .insert(i.id.clone(), Kept::of(i.clone()));
+            .insert(i.id.clone(), Listed::of(i.clone()));
     }
 
     /// Forgets an integration we just deleted.
@@ -314,7 +314,7 @@ mod tests {
             want.kind = String::new();
             want.environment.related = None;
             want.environment.resource_name = None;
-            assert_eq!(Kept::of(i.clone()).get().as_ref(), Some(&want), "{i:?}");
+            assert_eq!(Listed::of(i.clone()).get().as_ref(), Some(&want), "{i:?}");
         }
     }
 
@@ -346,7 +346,7 @@ mod tests {
                 customer_iam_role_arn: arn.map(String::from),
             };
             for i in &all {
-                let kept = Kept::of(i.clone());
+                let kept = Listed::of(i.clone());
                 if holds_key(i, &key) {
                     matched += 1;
                     assert!(kept.may_hold(&key), "{i:?} holds {key:?}");

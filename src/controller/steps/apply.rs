@@ -13,9 +13,7 @@ use tracing::info;
 use super::status::{StatusBuilder, api_error, is_auth, stall, stall_with};
 use super::{observe, outputs, validate};
 use crate::controller::decide::reasons::{Reason, regrant};
-use crate::controller::decide::{
-    self, Action as Decision, AfterConflict, Desired, Refusal, api_version,
-};
+use crate::controller::decide::{self, AfterConflict, Decision, Desired, Refusal, api_version};
 use crate::controller::error::{Error, MANAGER};
 use crate::controller::state::context::Context;
 use crate::crd::{CloudProvider, FINALIZER, ProviderIntegration};

@@ -10,7 +10,7 @@ use kube::{
     runtime::{Controller, WatchStreamExt, reflector, watcher, watcher::Event},
 };
 
-use super::cached::{Cached, Kstatus, Validation, cache};
+use super::cached::{Cached, Kstatus, ValidatedState, cache};
 use super::feed::Feed;
 use crate::controller::{error::Error, state::context::Context};
 use crate::crd::ProviderIntegration;
@@ -218,9 +218,9 @@ impl Tally {
                 Kstatus::Reconciling => t.reconciling += 1,
             }
             match s.validated {
-                Some(Validation::Passed) => t.validated += 1,
-                Some(Validation::Failed) => t.validation_failing += 1,
-                Some(Validation::Pending) => t.validation_pending += 1,
+                Some(ValidatedState::Passed) => t.validated += 1,
+                Some(ValidatedState::Failed) => t.validation_failing += 1,
+                Some(ValidatedState::Pending) => t.validation_pending += 1,
                 None => {}
             }
         }
