@@ -32,7 +32,7 @@ pub use steps::outputs;
 use crate::crd::{FINALIZER, ProviderIntegration};
 use decide::Desired;
 use reasons::Reason;
-use steps::{apply, cleanup, credentials, metadata, observe, status};
+use steps::{apply, cleanup, credentials, metadata, observe, status, validate};
 
 /// Runs the controller until `shutdown` resolves (`runtime::wiring`, with this driver's reconcile
 /// and error policy).
@@ -140,7 +140,19 @@ async fn apply(
         decide::Decision::Create { .. } if !has_finalizer => pi,
         _ => metadata::ensure_finalizer(ctx, api, pi).await?,
     };
-    apply::act(ctx, api, &pi, &desired, &creds, decision).await
+    match apply::act(ctx, api, &pi, &desired, &creds, decision).await? {
+        apply::Acted::Done(action) => Ok(action),
+        // Ready is written; validation, when due, is the last step. Then the resource is
+        // settled: the resync sweep (`runtime/feed.rs`) brings it back, or the validation retry.
+        apply::Acted::Settled { pi, integration } => {
+            let next = if desired.validate {
+                validate::validate(ctx, &pi, &creds, &integration).await?
+            } else {
+                None
+            };
+            Ok(next.map_or_else(Action::await_change, Action::requeue))
+        }
+    }
 }
 
 /// The API server did not answer, or answered that it cannot now: not about this resource.

@@ -11,7 +11,7 @@ use kube::{
 use tracing::info;
 
 use super::status::{StatusBuilder, api_error, is_auth, stall, stall_with};
-use super::{observe, outputs, validate};
+use super::{observe, outputs};
 use crate::controller::decide::reasons::{Reason, regrant};
 use crate::controller::decide::{self, AfterConflict, Decision, Desired, Refusal, api_version};
 use crate::controller::error::{Error, MANAGER};
@@ -22,6 +22,24 @@ use crate::pim::{ApiVersion, Credentials, ErrorClass, Integration, PimError};
 /// A short pause before the next pass, when this one changed what the next will see.
 const AGAIN: Duration = Duration::from_millis(50);
 
+/// What carrying out a decision came to.
+pub(crate) enum Acted {
+    /// Done for now: come back as the action says.
+    Done(Action),
+    /// The integration matches the spec and `Ready` is written: the resource as stored and the
+    /// integration, for the driver's next step (validation).
+    Settled {
+        pi: Box<ProviderIntegration>,
+        integration: Box<Integration>,
+    },
+}
+
+impl From<Action> for Acted {
+    fn from(a: Action) -> Self {
+        Acted::Done(a)
+    }
+}
+
 /// Carries out what `decide` chose.
 pub(crate) async fn act(
     ctx: &Context,
@@ -30,7 +48,7 @@ pub(crate) async fn act(
     desired: &Desired,
     creds: &Credentials,
     decision: Decision,
-) -> Result<Action, Error> {
+) -> Result<Acted, Error> {
     match decision {
         Decision::InSync(i) => in_sync(ctx, pi, desired, creds, i, None).await,
         Decision::Adopt(i) => {
@@ -39,8 +57,12 @@ pub(crate) async fn act(
         }
         Decision::Claim(i) => claim(ctx, pi, desired, creds, i).await,
         Decision::Create { replaces } => create(ctx, api, pi, desired, creds, replaces).await,
-        Decision::Recreate { old, changed } => recreate(ctx, pi, creds, old, changed).await,
-        Decision::Stall { reason, message } => stall(ctx, pi, reason, message).await,
+        Decision::Recreate { old, changed } => recreate(ctx, pi, creds, old, changed)
+            .await
+            .map(Acted::from),
+        Decision::Stall { reason, message } => {
+            stall(ctx, pi, reason, message).await.map(Acted::from)
+        }
     }
 }
 
@@ -51,7 +73,7 @@ async fn claim(
     desired: &Desired,
     creds: &Credentials,
     i: Integration,
-) -> Result<Action, Error> {
+) -> Result<Acted, Error> {
     let note = format!(
         "created integration {} (recorded after an interrupted attempt)",
         i.id
@@ -68,8 +90,8 @@ pub(crate) fn integration_version(i: &Integration) -> ApiVersion {
 
 /// Records an integration that matches the spec, after finishing what is left to do: a `pim/v2`
 /// DRAFT gets its config, the outputs ConfigMap is written, and Ready is set at once (the user
-/// needs these values to grant access, so Ready never waits for validation). Validation then runs
-/// when due, and the next check is at the resync period or the validation retry, if sooner.
+/// needs these values to grant access, so Ready never waits for validation, the driver's next
+/// step).
 async fn in_sync(
     ctx: &Context,
     pi: &ProviderIntegration,
@@ -77,11 +99,11 @@ async fn in_sync(
     creds: &Credentials,
     i: Integration,
     event: Option<(Reason, String)>,
-) -> Result<Action, Error> {
+) -> Result<Acted, Error> {
     let (pi, i) = if integration_version(&i) == ApiVersion::V2 && i.is_draft() {
         match configure(ctx, pi, desired, creds, i).await? {
             Ok(done) => done,
-            Err(action) => return Ok(action),
+            Err(action) => return Ok(action.into()),
         }
     } else {
         (Cow::Borrowed(pi), i)
@@ -92,7 +114,9 @@ async fn in_sync(
         Err(e @ outputs::OutputsError::NotOwned(_)) => {
             let mut b = StatusBuilder::new(&pi).integration(&i);
             b.status.outputs_config_map = None;
-            return stall_with(ctx, &pi, b, Reason::OutputsConflict, e.to_string()).await;
+            return stall_with(ctx, &pi, b, Reason::OutputsConflict, e.to_string())
+                .await
+                .map(Acted::from);
         }
     };
     let mut b = StatusBuilder::new(&pi);
@@ -106,13 +130,10 @@ async fn in_sync(
         ctx.event(&pi, EventType::Normal, reason, note).await;
     }
     ctx.succeeded(&pi);
-    let next = if desired.validate {
-        validate::validate(ctx, &pi, creds, &i).await?
-    } else {
-        None
-    };
-    // Settled: the resync sweep (`feed.rs`) brings it back.
-    Ok(next.map_or_else(Action::await_change, Action::requeue))
+    Ok(Acted::Settled {
+        pi: Box::new(pi.into_owned()),
+        integration: Box::new(i),
+    })
 }
 
 /// Sets the config of a `pim/v2` DRAFT. Returns the resource as stored and the configured
@@ -171,7 +192,7 @@ async fn create(
     desired: &Desired,
     creds: &Credentials,
     replaces: Option<String>,
-) -> Result<Action, Error> {
+) -> Result<Acted, Error> {
     let intent = desired.intent();
     let had_intent = pi.recorded_intent().as_ref() == Some(&intent);
     let base = if had_intent {
@@ -207,7 +228,7 @@ async fn create(
         Err(e @ PimError::RateLimited { .. }) => {
             // Refused before it was processed: the next pass need not look for it.
             ctx.memory(pi, |m| m.refused = Some(Box::new(intent)));
-            api_error(ctx, &base, creds, e).await
+            api_error(ctx, &base, creds, e).await.map(Acted::from)
         }
         Ok(i) => {
             info!(id = %i.id, "created");
@@ -235,7 +256,7 @@ async fn create(
                 .await
             {
                 Ok(f) => f,
-                Err(e) => return api_error(ctx, &base, creds, e).await,
+                Err(e) => return api_error(ctx, &base, creds, e).await.map(Acted::from),
             };
             let ids = found.iter().map(|i| i.id.as_str());
             let others = observe::others(ctx, pi, ids, None);
@@ -249,11 +270,13 @@ async fn create(
                         };
                     let mut b = StatusBuilder::new(&base);
                     b.status.pending_create = None;
-                    stall_with(ctx, &base, b, Reason::AlreadyExists, message).await
+                    stall_with(ctx, &base, b, Reason::AlreadyExists, message)
+                        .await
+                        .map(Acted::from)
                 }
             }
         }
-        Err(e) => api_error(ctx, &base, creds, e).await,
+        Err(e) => api_error(ctx, &base, creds, e).await.map(Acted::from),
     }
 }
 
