@@ -8,7 +8,7 @@ mod common;
 
 use common::contract::{self, Contract};
 use pio::controller::decide::{
-    self, Decision, Desired, DesiredConfig, Observed, ReadBack, Refusal,
+    self, Decision, DeleteOutcome, Desired, DesiredConfig, Observed, ReadBack,
 };
 use pio::crd::{CloudProvider, DeletionPolicy, ProviderIntegrationStatus, UpdatePolicy};
 use pio::pim::{Integration, IntegrationList, PimError};
@@ -250,8 +250,8 @@ fn aws_mocks_decode_and_usages_block_deletion() {
         "provider_integration__read_created_aws_provider_integration.json",
     );
     assert!(matches!(
-        decide::refusal("refused", ReadBack::Found(&in_use)),
-        Refusal::InUse(u) if u.len() == 1
+        decide::delete_outcome("refused", ReadBack::Found(&in_use)),
+        DeleteOutcome::InUse(u) if u.len() == 1
     ));
     let list: IntegrationList = serde_json::from_value(contract::mock(
         &dir,

@@ -14,15 +14,15 @@ pub enum Error {
     /// Deletion must wait (in use, API unavailable); the finalizer stays.
     #[error("deletion pending: {message}")]
     DeletionPending { message: String, retry_in: Duration },
-    /// A write was refused because the copy it was decided on is no longer the latest (409):
+    /// A write failed because the copy it was decided on is no longer the latest (409):
     /// the decision is made again on the fresh copy the watch brings.
     #[error("the resource changed since it was read; deciding again on the latest version")]
     Stale,
     /// The cached copy did not decode (`Cached::decode`): a bug, not a state of the resource.
     #[error("the cached copy of the resource does not decode: {0}")]
     Cache(#[from] serde_json::Error),
-    /// The API server refused a write of ours as invalid (422), with its message.
-    #[error("the Kubernetes API server refused the operator's write (422): {0}")]
+    /// The API server rejected a write of ours as invalid (422), with its message.
+    #[error("the Kubernetes API server rejected the operator's write (422): {0}")]
     Rejected(String),
     /// The reconcile passed `Config::reconcile_timeout`; it is dropped where it was (every step
     /// is safe to repeat) and retried with backoff.

@@ -14,7 +14,7 @@ mod runtime;
 mod state;
 mod steps;
 
-use std::{ops::ControlFlow, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use kube::{Api, Resource, ResourceExt, runtime::controller::Action};
 use tracing::{debug, error, instrument, warn};
@@ -68,13 +68,13 @@ pub async fn reconcile(cached: Arc<Cached>, ctx: Arc<Context>) -> Result<Action,
 async fn dispatch(pi: Arc<ProviderIntegration>, ctx: &Context) -> Result<Action, Error> {
     match finalize(pi.clone(), ctx).await {
         // Said on the resource, by a write guarded by the same `resourceVersion`: on a copy that
-        // changed meanwhile it fails 409 (stale, decided again), so only a real refusal lands.
+        // changed meanwhile it fails 409 (stale, decided again), so only a real rejection lands.
         Err(Error::Rejected(message)) => {
             let stalled = status::stall(
                 ctx,
                 &pi,
                 Reason::WriteRejected,
-                format!("the Kubernetes API server refused the operator's write (422): {message}"),
+                format!("the Kubernetes API server rejected the operator's write (422): {message}"),
             )
             .await;
             if stalled.is_ok() {
@@ -88,8 +88,8 @@ async fn dispatch(pi: Arc<ProviderIntegration>, ctx: &Context) -> Result<Action,
 
 async fn finalize(pi: Arc<ProviderIntegration>, ctx: &Context) -> Result<Action, Error> {
     // A copy one of our own later writes replaced: nothing to decide on it, and the watch event
-    // of that write will bring the latest. (The preconditions would refuse its writes anyway;
-    // this spares the API server the refused writes.)
+    // of that write will bring the latest. (The preconditions would fail its writes with 409 anyway;
+    // this spares the API server those writes.)
     if ctx.superseded(&pi) {
         return Err(Error::Stale);
     }
@@ -98,7 +98,7 @@ async fn finalize(pi: Arc<ProviderIntegration>, ctx: &Context) -> Result<Action,
     if pi.meta().deletion_timestamp.is_none() {
         return apply(&api, pi, ctx).await;
     }
-    if !pi.finalizers().iter().any(|f| f == FINALIZER) {
+    if !has_finalizer(&pi) {
         return Ok(Action::await_change());
     }
     let action = cleanup::cleanup(&pi, ctx).await?;
@@ -121,9 +121,9 @@ async fn apply(
             return status::stall(ctx, &pi, Reason::InvalidSpec, m).await;
         }
     };
-    let creds = match credentials::load(ctx, &pi).await? {
-        ControlFlow::Continue(c) => c,
-        ControlFlow::Break(action) => return Ok(action),
+    let creds = match credentials::for_apply(ctx, &pi).await? {
+        Ok(c) => c,
+        Err((reason, message)) => return status::stall(ctx, &pi, reason, message).await,
     };
     let status = pi.decided_status();
     let observed = match observe::observe(ctx, &pi, &creds, &desired, &status).await {
@@ -132,13 +132,12 @@ async fn apply(
     };
     let others = observe::others_of(ctx, &pi, &desired, &status, &observed);
     let decision = decide::decide_among(&desired, &status, observed, &others);
-    let has_finalizer = pi.finalizers().iter().any(|f| f == FINALIZER);
-    let pi = match &decision {
-        // Nothing in Confluent to clean up after: no finalizer needed (yet).
-        decide::Decision::Stall { .. } => pi,
-        // The first create adds the finalizer with its intent, in one patch.
-        decide::Decision::Create { .. } if !has_finalizer => pi,
-        _ => metadata::ensure_finalizer(ctx, api, pi).await?,
+    let pi = match decide::finalizer_step(&decision, has_finalizer(&pi)) {
+        decide::FinalizerStep::AddNow => Arc::new(metadata::add_finalizer(ctx, api, &pi).await?),
+        // Present, not needed yet, or added by `apply` with the first create's intent.
+        decide::FinalizerStep::Present
+        | decide::FinalizerStep::NotYet
+        | decide::FinalizerStep::WithIntent => pi,
     };
     match apply::act(ctx, api, &pi, &desired, &creds, decision).await? {
         apply::Acted::Done(action) => Ok(action),
@@ -153,6 +152,10 @@ async fn apply(
             Ok(next.map_or_else(Action::await_change, Action::requeue))
         }
     }
+}
+
+fn has_finalizer(pi: &ProviderIntegration) -> bool {
+    pi.finalizers().iter().any(|f| f == FINALIZER)
 }
 
 /// The API server did not answer, or answered that it cannot now: not about this resource.

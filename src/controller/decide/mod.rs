@@ -80,13 +80,13 @@ pub fn tracked_id(desired: &Desired, status: &ProviderIntegrationStatus) -> Opti
     status.id.clone().or_else(|| desired.adopt_id.clone())
 }
 
-/// Which lookup the apply path needs. `refused` is the intent whose last create this process
-/// saw refused outright (429: nothing was created); only then may a recorded intent be looked
+/// Which lookup the apply path needs. `throttled` is the intent whose last create this process
+/// saw answered 429 (nothing was created); only then may a recorded intent be looked
 /// up in the cache instead of a fresh listing, since no create of ours can be missing from it.
 pub fn lookup(
     desired: &Desired,
     status: &ProviderIntegrationStatus,
-    refused: Option<&PendingCreate>,
+    throttled: Option<&PendingCreate>,
 ) -> Lookup {
     match tracked_id(desired, status) {
         Some(id) => Lookup::ById {
@@ -106,7 +106,7 @@ pub fn lookup(
         None => match &status.pending_create {
             Some(p) => Lookup::ByKey {
                 key: p.clone(),
-                fresh: refused != Some(p),
+                fresh: throttled != Some(p),
             },
             None => Lookup::ByKey {
                 key: desired.intent(),
@@ -139,6 +139,40 @@ pub enum Decision {
         reason: Reason,
         message: String,
     },
+}
+
+/// When a live resource gets the finalizer, for the decision about to be carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalizerStep {
+    /// It has it already.
+    Present,
+    /// Not yet: a stall writes nothing to Confluent, so there is nothing to clean up after.
+    NotYet,
+    /// In the first create's own patch, together with its intent (one write, not two).
+    WithIntent,
+    /// Now, before the decision is carried out: it records, adopts or deletes an integration
+    /// that a deletion of the resource must then clean up after.
+    AddNow,
+}
+
+/// The finalizer judgement:
+///
+/// | has it | decision                              | step         |
+/// |--------|---------------------------------------|--------------|
+/// | yes    | any                                   | `Present`    |
+/// | no     | `Stall`                               | `NotYet`     |
+/// | no     | `Create`                              | `WithIntent` |
+/// | no     | `InSync`, `Claim`, `Adopt`, `Recreate` | `AddNow`     |
+pub fn finalizer_step(decision: &Decision, has_finalizer: bool) -> FinalizerStep {
+    match decision {
+        _ if has_finalizer => FinalizerStep::Present,
+        Decision::Stall { .. } => FinalizerStep::NotYet,
+        Decision::Create { .. } => FinalizerStep::WithIntent,
+        Decision::InSync(_)
+        | Decision::Claim(_)
+        | Decision::Adopt(_)
+        | Decision::Recreate { .. } => FinalizerStep::AddNow,
+    }
 }
 
 /// The immutable fields that differ between the spec and an integration.
@@ -471,7 +505,7 @@ pub fn deletion_target(
     }
 }
 
-/// What a create refused because the key is taken leads to.
+/// What a create answered "already exists" (the key is taken) leads to.
 // Short-lived and moved once, like `Decision`.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
@@ -512,7 +546,7 @@ pub fn after_conflict(
     AfterConflict::Foreign(message)
 }
 
-/// What a GET after a refused DELETE returned.
+/// What a GET after a failed DELETE returned.
 #[derive(Debug, Clone, Copy)]
 pub enum ReadBack<'a> {
     Found(&'a Integration),
@@ -522,24 +556,24 @@ pub enum ReadBack<'a> {
     Unknown,
 }
 
-/// After a refused DELETE, the integration read back tells whether it is in use.
+/// After a failed DELETE, the integration read back tells whether it is in use.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
+pub enum DeleteOutcome {
     /// Connectors use it: keep the finalizer and say which.
     InUse(Vec<String>),
     /// It no longer exists: the delete is done.
     Gone,
-    /// Refused for another reason: retry with backoff and show the API's detail.
+    /// Failed for another reason: retry with backoff and show the API's detail.
     Other(String),
 }
 
 /// Judged by the integration's `usages`, never by the status code, which the API does not
 /// document for this case.
-pub fn refusal(detail: &str, read_back: ReadBack<'_>) -> Refusal {
+pub fn delete_outcome(detail: &str, read_back: ReadBack<'_>) -> DeleteOutcome {
     match read_back {
-        ReadBack::Found(i) if !i.usages.is_empty() => Refusal::InUse(i.usages.clone()),
-        ReadBack::Gone => Refusal::Gone,
-        _ => Refusal::Other(detail.to_string()),
+        ReadBack::Found(i) if !i.usages.is_empty() => DeleteOutcome::InUse(i.usages.clone()),
+        ReadBack::Gone => DeleteOutcome::Gone,
+        _ => DeleteOutcome::Other(detail.to_string()),
     }
 }
 

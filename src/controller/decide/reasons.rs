@@ -2,8 +2,6 @@
 //! tell a user what to do. Reasons are API: dashboards, alerts and `kubectl wait` scripts match
 //! on them, so they never change spelling.
 
-use std::fmt;
-
 use crate::crd::CloudProvider;
 use crate::pim::{Credentials, Integration, PimError};
 
@@ -11,8 +9,19 @@ use crate::pim::{Credentials, Integration, PimError};
 /// needs; named in hints and in the outputs ConfigMap).
 pub const GCP_TOKEN_CREATOR: &str = "roles/iam.serviceAccountTokenCreator";
 
-/// A CamelCase condition or event reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A CamelCase condition or event reason, spelled as the variant unless marked.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+    strum::Display,
+)]
 pub enum Reason {
     // Progress (Ready=False, Reconciling=True) and the steady state.
     Synced,
@@ -26,7 +35,9 @@ pub enum Reason {
     DeletionFailed,
     // Transient API trouble: retried, never a stall.
     RateLimited,
+    #[strum(serialize = "APITimeout")]
     ApiTimeout,
+    #[strum(serialize = "APIUnavailable")]
     ApiUnavailable,
     // API errors a human must fix.
     Unauthenticated,
@@ -35,10 +46,11 @@ pub enum Reason {
     Rejected,
     Conflict,
     NotFound,
+    #[strum(serialize = "APIError")]
     ApiError,
     /// Answers that could not be decoded, several times in a row.
     UnexpectedResponse,
-    /// The Kubernetes API server refused one of the operator's writes as invalid (422).
+    /// The Kubernetes API server rejected one of the operator's writes as invalid (422).
     WriteRejected,
     // Credentials.
     NoCredentials,
@@ -72,103 +84,13 @@ pub enum Reason {
 }
 
 impl Reason {
-    const ALL: [Reason; 43] = [
-        Reason::Synced,
-        Reason::Reconciling,
-        Reason::Creating,
-        Reason::Configuring,
-        Reason::Recreating,
-        Reason::RecreateBlocked,
-        Reason::Deleting,
-        Reason::DeletionBlocked,
-        Reason::DeletionFailed,
-        Reason::RateLimited,
-        Reason::ApiTimeout,
-        Reason::ApiUnavailable,
-        Reason::Unauthenticated,
-        Reason::Forbidden,
-        Reason::QuotaExceeded,
-        Reason::Rejected,
-        Reason::Conflict,
-        Reason::NotFound,
-        Reason::ApiError,
-        Reason::UnexpectedResponse,
-        Reason::WriteRejected,
-        Reason::NoCredentials,
-        Reason::CredentialsNotFound,
-        Reason::CredentialsNotAllowed,
-        Reason::InvalidSpec,
-        Reason::AlreadyExists,
-        Reason::AlreadyManaged,
-        Reason::ImmutableFieldChanged,
-        Reason::AdoptionTargetNotFound,
-        Reason::AdoptedMismatch,
-        Reason::IntegrationGone,
-        Reason::IntegrationIdChanged,
-        Reason::AmbiguousIntegration,
-        Reason::OutputsConflict,
-        Reason::EnvironmentUnreachable,
-        Reason::Validated,
-        Reason::Validating,
-        Reason::ValidationFailed,
-        Reason::Created,
-        Reason::Adopted,
-        Reason::Recreated,
-        Reason::Orphaned,
-        Reason::Deleted,
-    ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Reason::Synced => "Synced",
-            Reason::Reconciling => "Reconciling",
-            Reason::Creating => "Creating",
-            Reason::Configuring => "Configuring",
-            Reason::Recreating => "Recreating",
-            Reason::RecreateBlocked => "RecreateBlocked",
-            Reason::Deleting => "Deleting",
-            Reason::DeletionBlocked => "DeletionBlocked",
-            Reason::DeletionFailed => "DeletionFailed",
-            Reason::RateLimited => "RateLimited",
-            Reason::ApiTimeout => "APITimeout",
-            Reason::ApiUnavailable => "APIUnavailable",
-            Reason::Unauthenticated => "Unauthenticated",
-            Reason::Forbidden => "Forbidden",
-            Reason::QuotaExceeded => "QuotaExceeded",
-            Reason::Rejected => "Rejected",
-            Reason::Conflict => "Conflict",
-            Reason::NotFound => "NotFound",
-            Reason::ApiError => "APIError",
-            Reason::UnexpectedResponse => "UnexpectedResponse",
-            Reason::WriteRejected => "WriteRejected",
-            Reason::NoCredentials => "NoCredentials",
-            Reason::CredentialsNotFound => "CredentialsNotFound",
-            Reason::CredentialsNotAllowed => "CredentialsNotAllowed",
-            Reason::InvalidSpec => "InvalidSpec",
-            Reason::AlreadyExists => "AlreadyExists",
-            Reason::AlreadyManaged => "AlreadyManaged",
-            Reason::ImmutableFieldChanged => "ImmutableFieldChanged",
-            Reason::AdoptionTargetNotFound => "AdoptionTargetNotFound",
-            Reason::AdoptedMismatch => "AdoptedMismatch",
-            Reason::IntegrationGone => "IntegrationGone",
-            Reason::IntegrationIdChanged => "IntegrationIdChanged",
-            Reason::AmbiguousIntegration => "AmbiguousIntegration",
-            Reason::OutputsConflict => "OutputsConflict",
-            Reason::EnvironmentUnreachable => "EnvironmentUnreachable",
-            Reason::Validated => "Validated",
-            Reason::Validating => "Validating",
-            Reason::ValidationFailed => "ValidationFailed",
-            Reason::Created => "Created",
-            Reason::Adopted => "Adopted",
-            Reason::Recreated => "Recreated",
-            Reason::Orphaned => "Orphaned",
-            Reason::Deleted => "Deleted",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 
     /// The reason a condition carries, if it is one of ours.
     pub fn parse(s: &str) -> Option<Reason> {
-        Reason::ALL.into_iter().find(|r| r.as_str() == s)
+        s.parse().ok()
     }
 
     /// The reason for an API error a human must fix.
@@ -191,12 +113,6 @@ impl Reason {
             PimError::Timeout => Reason::ApiTimeout,
             _ => Reason::ApiUnavailable,
         }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -281,7 +197,10 @@ mod tests {
     #[test]
     fn every_reason_is_camel_case_unique_and_parses_back() {
         let mut seen = std::collections::HashSet::new();
-        for r in Reason::ALL {
+        use strum::IntoEnumIterator;
+        let mut n = 0;
+        for r in Reason::iter() {
+            n += 1;
             let s = r.as_str();
             assert!(
                 s.chars().next().is_some_and(|c| c.is_ascii_uppercase()),
@@ -292,5 +211,10 @@ mod tests {
             assert_eq!(Reason::parse(s), Some(r));
         }
         assert_eq!(Reason::parse("Nope"), None);
+        assert_eq!(n, 43);
+        // Spellings dashboards match on.
+        assert_eq!(Reason::ApiTimeout.as_str(), "APITimeout");
+        assert_eq!(Reason::ApiError.to_string(), "APIError");
+        assert_eq!(Reason::WriteRejected.as_str(), "WriteRejected");
     }
 }

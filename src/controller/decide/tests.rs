@@ -404,7 +404,7 @@ fn lookups() {
             fresh: true
         }
     );
-    // Our last create of this intent was refused with 429: nothing of ours can be missing
+    // Our last create of this intent was answered 429: nothing of ours can be missing
     // from the cache, so no fresh listing is needed; any other intent still needs one.
     assert_eq!(
         lookup(&d, &status(None, Some(intent())), Some(&intent())),
@@ -551,23 +551,60 @@ fn cleanups() {
 }
 
 #[test]
-fn refusals_are_judged_by_usages() {
+fn finalizer_step_table() {
+    use FinalizerStep::*;
+    let i = integration("dlz-1", ENV, "name", ROLE);
+    let stall = Decision::Stall {
+        reason: Reason::InvalidSpec,
+        message: "m".into(),
+    };
+    let create = Decision::Create { replaces: None };
+    let recreate = Decision::Recreate {
+        old: i.clone(),
+        changed: vec!["environment"],
+    };
+    let cases = [
+        (&stall, false, NotYet),
+        (&create, false, WithIntent),
+        (&Decision::InSync(i.clone()), false, AddNow),
+        (&Decision::Claim(i.clone()), false, AddNow),
+        (&Decision::Adopt(i.clone()), false, AddNow),
+        (&recreate, false, AddNow),
+        (&stall, true, Present),
+        (&create, true, Present),
+        (&Decision::InSync(i.clone()), true, Present),
+        (&recreate, true, Present),
+    ];
+    for (decision, has, want) in cases {
+        assert_eq!(
+            finalizer_step(decision, has),
+            want,
+            "{decision:?}, has={has}"
+        );
+    }
+}
+
+#[test]
+fn delete_outcomes_are_judged_by_usages() {
     let mut used = integration("dlz-a", ENV, "n", ROLE);
     used.usages = vec!["crn://x".into()];
     assert_eq!(
-        refusal("409", ReadBack::Found(&used)),
-        Refusal::InUse(vec!["crn://x".into()])
+        delete_outcome("409", ReadBack::Found(&used)),
+        DeleteOutcome::InUse(vec!["crn://x".into()])
     );
     let unused = integration("dlz-a", ENV, "n", ROLE);
     assert_eq!(
-        refusal("conflict", ReadBack::Found(&unused)),
-        Refusal::Other("conflict".into())
+        delete_outcome("conflict", ReadBack::Found(&unused)),
+        DeleteOutcome::Other("conflict".into())
     );
     assert_eq!(
-        refusal("conflict", ReadBack::Unknown),
-        Refusal::Other("conflict".into())
+        delete_outcome("conflict", ReadBack::Unknown),
+        DeleteOutcome::Other("conflict".into())
     );
-    assert_eq!(refusal("conflict", ReadBack::Gone), Refusal::Gone);
+    assert_eq!(
+        delete_outcome("conflict", ReadBack::Gone),
+        DeleteOutcome::Gone
+    );
 }
 
 #[test]

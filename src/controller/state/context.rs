@@ -60,7 +60,7 @@ pub struct Config {
     /// First retry delay after a transient error without a `Retry-After`; doubles up to
     /// `retry_max`.
     pub retry_base: Duration,
-    /// Longest retry delay after transient errors without a `Retry-After` (deletion refused
+    /// Longest retry delay after transient errors without a `Retry-After` (deletion blocked
     /// while in use may wait up to 2.5×). Confluent's Terraform provider retries within 1–30 s.
     pub retry_max: Duration,
     /// First re-check of a stalled resource (Secrets and quotas change without an event here);
@@ -106,9 +106,9 @@ pub(crate) struct Memory {
     pub credentials: Option<Credentials>,
     /// When the integration is next validated (GCP and Azure only, so boxed).
     pub validation: Option<Box<ValidationMemo>>,
-    /// The intent whose last create was refused outright (429), so nothing was created (rare,
+    /// The intent whose last create was answered 429, so nothing was created (rare,
     /// so boxed).
-    pub refused: Option<Box<PendingCreate>>,
+    pub throttled_create: Option<Box<PendingCreate>>,
     /// The `resourceVersion`s our last writes produced, newest last: a copy carrying an older
     /// one of them is stale by our own hand, and the newest is on its way.
     pub written: std::collections::VecDeque<String>,
@@ -119,7 +119,7 @@ impl Memory {
         self.failures == 0
             && self.credentials.is_none()
             && self.validation.is_none()
-            && self.refused.is_none()
+            && self.throttled_create.is_none()
             && self.written.is_empty()
     }
 }
@@ -152,7 +152,7 @@ pub(crate) fn backoff_delay(n: u32, base: Duration, cap: Duration) -> Duration {
 }
 
 /// The wait before retrying a transient error: what the server asked for (`Retry-After`), plus
-/// up to 20% so the resources it refused together do not return together; without a hint, the
+/// up to 20% so the resources it turned away together do not return together; without a hint, the
 /// exponential backoff.
 pub(crate) fn retry_delay(
     n: u32,
@@ -244,8 +244,8 @@ impl Context {
         self.backoff(pi, self.config.stall_retry, self.config.resync)
     }
 
-    /// The backoff while deletion is refused (connectors may take long to go).
-    pub(crate) fn refused_backoff(&self, pi: &ProviderIntegration) -> Duration {
+    /// The backoff while deletion is blocked by usages (connectors may take long to go).
+    pub(crate) fn in_use_backoff(&self, pi: &ProviderIntegration) -> Duration {
         self.backoff(
             pi,
             self.config.retry_base * 5,

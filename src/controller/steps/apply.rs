@@ -10,10 +10,12 @@ use kube::{
 };
 use tracing::info;
 
-use super::status::{StatusBuilder, api_error, is_auth, stall, stall_with};
+use super::status::{self, StatusBuilder, api_error, is_auth, stall, stall_with};
 use super::{observe, outputs};
 use crate::controller::decide::reasons::{Reason, regrant};
-use crate::controller::decide::{self, AfterConflict, Decision, Desired, Refusal, api_version};
+use crate::controller::decide::{
+    self, AfterConflict, Decision, DeleteOutcome, Desired, api_version,
+};
 use crate::controller::error::{Error, MANAGER};
 use crate::controller::state::context::Context;
 use crate::crd::{CloudProvider, FINALIZER, ProviderIntegration};
@@ -124,10 +126,10 @@ async fn in_sync(
     if !desired.validate {
         b = b.unvalidated();
     }
-    let pi = ctx.write_status(&pi, b.ready(&i)).await?;
+    let pi = status::write(ctx, &pi, b.ready(&i)).await?;
     if let Some((reason, note)) = event {
         info!(id = %i.id, %reason, "{note}");
-        ctx.event(&pi, EventType::Normal, reason, note).await;
+        status::event(ctx, &pi, EventType::Normal, reason, note).await;
     }
     ctx.succeeded(&pi);
     Ok(Acted::Settled {
@@ -151,7 +153,7 @@ async fn configure<'a>(
         Reason::Configuring,
         format!("setting the config of DRAFT integration {}", i.id),
     );
-    let pi = ctx.write_status(pi, status).await?;
+    let pi = status::write(ctx, pi, status).await?;
     let env = i.environment.id.clone();
     let version = ApiVersion::V2;
     let configured = match ctx
@@ -211,7 +213,7 @@ async fn create(
             Reason::Creating,
             format!("creating the integration in {}", desired.environment),
         );
-        ctx.write_status(pi, status).await?
+        status::write(ctx, pi, status).await?
     };
     let version = desired.api_version();
     let body = crate::pim::CreateIntegration {
@@ -223,11 +225,11 @@ async fn create(
             id: desired.environment.clone(),
         },
     };
-    ctx.memory(pi, |m| m.refused = None);
+    ctx.memory(pi, |m| m.throttled_create = None);
     match ctx.pim.create(creds, version, &body).await {
         Err(e @ PimError::RateLimited { .. }) => {
             // Refused before it was processed: the next pass need not look for it.
-            ctx.memory(pi, |m| m.refused = Some(Box::new(intent)));
+            ctx.memory(pi, |m| m.throttled_create = Some(Box::new(intent)));
             api_error(ctx, &base, creds, e).await.map(Acted::from)
         }
         Ok(i) => {
@@ -240,8 +242,7 @@ async fn create(
                         i.id,
                         regrant(desired.provider())
                     );
-                    ctx.event(&base, EventType::Warning, Reason::Recreated, note)
-                        .await;
+                    status::event(ctx, &base, EventType::Warning, Reason::Recreated, note).await;
                     None
                 }
                 // Ready with the id says it; an event per routine create is noise at scale.
@@ -296,16 +297,16 @@ async fn recreate(
     let api: Api<ProviderIntegration> =
         Api::namespaced(ctx.client.clone(), &pi.namespace().unwrap_or_default());
     super::metadata::still_latest(&api, pi).await?;
-    // Deleted (or found gone) is `Refusal::Gone`: the way is clear.
-    let refusal = match ctx.pim.delete(creds, version, &env, &old.id).await {
-        Ok(()) | Err(PimError::NotFound { .. }) => Refusal::Gone,
+    // Deleted (or found gone) is `DeleteOutcome::Gone`: the way is clear.
+    let outcome = match ctx.pim.delete(creds, version, &env, &old.id).await {
+        Ok(()) | Err(PimError::NotFound { .. }) => DeleteOutcome::Gone,
         Err(e) if e.class() == ErrorClass::Permanent && !is_auth(&e) => {
-            observe::refusal(ctx, creds, (&env, version), &old.id, &e).await
+            observe::delete_outcome(ctx, creds, (&env, version), &old.id, &e).await
         }
         Err(e) => return api_error(ctx, pi, creds, e).await,
     };
-    let (msg, usages) = match refusal {
-        Refusal::Gone => {
+    let (msg, usages) = match outcome {
+        DeleteOutcome::Gone => {
             ctx.cache.remove(creds, (&env, version), &old.id).await;
             let msg = format!(
                 "deleted integration {} because {} changed; a new one is being created: {}",
@@ -318,12 +319,11 @@ async fn recreate(
                 Reason::Recreating,
                 msg.clone(),
             );
-            ctx.write_status(pi, status).await?;
-            ctx.event(pi, EventType::Warning, Reason::Recreating, msg)
-                .await;
+            status::write(ctx, pi, status).await?;
+            status::event(ctx, pi, EventType::Warning, Reason::Recreating, msg).await;
             return Ok(Action::requeue(AGAIN));
         }
-        Refusal::InUse(u) => (
+        DeleteOutcome::InUse(u) => (
             format!(
                 "cannot recreate integration {}: it is in use by {}; delete or reconfigure those connectors",
                 old.id,
@@ -331,7 +331,7 @@ async fn recreate(
             ),
             u,
         ),
-        Refusal::Other(d) => (
+        DeleteOutcome::Other(d) => (
             format!("cannot recreate integration {}: {d}", old.id),
             Vec::new(),
         ),
@@ -343,8 +343,7 @@ async fn recreate(
         Reason::RecreateBlocked,
         msg.clone(),
     );
-    ctx.write_status(pi, status).await?;
-    ctx.event(pi, EventType::Warning, Reason::RecreateBlocked, msg)
-        .await;
-    Ok(Action::requeue(ctx.refused_backoff(pi)))
+    status::write(ctx, pi, status).await?;
+    status::event(ctx, pi, EventType::Warning, Reason::RecreateBlocked, msg).await;
+    Ok(Action::requeue(ctx.in_use_backoff(pi)))
 }

@@ -10,10 +10,10 @@ use kube::{
 };
 use tracing::{info, warn};
 
-use super::observe;
-use super::status::{StatusBuilder, is_auth};
+use super::status::{self, StatusBuilder, is_auth};
+use super::{credentials, observe};
 use crate::controller::decide::reasons::{Reason, user_hint};
-use crate::controller::decide::{self, Cleanup, DeletionTarget, Refusal, api_version};
+use crate::controller::decide::{self, Cleanup, DeleteOutcome, DeletionTarget, api_version};
 use crate::controller::error::CredentialsError;
 use crate::controller::error::Error;
 use crate::controller::state::context::Context;
@@ -30,8 +30,7 @@ pub(crate) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
                 info!(%id, "orphaned");
                 let note =
                     format!("left integration {id} in Confluent Cloud (deletionPolicy: Orphan)");
-                ctx.event(pi, EventType::Normal, Reason::Orphaned, note)
-                    .await;
+                status::event(ctx, pi, EventType::Normal, Reason::Orphaned, note).await;
             }
             return done();
         }
@@ -41,8 +40,7 @@ pub(crate) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
                 "left integration {id} to ProviderIntegration {}, which manages it",
                 owner.name
             );
-            ctx.event(pi, EventType::Normal, Reason::Orphaned, note)
-                .await;
+            status::event(ctx, pi, EventType::Normal, Reason::Orphaned, note).await;
             return done();
         }
         Cleanup::Delete {
@@ -54,10 +52,10 @@ pub(crate) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
             (None, key.environment.clone(), api_version(key.provider()))
         }
     };
-    let creds = match ctx.credentials(pi).await {
+    let creds = match credentials::of(ctx, pi).await {
         Ok(c) => c,
         Err(CredentialsError::Kube(e)) => return Err(Error::Kube(e)),
-        Err(e) => match ctx.remembered_credentials(pi) {
+        Err(e) => match credentials::remembered(ctx, pi) {
             Some(c) => c,
             None => {
                 let msg = format!(
@@ -65,7 +63,7 @@ pub(crate) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
                 );
                 let status =
                     StatusBuilder::new(pi).stalled(Reason::CredentialsNotFound, msg.clone());
-                ctx.write_status(pi, status).await?;
+                status::write(ctx, pi, status).await?;
                 return pending(msg, ctx.stall_backoff(pi));
             }
         },
@@ -80,7 +78,9 @@ pub(crate) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
                 .await
             {
                 Ok(found) => found,
-                Err(e) => return refused(ctx, pi, &creds, &env, "find the integration", e).await,
+                Err(e) => {
+                    return cannot_delete(ctx, pi, &creds, &env, "find the integration", e).await;
+                }
             };
             let ids = found.iter().map(|i| i.id.as_str());
             let others = observe::others(ctx, pi, ids, None);
@@ -92,24 +92,30 @@ pub(crate) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
                         "an interrupted create left no id, and integrations {} match it; none was deleted, delete the one this resource created by hand",
                         ids.join(", ")
                     );
-                    ctx.event(pi, EventType::Warning, Reason::AmbiguousIntegration, note)
-                        .await;
+                    status::event(
+                        ctx,
+                        pi,
+                        EventType::Warning,
+                        Reason::AmbiguousIntegration,
+                        note,
+                    )
+                    .await;
                     return done();
                 }
             }
         }
     };
-    let refusal = match ctx.pim.delete(&creds, version, &env, &id).await {
-        Ok(()) | Err(PimError::NotFound { .. }) => Refusal::Gone,
+    let outcome = match ctx.pim.delete(&creds, version, &env, &id).await {
+        Ok(()) | Err(PimError::NotFound { .. }) => DeleteOutcome::Gone,
         Err(e) if e.is_transient() || is_auth(&e) => {
             let what = format!("delete integration {id}");
-            return refused(ctx, pi, &creds, &env, &what, e).await;
+            return cannot_delete(ctx, pi, &creds, &env, &what, e).await;
         }
-        // Refused: find out whether connectors use it (by its usages, not the status code).
-        Err(e) => observe::refusal(ctx, &creds, (&env, version), &id, &e).await,
+        // Failed: find out whether connectors use it (by its usages, not the status code).
+        Err(e) => observe::delete_outcome(ctx, &creds, (&env, version), &id, &e).await,
     };
-    let (reason, msg, usages) = match refusal {
-        Refusal::Gone => {
+    let (reason, msg, usages) = match outcome {
+        DeleteOutcome::Gone => {
             info!(%id, "deleted");
             ctx.cache.remove(&creds, (&env, version), &id).await;
             // A routine deletion needs no event (the resource is going); one a human waited
@@ -119,12 +125,11 @@ pub(crate) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
                 .is_some_and(|c| c.reason == Reason::DeletionBlocked.as_str());
             if was_blocked {
                 let note = format!("deleted integration {id} now that no connector uses it");
-                ctx.event(pi, EventType::Normal, Reason::Deleted, note)
-                    .await;
+                status::event(ctx, pi, EventType::Normal, Reason::Deleted, note).await;
             }
             return done();
         }
-        Refusal::InUse(u) => (
+        DeleteOutcome::InUse(u) => (
             Reason::DeletionBlocked,
             format!(
                 "integration {id} is in use by {}; delete or reconfigure those connectors, deletion is retried",
@@ -132,25 +137,24 @@ pub(crate) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
             ),
             u,
         ),
-        Refusal::Other(d) => (
+        DeleteOutcome::Other(d) => (
             Reason::DeletionFailed,
             format!("deleting integration {id} failed: {d}; retrying"),
             Vec::new(),
         ),
     };
-    let retry_in = ctx.refused_backoff(pi);
+    let retry_in = ctx.in_use_backoff(pi);
     warn!(%id, %reason, retry_in_s = retry_in.as_secs(), "deletion blocked");
     let mut b = StatusBuilder::new(pi);
     b.status.usages = usages;
     let first = pi
         .condition(crate::crd::READY)
         .is_none_or(|c| c.reason != reason.as_str());
-    ctx.write_status(pi, b.progressing(reason, reason, msg.clone()))
-        .await?;
+    status::write(ctx, pi, b.progressing(reason, reason, msg.clone())).await?;
     if first {
         ctx.metrics.deletion_blocked();
     }
-    ctx.event(pi, EventType::Warning, reason, msg.clone()).await;
+    status::event(ctx, pi, EventType::Warning, reason, msg.clone()).await;
     pending(msg, retry_in)
 }
 
@@ -168,7 +172,7 @@ fn pending(message: String, retry_in: Duration) -> Result<Action, Error> {
 /// everything in it, or the key lost its grant on it. The two cannot be told apart from here,
 /// and guessing "deleted" could leak a live integration, so the message names the one-line way
 /// out for the first case and the grant for the second.
-async fn refused(
+async fn cannot_delete(
     ctx: &Context,
     pi: &ProviderIntegration,
     creds: &Credentials,
@@ -203,10 +207,10 @@ async fn refused(
         .condition(crate::crd::STALLED)
         .is_some_and(|c| c.status == "True" && c.reason == reason.as_str() && c.message == msg);
     let status = StatusBuilder::new(pi).stalled(reason, msg.clone());
-    ctx.write_status(pi, status).await?;
+    status::write(ctx, pi, status).await?;
     if !already {
-        warn!(%env, %reason, "deletion refused");
-        ctx.event(pi, EventType::Warning, reason, msg.clone()).await;
+        warn!(%env, %reason, "cannot delete");
+        status::event(ctx, pi, EventType::Warning, reason, msg.clone()).await;
     }
     pending(msg, ctx.stall_backoff(pi))
 }
@@ -222,6 +226,6 @@ async fn retry(
     let msg = format!("deleting: {}; retrying", user_hint(&e, creds));
     let status =
         StatusBuilder::new(pi).progressing(Reason::Deleting, Reason::of_transient(&e), msg.clone());
-    ctx.write_status(pi, status).await?;
+    status::write(ctx, pi, status).await?;
     pending(msg, retry_in)
 }

@@ -2,11 +2,8 @@
 //! operator's default. Secrets are cached for a few seconds so a burst of reconciles reads each
 //! once, and the last key that worked is remembered per resource for its deletion.
 
-use std::ops::ControlFlow;
+use kube::ResourceExt;
 
-use kube::{ResourceExt, runtime::controller::Action};
-
-use super::status;
 use crate::controller::decide::reasons::Reason;
 use crate::controller::error::CredentialsError;
 use crate::controller::error::Error;
@@ -17,74 +14,72 @@ use crate::controller::state::secrets::granted;
 use crate::crd::ProviderIntegration;
 use crate::pim::Credentials;
 
-impl Context {
-    /// The credentials of a resource, remembered as the last that worked for it.
-    pub(crate) async fn credentials(
-        &self,
-        pi: &ProviderIntegration,
-    ) -> Result<Credentials, CredentialsError> {
-        let ns = pi.namespace().unwrap_or_default();
-        if pi.spec.credentials_ref.is_none()
-            && self.config.default_credentials_scope == DefaultCredentialsScope::Annotated
-            && !matches!(self.config.default_credentials, DefaultCredentials::None)
-        {
-            let grant = self.grants.grant(&self.client, &ns).await?;
-            if !granted(grant.as_deref(), &pi.spec.environment) {
-                return Err(CredentialsError::NotAllowed {
-                    namespace: ns,
-                    environment: pi.spec.environment.clone(),
-                });
-            }
+/// The credentials of a resource, remembered as the last that worked for it.
+pub(crate) async fn of(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+) -> Result<Credentials, CredentialsError> {
+    let ns = pi.namespace().unwrap_or_default();
+    if pi.spec.credentials_ref.is_none()
+        && ctx.config.default_credentials_scope == DefaultCredentialsScope::Annotated
+        && !matches!(ctx.config.default_credentials, DefaultCredentials::None)
+    {
+        let grant = ctx.grants.grant(&ctx.client, &ns).await?;
+        if !granted(grant.as_deref(), &pi.spec.environment) {
+            return Err(CredentialsError::NotAllowed {
+                namespace: ns,
+                environment: pi.spec.environment.clone(),
+            });
         }
-        let creds = match (&pi.spec.credentials_ref, &self.config.default_credentials) {
-            (Some(r), _) => {
-                self.secrets
-                    .read(
-                        &self.client,
-                        &ns,
-                        &r.name,
-                        &r.api_key_field,
-                        &r.api_secret_field,
-                    )
-                    .await?
-            }
-            (None, DefaultCredentials::Static(c)) => c.clone(),
-            (None, DefaultCredentials::Secret { namespace, name }) => {
-                self.secrets
-                    .read(&self.client, namespace, name, "apiKey", "apiSecret")
-                    .await?
-            }
-            (None, DefaultCredentials::None) => return Err(CredentialsError::NoDefault),
-        };
-        if pi.spec.credentials_ref.is_none() {
-            self.memory(pi, |m| m.credentials = Some(creds.clone()));
-        }
-        Ok(creds)
     }
-
-    /// The credentials that last worked for a resource: its Secret's last key, or the default
-    /// credentials it was once allowed.
-    pub(crate) fn remembered_credentials(&self, pi: &ProviderIntegration) -> Option<Credentials> {
-        match &pi.spec.credentials_ref {
-            Some(r) => self.secrets.last(
-                &pi.namespace().unwrap_or_default(),
-                &r.name,
-                &r.api_key_field,
-                &r.api_secret_field,
-            ),
-            None => self.memory(pi, |m| m.credentials.clone()),
+    let creds = match (&pi.spec.credentials_ref, &ctx.config.default_credentials) {
+        (Some(r), _) => {
+            ctx.secrets
+                .read(
+                    &ctx.client,
+                    &ns,
+                    &r.name,
+                    &r.api_key_field,
+                    &r.api_secret_field,
+                )
+                .await?
         }
+        (None, DefaultCredentials::Static(c)) => c.clone(),
+        (None, DefaultCredentials::Secret { namespace, name }) => {
+            ctx.secrets
+                .read(&ctx.client, namespace, name, "apiKey", "apiSecret")
+                .await?
+        }
+        (None, DefaultCredentials::None) => return Err(CredentialsError::NoDefault),
+    };
+    if pi.spec.credentials_ref.is_none() {
+        ctx.memory(pi, |m| m.credentials = Some(creds.clone()));
+    }
+    Ok(creds)
+}
+
+/// The credentials that last worked for a resource: its Secret's last key, or the default
+/// credentials it was once allowed.
+pub(crate) fn remembered(ctx: &Context, pi: &ProviderIntegration) -> Option<Credentials> {
+    match &pi.spec.credentials_ref {
+        Some(r) => ctx.secrets.last(
+            &pi.namespace().unwrap_or_default(),
+            &r.name,
+            &r.api_key_field,
+            &r.api_secret_field,
+        ),
+        None => ctx.memory(pi, |m| m.credentials.clone()),
     }
 }
 
-/// The credentials for the apply path; when there are none, the resource is stalled with a
-/// reason that says what to fix, and reconciling stops there.
-pub(crate) async fn load(
+/// The credentials for the apply path, or why there are none: the reason and a message that
+/// says what to fix, for the driver to stall the resource with.
+pub(crate) async fn for_apply(
     ctx: &Context,
     pi: &ProviderIntegration,
-) -> Result<ControlFlow<Action, Credentials>, Error> {
-    let (reason, message) = match ctx.credentials(pi).await {
-        Ok(c) => return Ok(ControlFlow::Continue(c)),
+) -> Result<Result<Credentials, (Reason, String)>, Error> {
+    let missing = match of(ctx, pi).await {
+        Ok(c) => return Ok(Ok(c)),
         Err(CredentialsError::Kube(e)) => return Err(Error::Kube(e)),
         Err(e @ CredentialsError::NoDefault) => (
             Reason::NoCredentials,
@@ -101,7 +96,5 @@ pub(crate) async fn load(
         ),
         Err(e) => (Reason::CredentialsNotFound, e.to_string()),
     };
-    Ok(ControlFlow::Break(
-        status::stall(ctx, pi, reason, message).await?,
-    ))
+    Ok(Err(missing))
 }

@@ -1,13 +1,15 @@
 //! The operator's writes to a resource's metadata: the finalizer, the first create's intent with
 //! it, and the finalizer's release. Each states the `resourceVersion` it was decided on.
 
-use std::sync::Arc;
-
+use json_patch::{
+    AddOperation, PatchOperation, RemoveOperation, ReplaceOperation, TestOperation,
+    jsonptr::PointerBuf,
+};
 use kube::{
     Api, ResourceExt,
     api::{Patch, PatchParams},
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::controller::error::{Error, MANAGER};
 use crate::controller::state::context::Context;
@@ -41,18 +43,45 @@ fn rejected_or_stale(e: kube::Error) -> Error {
 
 /// The JSON patch operations that add our finalizer, guarded by a `test` of the finalizers so
 /// concurrent finalizer edits are not lost.
-fn finalizer_ops(pi: &ProviderIntegration) -> Vec<serde_json::Value> {
+fn finalizer_ops(pi: &ProviderIntegration) -> Vec<PatchOperation> {
     if pi.finalizers().is_empty() {
         vec![
-            json!({"op": "test", "path": "/metadata/finalizers", "value": null}),
-            json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}),
+            test(&["metadata", "finalizers"], Value::Null),
+            add(&["metadata", "finalizers"], json!([FINALIZER])),
         ]
     } else {
         vec![
-            json!({"op": "test", "path": "/metadata/finalizers", "value": pi.finalizers()}),
-            json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}),
+            test(&["metadata", "finalizers"], json!(pi.finalizers())),
+            add(&["metadata", "finalizers", "-"], json!(FINALIZER)),
         ]
     }
+}
+
+/// A pointer from its tokens (escaped by `jsonptr`: an annotation key holds a `/`).
+fn pointer(tokens: &[&str]) -> PointerBuf {
+    PointerBuf::from_tokens(tokens.iter().copied())
+}
+
+fn test(path: &[&str], value: Value) -> PatchOperation {
+    PatchOperation::Test(TestOperation {
+        path: pointer(path),
+        value,
+    })
+}
+
+fn add(path: &[&str], value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation {
+        path: pointer(path),
+        value,
+    })
+}
+
+/// The precondition of every metadata patch: the `resourceVersion` it was decided on.
+fn decided_on(pi: &ProviderIntegration) -> PatchOperation {
+    PatchOperation::Replace(ReplaceOperation {
+        path: pointer(&["metadata", "resourceVersion"]),
+        value: json!(pi.resource_version()),
+    })
 }
 
 /// Sends a JSON patch of the resource's metadata and returns the stored result. The patch also
@@ -61,14 +90,10 @@ async fn patch_metadata(
     ctx: &Context,
     api: &Api<ProviderIntegration>,
     pi: &ProviderIntegration,
-    mut ops: Vec<serde_json::Value>,
+    mut ops: Vec<PatchOperation>,
 ) -> Result<ProviderIntegration, Error> {
-    ops.insert(
-        0,
-        json!({"op": "replace", "path": "/metadata/resourceVersion", "value": pi.resource_version()}),
-    );
-    let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))
-        .map_err(|e| Error::Kube(kube::Error::SerdeError(e)))?;
+    ops.insert(0, decided_on(pi));
+    let patch = json_patch::Patch(ops);
     let updated = api
         .patch(&pi.name_any(), &params(), &Patch::Json::<()>(patch))
         .await
@@ -85,10 +110,10 @@ pub(crate) async fn still_latest(
     api: &Api<ProviderIntegration>,
     pi: &ProviderIntegration,
 ) -> Result<(), Error> {
-    let patch: json_patch::Patch = serde_json::from_value(json!([
-        {"op": "test", "path": "/metadata/resourceVersion", "value": pi.resource_version()}
-    ]))
-    .map_err(|e| Error::Kube(kube::Error::SerdeError(e)))?;
+    let patch = json_patch::Patch(vec![test(
+        &["metadata", "resourceVersion"],
+        json!(pi.resource_version()),
+    )]);
     match api
         .patch(&pi.name_any(), &params(), &Patch::Json::<()>(patch))
         .await
@@ -103,25 +128,15 @@ pub(crate) async fn still_latest(
 
 /// Adds our finalizer to a live resource that lacks it and returns the stored result, so the
 /// same reconcile goes on (rather than waiting for the watch event of its own patch).
-pub(crate) async fn ensure_finalizer(
+pub(crate) async fn add_finalizer(
     ctx: &Context,
     api: &Api<ProviderIntegration>,
-    pi: Arc<ProviderIntegration>,
-) -> Result<Arc<ProviderIntegration>, Error> {
-    if pi.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(pi);
-    }
-    Ok(Arc::new(
-        patch_metadata(ctx, api, &pi, finalizer_ops(&pi)).await?,
-    ))
+    pi: &ProviderIntegration,
+) -> Result<ProviderIntegration, Error> {
+    patch_metadata(ctx, api, pi, finalizer_ops(pi)).await
 }
 
-fn intent_pointer() -> String {
-    format!(
-        "/metadata/annotations/{}",
-        INTENT_ANNOTATION.replace('~', "~0").replace('/', "~1")
-    )
-}
+const INTENT_PATH: [&str; 3] = ["metadata", "annotations", INTENT_ANNOTATION];
 
 /// The first create's one write before the POST: the finalizer and the intent, together.
 pub(crate) async fn finalizer_with_intent(
@@ -134,9 +149,9 @@ pub(crate) async fn finalizer_with_intent(
         serde_json::to_string(intent).map_err(|e| Error::Kube(kube::Error::SerdeError(e)))?;
     let mut ops = finalizer_ops(pi);
     if pi.metadata.annotations.is_none() {
-        ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
+        ops.push(add(&["metadata", "annotations"], json!({})));
     }
-    ops.push(json!({"op": "add", "path": intent_pointer(), "value": value}));
+    ops.push(add(&INTENT_PATH, Value::String(value)));
     patch_metadata(ctx, api, pi, ops).await
 }
 
@@ -154,7 +169,9 @@ pub(crate) async fn drop_intent_annotation(
     if !has {
         return Ok(None);
     }
-    let ops = vec![json!({"op": "remove", "path": intent_pointer()})];
+    let ops = vec![PatchOperation::Remove(RemoveOperation {
+        path: pointer(&INTENT_PATH),
+    })];
     patch_metadata(ctx, api, pi, ops).await.map(Some)
 }
 

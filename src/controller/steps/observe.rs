@@ -1,12 +1,12 @@
 //! The reads that feed `decide`: the lookup it asks for, through the per-environment cache in
-//! `remote.rs`, and the read-back after a refused delete.
+//! `remote.rs`, and the read-back after a failed delete.
 
 use std::time::Duration;
 
 use crate::controller::state::context::Context;
 use kube::ResourceExt;
 
-use crate::controller::decide::{self, Desired, Lookup, Observed, Others, ReadBack, Refusal};
+use crate::controller::decide::{self, DeleteOutcome, Desired, Lookup, Observed, Others, ReadBack};
 use crate::crd::{PendingCreate, ProviderIntegration, ProviderIntegrationStatus};
 use crate::pim::{ApiVersion, Credentials, PimError};
 
@@ -18,37 +18,39 @@ pub(crate) async fn observe(
     desired: &Desired,
     status: &ProviderIntegrationStatus,
 ) -> Result<Observed, PimError> {
-    let refused = ctx.memory(pi, |m| m.refused.clone());
-    Ok(match decide::lookup(desired, status, refused.as_deref()) {
-        Lookup::ById {
-            id,
-            environment,
-            version,
-        } => {
-            let found = ctx
-                .cache
-                .by_id(
-                    &ctx.pim,
-                    creds,
-                    (&environment, version),
-                    &id,
-                    ctx.fresh_for(),
-                )
-                .await?;
-            match found {
-                Some(i) => Observed::Found(i),
-                None => Observed::Missing,
+    let throttled = ctx.memory(pi, |m| m.throttled_create.clone());
+    Ok(
+        match decide::lookup(desired, status, throttled.as_deref()) {
+            Lookup::ById {
+                id,
+                environment,
+                version,
+            } => {
+                let found = ctx
+                    .cache
+                    .by_id(
+                        &ctx.pim,
+                        creds,
+                        (&environment, version),
+                        &id,
+                        ctx.fresh_for(),
+                    )
+                    .await?;
+                match found {
+                    Some(i) => Observed::Found(i),
+                    None => Observed::Missing,
+                }
             }
-        }
-        Lookup::ByKey { key, fresh } => {
-            let age = if fresh {
-                Duration::ZERO
-            } else {
-                ctx.fresh_for()
-            };
-            Observed::ByKey(ctx.cache.by_key(&ctx.pim, creds, &key, age).await?)
-        }
-    })
+            Lookup::ByKey { key, fresh } => {
+                let age = if fresh {
+                    Duration::ZERO
+                } else {
+                    ctx.fresh_for()
+                };
+                Observed::ByKey(ctx.cache.by_key(&ctx.pim, creds, &key, age).await?)
+            }
+        },
+    )
 }
 
 /// What other resources hold of `ids` (and, with `key`, of that key), from the owner index.
@@ -89,22 +91,22 @@ pub(crate) fn others_of(
     others(ctx, pi, ids, Some(&desired.intent()))
 }
 
-/// Why a DELETE of `id` was refused, from the integration read back.
-pub(crate) async fn refusal(
+/// Why a DELETE of `id` failed, from the integration read back.
+pub(crate) async fn delete_outcome(
     ctx: &Context,
     creds: &Credentials,
     (env, version): (&str, ApiVersion),
     id: &str,
-    refused: &PimError,
-) -> Refusal {
+    failed: &PimError,
+) -> DeleteOutcome {
     let read = ctx.pim.get(creds, version, env, id).await;
     let read_back = match &read {
         Ok(i) => ReadBack::Found(i),
         Err(PimError::NotFound { .. }) => ReadBack::Gone,
         Err(_) => ReadBack::Unknown,
     };
-    let r = decide::refusal(&refused.to_string(), read_back);
-    if r == Refusal::Gone {
+    let r = decide::delete_outcome(&failed.to_string(), read_back);
+    if r == DeleteOutcome::Gone {
         ctx.cache.remove(creds, (env, version), id).await;
     }
     r

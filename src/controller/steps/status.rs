@@ -24,69 +24,68 @@ use crate::crd::{
 };
 use crate::pim::{Credentials, ErrorClass, Integration, PimError};
 
-impl Context {
-    pub(crate) async fn event(
-        &self,
-        pi: &ProviderIntegration,
-        type_: EventType,
-        reason: Reason,
-        note: String,
-    ) {
-        let ev = KubeEvent {
-            type_,
-            reason: reason.as_str().into(),
-            note: Some(note),
-            action: reason.as_str().into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&ev, &pi.object_ref(&())).await {
-            warn!(error = %e, "could not publish event");
-        }
+/// Publishes an Event on the resource; a failure to publish is logged, never fatal.
+pub(crate) async fn event(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    type_: EventType,
+    reason: Reason,
+    note: String,
+) {
+    let ev = KubeEvent {
+        type_,
+        reason: reason.as_str().into(),
+        note: Some(note),
+        action: reason.as_str().into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &pi.object_ref(&())).await {
+        warn!(error = %e, "could not publish event");
     }
+}
 
-    /// Writes status by server-side apply, unless it is already what we want, and returns the
-    /// resource as stored, for the next step to build on.
-    ///
-    /// The one guard against stale reads: the apply carries the `resourceVersion` of the copy
-    /// the status was decided on, as a precondition. The watch cache lags behind our own writes,
-    /// and an apply removes every field it no longer sends; a status decided on a copy from before
-    /// our last write (which may have recorded an id or an intent) would erase them. Such a
-    /// write fails with 409 instead (`Error::Stale`), and the decision is made again on the
-    /// latest copy. Every write a reconcile makes builds on the copy the previous one returned.
-    pub(crate) async fn write_status<'a>(
-        &self,
-        pi: &'a ProviderIntegration,
-        mut status: ProviderIntegrationStatus,
-    ) -> Result<Cow<'a, ProviderIntegration>, Error> {
-        if let Some(notice) = self.config.notice {
-            for c in status.conditions.iter_mut().filter(|c| c.type_ == READY) {
-                if !c.message.starts_with(notice) {
-                    c.message = format!("{notice}. {}", c.message);
-                }
+/// Writes status by server-side apply, unless it is already what we want, and returns the
+/// resource as stored, for the next step to build on.
+///
+/// The one guard against stale reads: the apply carries the `resourceVersion` of the copy
+/// the status was decided on, as a precondition. The watch cache lags behind our own writes,
+/// and an apply removes every field it no longer sends; a status decided on a copy from before
+/// our last write (which may have recorded an id or an intent) would erase them. Such a
+/// write fails with 409 instead (`Error::Stale`), and the decision is made again on the
+/// latest copy. Every write a reconcile makes builds on the copy the previous one returned.
+pub(crate) async fn write<'a>(
+    ctx: &Context,
+    pi: &'a ProviderIntegration,
+    mut status: ProviderIntegrationStatus,
+) -> Result<Cow<'a, ProviderIntegration>, Error> {
+    if let Some(notice) = ctx.config.notice {
+        for c in status.conditions.iter_mut().filter(|c| c.type_ == READY) {
+            if !c.message.starts_with(notice) {
+                c.message = format!("{notice}. {}", c.message);
             }
         }
-        if pi.status.as_ref() == Some(&status) {
-            return Ok(Cow::Borrowed(pi));
-        }
-        let api: Api<ProviderIntegration> =
-            Api::namespaced(self.client.clone(), &pi.namespace().unwrap_or_default());
-        let patch = json!({
-            "apiVersion": ProviderIntegration::api_version(&()),
-            "kind": ProviderIntegration::kind(&()),
-            "metadata": {"resourceVersion": pi.resource_version()},
-            "status": status,
-        });
-        let stored = api
-            .patch_status(
-                &pi.name_any(),
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-            .map_err(super::metadata::stale_on_conflict)?;
-        self.wrote(&stored);
-        Ok(Cow::Owned(stored))
     }
+    if pi.status.as_ref() == Some(&status) {
+        return Ok(Cow::Borrowed(pi));
+    }
+    let api: Api<ProviderIntegration> =
+        Api::namespaced(ctx.client.clone(), &pi.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": ProviderIntegration::api_version(&()),
+        "kind": ProviderIntegration::kind(&()),
+        "metadata": {"resourceVersion": pi.resource_version()},
+        "status": status,
+    });
+    let stored = api
+        .patch_status(
+            &pi.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(super::metadata::stale_on_conflict)?;
+    ctx.wrote(&stored);
+    Ok(Cow::Owned(stored))
 }
 
 /// The status to write, built from the previous one.
@@ -238,7 +237,7 @@ pub(crate) async fn api_error(
                 Reason::of_transient(&e),
                 format!("{e}; retrying"),
             );
-            ctx.write_status(pi, status).await?;
+            write(ctx, pi, status).await?;
         }
         return Ok(Action::requeue(delay));
     }
@@ -271,10 +270,9 @@ pub(crate) async fn stall_with(
     let already = pi
         .condition(STALLED)
         .is_some_and(|c| c.status == "True" && c.reason == reason.as_str() && c.message == message);
-    ctx.write_status(pi, b.stalled(reason, message.clone()))
-        .await?;
+    write(ctx, pi, b.stalled(reason, message.clone())).await?;
     if !already {
-        ctx.event(pi, EventType::Warning, reason, message).await;
+        event(ctx, pi, EventType::Warning, reason, message).await;
     }
     Ok(Action::requeue(ctx.stall_backoff(pi)))
 }

@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::events::EventType;
 use tracing::{info, warn};
 
-use super::status::is_auth;
+use super::status::{self, is_auth};
 use crate::controller::decide::{self, Validation, ValidationMemo, ValidationStep};
 use crate::controller::error::Error;
 use crate::controller::state::context::Context;
@@ -66,15 +66,15 @@ pub(crate) async fn validate(
             &time,
         );
     }
-    // Written first: a write refused as stale publishes nothing.
-    let pi = ctx.write_status(pi, status).await?;
+    // Written first: a write failed as stale publishes nothing.
+    let pi = status::write(ctx, pi, status).await?;
     if let Some((warning, reason, note)) = outcome.event {
         if warning {
             warn!(id = %i.id, msg = %note, "validation failed");
-            ctx.event(&pi, EventType::Warning, reason, note).await;
+            status::event(ctx, &pi, EventType::Warning, reason, note).await;
         } else {
             info!(id = %i.id, "validated");
-            ctx.event(&pi, EventType::Normal, reason, note).await;
+            status::event(ctx, &pi, EventType::Normal, reason, note).await;
         }
     }
     let next = ctx.delay(outcome.next);
