@@ -8,8 +8,15 @@
 //! by kind, for create and for delete, and the operator's peak RSS — and what does not (time to
 //! Ready, which on a real cluster the API server's own work decides).
 //!
-//!     cargo bench --bench scale                 # 1000 resources, 50 ms
-//!     BENCH_N=10000 BENCH_ENVS=20 cargo bench --bench scale
+//! The operator runs with its default flags unless `BENCH_CONCURRENCY` or `BENCH_API_RATE_LIMIT`
+//! say otherwise. With no `BENCH_N`, every case runs in turn: 1,000 at 50 ms (create, two
+//! resyncs, delete), 300 and 1,000 at 1 s latency, a neighbour (one resource in a second
+//! namespace, created while the first namespace's 1,000 are under way), and 1,000 under an
+//! emulator limit of 20 calls per second per key.
+//!
+//!     cargo bench --bench scale                 # every case
+//!     BENCH_N=10000 BENCH_ENVS=20 cargo bench --bench scale   # one case, full report
+//!     BENCH_CASES=neighbour,limit20 cargo bench --bench scale
 //!     BENCH_PROVIDERS=AWS,GCP,Azure cargo bench --bench scale   # round-robin over providers
 
 use std::time::{Duration, Instant};
@@ -82,38 +89,102 @@ fn cpu_secs(pid: u32) -> f64 {
     ticks / 100.0
 }
 
-fn ready_count(fake: &FakeKube) -> usize {
+fn ready_count(fake: &FakeKube, ns: &str) -> usize {
     fake.list("providerintegrations")
         .iter()
         .filter(|v| {
-            let generation = &v["metadata"]["generation"];
-            v["status"]["conditions"].as_array().is_some_and(|cs| {
-                cs.iter().any(|c| {
-                    c["type"] == "Ready"
-                        && c["status"] == "True"
-                        && &c["observedGeneration"] == generation
+            v["metadata"]["namespace"] == ns && {
+                let generation = &v["metadata"]["generation"];
+                v["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter().any(|c| {
+                        c["type"] == "Ready"
+                            && c["status"] == "True"
+                            && &c["observedGeneration"] == generation
+                    })
                 })
-            })
+            }
         })
         .count()
+}
+
+/// One run of the operator against a fresh emulator and API server.
+struct Case {
+    name: &'static str,
+    n: usize,
+    latency: u64,
+    envs: usize,
+    /// Calls per second per key the emulator allows (`X-RateLimit-*`, 429 beyond).
+    emulator_limit: Option<u32>,
+    /// One more resource, in namespace `neighbour`, created once the operator is under way.
+    neighbour: bool,
+    /// Resync and delete too, with the full report; otherwise time to Ready and API figures only.
+    full: bool,
 }
 
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
-    let n: usize = env_or("BENCH_N", 1000);
-    let latency: u64 = env_or("BENCH_LATENCY_MS", 50);
-    let concurrency: u16 = env_or("BENCH_CONCURRENCY", 64);
+    pio::install_crypto_provider();
+    let custom =
+        std::env::var_os("BENCH_N").is_some() || std::env::var_os("BENCH_LATENCY_MS").is_some();
+    let cases = if custom {
+        vec![Case {
+            name: "custom",
+            n: env_or("BENCH_N", 1000),
+            latency: env_or("BENCH_LATENCY_MS", 50),
+            envs: env_or("BENCH_ENVS", 4),
+            emulator_limit: std::env::var("BENCH_EMULATOR_RATE_LIMIT")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+            neighbour: std::env::var_os("BENCH_NEIGHBOUR").is_some(),
+            full: true,
+        }]
+    } else {
+        let only = std::env::var("BENCH_CASES").ok();
+        let case = |name, n, latency, emulator_limit, neighbour, full| Case {
+            name,
+            n,
+            latency,
+            envs: 4,
+            emulator_limit,
+            neighbour,
+            full,
+        };
+        vec![
+            case("1000@50ms", 1000, 50, None, false, true),
+            case("300@1s", 300, 1000, None, false, false),
+            case("1000@1s", 1000, 1000, None, false, false),
+            case("neighbour", 1000, 50, None, true, false),
+            case("limit20", 1000, 50, Some(20), false, false),
+        ]
+        .into_iter()
+        .filter(|c| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|x| x == c.name))
+        })
+        .collect()
+    };
+    for case in &cases {
+        run(case).await;
+    }
+}
+
+async fn run(case: &Case) {
+    let Case {
+        n, latency, envs, ..
+    } = *case;
+    let concurrency: Option<u16> = std::env::var("BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let rate_limit: Option<u32> = std::env::var("BENCH_API_RATE_LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let resync_s: u64 = env_or("BENCH_RESYNC_S", 10);
-    let envs: usize = env_or("BENCH_ENVS", 4);
-    // The operator's steady per-key limit is a policy, not a cost: off unless asked for.
-    let rate_limit: u32 = env_or("BENCH_API_RATE_LIMIT", 0);
     let providers: Vec<String> = std::env::var("BENCH_PROVIDERS")
         .unwrap_or_else(|_| "AWS".into())
         .split(',')
         .map(|p| p.trim().to_string())
         .collect();
-    pio::install_crypto_provider();
 
     let em = emulator::spawn_local(EmulatorConfig {
         quotas: Quotas {
@@ -124,6 +195,7 @@ async fn main() {
             latency_ms: latency,
             ..Default::default()
         },
+        rate_limit: case.emulator_limit,
         ..Default::default()
     })
     .await
@@ -132,18 +204,18 @@ async fn main() {
     let (kube_url, _server) = fake.serve_http().await.expect("fake API server");
     let client = fake.client("bench");
 
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), "bench");
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "pim-creds"},
         "data": {"apiKey": b64(emulator::DEMO_API_KEY), "apiSecret": b64(emulator::DEMO_API_SECRET)},
     }))
     .unwrap();
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let api: Api<ProviderIntegration> = Api::namespaced(client.clone(), "bench");
-    for i in 0..n {
+    for ns in ["bench", "neighbour"] {
+        Api::<Secret>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+    let object = |ns: &str, i: usize| -> ProviderIntegration {
         let provider = providers[i % providers.len()].as_str();
         let mut spec = json!({
             "environment": format!("env-bench{}", i % envs),
@@ -159,23 +231,26 @@ async fn main() {
                     json!({"customerAzureTenantId": format!("00000000-0000-0000-0000-{i:012}")})
             }
             _ => {
-                spec["aws"] = json!({"customerIamRoleArn": format!("arn:aws:iam::123456789012:role/bench-{i}")})
+                spec["aws"] = json!({"customerIamRoleArn": format!("arn:aws:iam::123456789012:role/bench-{ns}-{i}")})
             }
         }
         // As `kubectl apply` creates it: its manager, and the last-applied annotation.
         let obj = fake_kube::as_kubectl_applied(
             "pim.confluent.cloud/v1alpha1",
             "ProviderIntegration",
-            "bench",
+            ns,
             &format!("pi-{i:05}"),
             spec,
         );
-        let pi: ProviderIntegration = serde_json::from_value(obj).unwrap();
-        let pp = PostParams {
-            field_manager: Some(fake_kube::KUBECTL_MANAGER.into()),
-            ..Default::default()
-        };
-        api.create(&pp, &pi).await.unwrap();
+        serde_json::from_value(obj).unwrap()
+    };
+    let pp = PostParams {
+        field_manager: Some(fake_kube::KUBECTL_MANAGER.into()),
+        ..Default::default()
+    };
+    let api: Api<ProviderIntegration> = Api::namespaced(client.clone(), "bench");
+    for i in 0..n {
+        api.create(&pp, &object("bench", i)).await.unwrap();
     }
     fake.reset_requests();
 
@@ -200,22 +275,23 @@ async fn main() {
         }
         None => std::process::Command::new(&operator),
     };
+    let mut args: Vec<String> = ["run", "--api-url", &em.base_url, "--resync"]
+        .map(String::from)
+        .into();
+    args.push(format!("{resync_s}s"));
+    args.extend(["--metrics-addr".into(), metrics_addr()]);
+    if let Some(c) = concurrency {
+        args.extend(["--concurrency".into(), c.to_string()]);
+    }
+    if let Some(r) = rate_limit {
+        args.extend(["--api-rate-limit".into(), r.to_string()]);
+    }
+    args.extend([
+        "--log-level".into(),
+        std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+    ]);
     let mut child = command
-        .args([
-            "run",
-            "--api-url",
-            &em.base_url,
-            "--metrics-addr",
-            "127.0.0.1:18089",
-            "--concurrency",
-            &concurrency.to_string(),
-            "--resync",
-            &format!("{resync_s}s"),
-            "--api-rate-limit",
-            &rate_limit.to_string(),
-            "--log-level",
-            &std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()),
-        ])
+        .args(&args)
         .env("KUBECONFIG", &kubeconfig)
         .env_remove("KUBERNETES_SERVICE_HOST")
         .spawn()
@@ -225,22 +301,68 @@ async fn main() {
     let deadline = start + Duration::from_secs(600);
     let mut first_ready = None;
     let mut half_ready = None;
+    // When it was created, how many were Ready then, and (how long it took, how many were Ready).
+    type Neighbour = (Instant, usize, Option<(Duration, usize)>);
+    let mut neighbour: Option<Neighbour> = None;
+    let mut all_ready = None;
     loop {
-        let ready = ready_count(&fake);
+        let ready = ready_count(&fake, "bench");
+        // The neighbour comes once the operator is under way: a tenth of the line is done.
+        if case.neighbour && neighbour.is_none() && ready >= n / 10 {
+            Api::<ProviderIntegration>::namespaced(client.clone(), "neighbour")
+                .create(&pp, &object("neighbour", 0))
+                .await
+                .unwrap();
+            neighbour = Some((Instant::now(), ready, None));
+        }
+        if let Some((at, _, ready_in @ None)) = &mut neighbour
+            && ready_count(&fake, "neighbour") == 1
+        {
+            *ready_in = Some((at.elapsed(), ready));
+        }
         if ready > 0 && first_ready.is_none() {
             first_ready = Some(start.elapsed());
         }
         if ready >= n / 2 && half_ready.is_none() {
             half_ready = Some(start.elapsed());
         }
-        if ready >= n {
+        if ready >= n && all_ready.is_none() {
+            all_ready = Some(start.elapsed());
+        }
+        if all_ready.is_some() && neighbour.is_none_or(|(_, _, r)| r.is_some()) {
             break;
         }
         assert!(Instant::now() < deadline, "not all Ready after 600 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let to_ready = start.elapsed();
+    let to_ready = all_ready.unwrap_or_default();
     let rss_ready = peak_rss_kib(pid);
+    let api_calls = em.state.stats()["total"].as_u64().unwrap_or(0);
+    let throttled = em.state.count_status(429);
+    let summary = format!(
+        "{}: {n} resources, {latency} ms API latency{}: all Ready {:.2} s, half {:.2} s; {api_calls} API calls, {throttled} answered 429 ({:.2} %), {:.1} calls/s; peak RSS {:.1} MiB",
+        case.name,
+        case.emulator_limit
+            .map(|l| format!(", emulator limit {l}/s per key"))
+            .unwrap_or_default(),
+        to_ready.as_secs_f64(),
+        half_ready.unwrap_or_default().as_secs_f64(),
+        100.0 * throttled as f64 / api_calls.max(1) as f64,
+        api_calls as f64 / to_ready.as_secs_f64(),
+        rss_ready.unwrap_or(0) as f64 / 1024.0,
+    );
+    println!("{summary}");
+    if let Some((_, ahead_done, Some((ready_in, done_then)))) = neighbour {
+        println!(
+            "  neighbour: created when {ahead_done} of the {n} were Ready; Ready {:.2} s later, when {done_then} of them were",
+            ready_in.as_secs_f64(),
+        );
+    }
+    if !case.full {
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    }
     let (anon_ready, file_ready) = rss_split_kib(pid).unwrap_or_default();
     let create_writes = fake.requests();
     let object_size = fake
@@ -299,8 +421,9 @@ async fn main() {
     let _ = child.wait();
 
     println!(
-        "scale benchmark: {n} resources ({}), {latency} ms API latency, concurrency {concurrency}",
-        providers.join(", ")
+        "scale benchmark: {n} resources ({}), {latency} ms API latency, concurrency {}",
+        providers.join(", "),
+        concurrency.map_or("as the operator's default".into(), |c| c.to_string()),
     );
     println!(
         "  time to all Ready:        {:.2} s  ({:.0} resources/s)",
@@ -371,6 +494,15 @@ async fn main() {
     println!(
         "  all figures are against the in-memory API server and the emulator, on this machine"
     );
+}
+
+/// Where the operator serves `/metrics`: a fixed port when the benchmark reads it, else any.
+fn metrics_addr() -> String {
+    if std::env::var_os("BENCH_DUMP_METRICS").is_some() {
+        "127.0.0.1:18089".into()
+    } else {
+        "127.0.0.1:0".into()
+    }
 }
 
 fn b64(s: &str) -> String {

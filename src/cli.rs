@@ -70,9 +70,10 @@ pub struct RunArgs {
     /// Timeout of one API request.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub api_timeout: Duration,
-    /// Most API requests per second per API key (0: no steady limit). A 429 pauses every request
-    /// of its key until its Retry-After either way.
-    #[arg(long, default_value_t = 50, env = "PIM_API_RATE_LIMIT")]
+    /// A ceiling on API requests per second per API key (0: none, the default). Below it, each
+    /// key is paced by the API's own X-RateLimit-* headers, and a 429 pauses every request of its
+    /// key until its Retry-After.
+    #[arg(long, default_value_t = 0, env = "PIM_API_RATE_LIMIT")]
     pub api_rate_limit: u32,
     /// Default credentials for resources without credentialsRef: a Secret as NAMESPACE/NAME with
     /// keys apiKey and apiSecret.
@@ -98,8 +99,10 @@ pub struct RunArgs {
     /// Default API secret.
     #[arg(long, env = "CONFLUENT_CLOUD_API_SECRET", hide_env_values = true)]
     pub api_secret: Option<String>,
-    /// Resources reconciled in parallel.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    /// The ceiling of resources reconciled, and of API calls in flight, at once. Below it, the
+    /// number of calls in flight adapts: it grows while the API answers as fast as before and
+    /// shrinks when it slows down or answers 429 or 5xx.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
     /// How often Ready integrations are checked against Confluent Cloud (one LIST per
     /// environment).

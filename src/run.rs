@@ -170,6 +170,7 @@ pub async fn run_with(
     };
     let pim = PimClient::new(&api_url, args.api_timeout)?
         .with_rate_limit(std::num::NonZeroU32::new(args.api_rate_limit))
+        .with_concurrency(usize::from(args.concurrency))
         .with_observer(metrics.clone());
     let config = controller::Config {
         resync: args.resync,

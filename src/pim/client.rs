@@ -16,8 +16,9 @@ use reqwest::{Method, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::{
+    adaptive::{Adaptive, Outcome},
     error::{PimError, RetryAfter},
-    throttle::Throttle,
+    throttle::{RateHeaders, Throttle},
     types::{
         CreateIntegration, EnvId, Integration, IntegrationList, UpdateIntegration,
         ValidateIntegration, WriteConfig,
@@ -103,12 +104,17 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// the default organisation quota. A server whose `next` goes on past it is broken.
 pub const MAX_PAGES: usize = 1_000;
 
+/// The most calls in flight when nobody says otherwise (`with_concurrency`).
+pub const DEFAULT_CEILING: usize = 512;
+
 #[derive(Clone)]
 pub struct PimClient {
     http: reqwest::Client,
     base: String,
     observer: Option<Arc<dyn RequestObserver>>,
     throttle: Arc<Throttle>,
+    /// Calls in flight, adapted to the API's latency and overload signals.
+    adaptive: Arc<Adaptive>,
     /// Set when this replica lost the leader Lease: no write is sent after it (`fence`).
     fenced: Arc<AtomicBool>,
 }
@@ -140,6 +146,7 @@ impl PimClient {
             base: base_url.trim_end_matches('/').to_string(),
             observer: None,
             throttle: Arc::new(Throttle::new(None)),
+            adaptive: Arc::new(Adaptive::new(DEFAULT_CEILING)),
             fenced: Arc::default(),
         })
     }
@@ -149,6 +156,17 @@ impl PimClient {
     pub fn with_rate_limit(mut self, per_second: Option<NonZeroU32>) -> Self {
         self.throttle = Arc::new(Throttle::new(per_second));
         self
+    }
+
+    /// At most `ceiling` calls in flight (0: no ceiling); how many below it adapts.
+    pub fn with_concurrency(mut self, ceiling: usize) -> Self {
+        self.adaptive = Arc::new(Adaptive::new(ceiling));
+        self
+    }
+
+    /// The adaptive limit of calls in flight now.
+    pub fn concurrency_limit(&self) -> usize {
+        self.adaptive.limit()
     }
 
     pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
@@ -371,6 +389,7 @@ impl PimClient {
     ) -> Result<Option<T>, PimError> {
         self.check_fence(&method)?;
         self.throttle.acquire(&creds.key).await?;
+        let permit = self.adaptive.acquire().await;
         // A wait at the throttle may have outlived the Lease.
         self.check_fence(&method)?;
         let start = std::time::Instant::now();
@@ -387,10 +406,21 @@ impl PimClient {
             Ok(r) => r,
             Err(e) => {
                 self.observe(op, None, start);
+                permit.finish(Outcome::Overloaded);
                 return Err(transport(e));
             }
         };
         let status = resp.status();
+        permit.finish(
+            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                Outcome::Overloaded
+            } else {
+                Outcome::Answered(start.elapsed())
+            },
+        );
+        if let Some(h) = rate_headers(resp.headers()) {
+            self.throttle.observe(&creds.key, h);
+        }
         let retry_after = resp
             .headers()
             .get(header::RETRY_AFTER)
@@ -413,6 +443,16 @@ impl PimClient {
             o.observe(op, status, start.elapsed());
         }
     }
+}
+
+/// The `X-RateLimit-*` headers of an answer, when it has all three.
+fn rate_headers(h: &reqwest::header::HeaderMap) -> Option<RateHeaders> {
+    let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+    RateHeaders::parse(
+        get("x-ratelimit-limit")?,
+        get("x-ratelimit-remaining")?,
+        get("x-ratelimit-reset")?,
+    )
 }
 
 fn transport(e: reqwest::Error) -> PimError {

@@ -1,5 +1,6 @@
 //! The Provider Integration API: wire types, typed errors and the HTTP client.
 
+pub mod adaptive;
 pub mod client;
 pub mod error;
 pub mod throttle;

@@ -100,8 +100,10 @@ impl Harness {
 
     /// Starts a controller with fresh in-memory state (as after a restart).
     pub fn start(&mut self) {
+        // As `run` builds it: the ceiling of calls in flight is the concurrency.
         let pim = PimClient::new(&self.em.base_url, Duration::from_secs(5))
             .unwrap()
+            .with_concurrency(usize::from(self.config.concurrency))
             .with_observer(self.metrics.clone());
         let ctx = Arc::new(Context::new(
             self.client.clone(),

@@ -45,7 +45,10 @@ pub async fn run<R, F>(
         // What `Controller::new` does, with the owner index following the same events as the
         // cache, before any reconcile they trigger.
         let (reader, writer) = reflector::store();
-        let feed = Arc::new(Feed::new(ctx.config.concurrency));
+        let pim = ctx.pim.clone();
+        let feed = Arc::new(Feed::new(ctx.config.concurrency, move || {
+            pim.concurrency_limit()
+        }));
         let index = ctx.clone();
         let lined = feed.clone();
         let memory = ctx.clone();
@@ -94,8 +97,13 @@ pub async fn run<R, F>(
             controller
                 .run(
                     move |c, ctx| {
-                        started.started(&c);
-                        reconcile(c, ctx)
+                        let running = started.started(&c);
+                        let reconciled = reconcile(c, ctx);
+                        async move {
+                            let result = reconciled.await;
+                            drop(running);
+                            result
+                        }
                     },
                     error_policy,
                     ctx.clone(),

@@ -79,7 +79,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             resync: Duration::from_secs(300),
-            concurrency: 64,
+            concurrency: 512,
             default_credentials: DefaultCredentials::None,
             default_credentials_scope: DefaultCredentialsScope::Annotated,
             namespaces: Vec::new(),

@@ -119,10 +119,12 @@ pub(crate) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
             info!(%id, "deleted");
             ctx.cache.remove(&creds, (&env, version), &id).await;
             // A routine deletion needs no event (the resource is going); one a human waited
-            // for, after connectors blocked it, does.
-            let was_blocked = pi
-                .condition(crate::crd::READY)
-                .is_some_and(|c| c.reason == Reason::DeletionBlocked.as_str());
+            // for, after connectors blocked it, does. (The last refusal may read as a failure:
+            // the connectors went between the DELETE and the read-back.)
+            let was_blocked = pi.condition(crate::crd::READY).is_some_and(|c| {
+                c.reason == Reason::DeletionBlocked.as_str()
+                    || c.reason == Reason::DeletionFailed.as_str()
+            });
             if was_blocked {
                 let note = format!("deleted integration {id} now that no connector uses it");
                 status::event(ctx, pi, EventType::Normal, Reason::Deleted, note).await;

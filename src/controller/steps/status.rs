@@ -6,17 +6,17 @@ use std::borrow::Cow;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     Api, Resource, ResourceExt,
-    api::{Patch, PatchParams},
+    api::Patch,
     runtime::{
         controller::Action,
         events::{Event as KubeEvent, EventType},
     },
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use crate::controller::decide::reasons::{Reason, user_hint};
-use crate::controller::error::{Error, MANAGER};
+use crate::controller::error::Error;
 use crate::controller::state::context::Context;
 use crate::crd::{
     CloudProvider, CondState, ProviderIntegration, ProviderIntegrationStatus, READY, STALLED,
@@ -44,15 +44,20 @@ pub(crate) async fn event(
     }
 }
 
-/// Writes status by server-side apply, unless it is already what we want, and returns the
-/// resource as stored, for the next step to build on.
+/// Writes status, unless it is already what we want, and returns the resource as stored, for
+/// the next step to build on.
 ///
-/// The one guard against stale reads: the apply carries the `resourceVersion` of the copy
-/// the status was decided on, as a precondition. The watch cache lags behind our own writes,
-/// and an apply removes every field it no longer sends; a status decided on a copy from before
-/// our last write (which may have recorded an id or an intent) would erase them. Such a
-/// write fails with 409 instead (`Error::Stale`), and the decision is made again on the
-/// latest copy. Every write a reconcile makes builds on the copy the previous one returned.
+/// A JSON merge patch of what changed, not a server-side apply: the API server's work per apply
+/// (the structured merge against the schema, field sets by manager) is several times a patch's,
+/// and the status is ours alone. The patch names each field that changed and sets each field
+/// dropped to null, so the stored status becomes exactly the one built.
+///
+/// The one guard against stale reads: the patch carries the `resourceVersion` of the copy the
+/// status was decided on, as a precondition. The watch cache lags behind our own writes; a
+/// status decided on a copy from before our last write (which may have recorded an id or an
+/// intent) would erase them. Such a write fails with 409 instead (`Error::Stale`), and the
+/// decision is made again on the latest copy. Every write a reconcile makes builds on the copy
+/// the previous one returned.
 pub(crate) async fn write<'a>(
     ctx: &Context,
     pi: &'a ProviderIntegration,
@@ -70,22 +75,52 @@ pub(crate) async fn write<'a>(
     }
     let api: Api<ProviderIntegration> =
         Api::namespaced(ctx.client.clone(), &pi.namespace().unwrap_or_default());
+    let to_json = |s| serde_json::to_value(s).map_err(|e| Error::Kube(kube::Error::SerdeError(e)));
+    let before = match &pi.status {
+        Some(s) => to_json(s)?,
+        None => Value::Null,
+    };
     let patch = json!({
-        "apiVersion": ProviderIntegration::api_version(&()),
-        "kind": ProviderIntegration::kind(&()),
         "metadata": {"resourceVersion": pi.resource_version()},
-        "status": status,
+        "status": merge_diff(&before, &to_json(&status)?),
     });
     let stored = api
         .patch_status(
             &pi.name_any(),
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
+            &super::metadata::params(),
+            &Patch::Merge(&patch),
         )
         .await
         .map_err(super::metadata::stale_on_conflict)?;
     ctx.wrote(&stored);
     Ok(Cow::Owned(stored))
+}
+
+/// The JSON merge patch (RFC 7396) that turns `before` into `after`: objects are compared key by
+/// key, a key gone is set to null, anything else that differs is sent whole (arrays included:
+/// a merge patch replaces them).
+fn merge_diff(before: &Value, after: &Value) -> Value {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in a {
+                match b.get(k) {
+                    Some(old) if old == v => {}
+                    Some(old) => {
+                        out.insert(k.clone(), merge_diff(old, v));
+                    }
+                    None => {
+                        out.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            for k in b.keys().filter(|k| !a.contains_key(*k)) {
+                out.insert(k.clone(), Value::Null);
+            }
+            Value::Object(out)
+        }
+        _ => after.clone(),
+    }
 }
 
 /// The status to write, built from the previous one.
@@ -275,4 +310,39 @@ pub(crate) async fn stall_with(
         event(ctx, pi, EventType::Warning, reason, message).await;
     }
     Ok(Action::requeue(ctx.stall_backoff(pi)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_diff;
+    use serde_json::json;
+
+    #[test]
+    fn a_merge_diff_applied_gives_the_new_status_exactly() {
+        let before = json!({
+            "id": "dlz-1", "pendingCreate": {"environment": "env-1"},
+            "conditions": [{"type": "Ready", "status": "False"}],
+            "nested": {"keep": 1, "drop": 2, "change": 3},
+        });
+        let after = json!({
+            "id": "dlz-1", "externalId": "x",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "nested": {"keep": 1, "change": 4},
+        });
+        let patch = merge_diff(&before, &after);
+        assert_eq!(
+            patch,
+            json!({
+                "externalId": "x", "pendingCreate": null,
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "nested": {"drop": null, "change": 4},
+            })
+        );
+        let mut applied = before.clone();
+        json_patch::merge(&mut applied, &patch);
+        assert_eq!(applied, after);
+        // From no status at all: the whole status.
+        assert_eq!(merge_diff(&serde_json::Value::Null, &after), after);
+        assert_eq!(merge_diff(&after, &after), json!({}));
+    }
 }

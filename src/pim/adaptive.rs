@@ -1,0 +1,292 @@
+//! How many API calls may be in flight at once, adapted to what the API answers (AIMD, as TCP
+//! and adaptive concurrency limiters do).
+//!
+//! - While answers come back as fast as the fastest seen (within twice the baseline, plus a
+//!   little), the limit grows: by one per answer at first (doubling each round trip: "slow
+//!   start"), then by one per round trip once it has had to shrink.
+//! - When latency rises above that, or the API says it is overloaded (429, 5xx, a timeout), the
+//!   limit shrinks: to 90 % when slower, to half when overloaded, at most once per round trip
+//!   (one burst of failures is one signal).
+//!
+//! - It grows no further than the calls in flight that `TARGET_RATE` calls a second need at the
+//!   baseline latency (Little's law), and never below `INITIAL`: more in flight would finish
+//!   nothing sooner (no API key is allowed that rate), and each call in flight is a reconcile
+//!   holding its resource in memory.
+//!
+//! So 1 s of latency does not cap the operator at a fixed number per second, and an API under
+//! strain gets fewer calls. `--concurrency` is the ceiling. The line of reconciles
+//! (`controller/runtime/feed.rs`) follows the same limit, so reconciles in flight track it.
+
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::Notify;
+
+/// The limit never falls below this: a few calls keep probing an API that recovers.
+const FLOOR: f64 = 4.0;
+
+/// The limit it starts at (the operator's former fixed concurrency), if the ceiling allows.
+const INITIAL: f64 = 64.0;
+
+/// The call rate the limit is sized for at most: `limit ≤ baseline latency × TARGET_RATE`.
+const TARGET_RATE: f64 = 500.0;
+
+/// Latency above `TOLERANCE × baseline + SLACK` is taken as the API slowing down.
+const TOLERANCE: f64 = 2.0;
+const SLACK: Duration = Duration::from_millis(20);
+
+/// What one call came to, for the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered (any status the API did not use to say it is overloaded), after this long.
+    Answered(Duration),
+    /// 429, 5xx, a timeout or a failed connection.
+    Overloaded,
+    /// Says nothing about the API's load (the call was given up before an answer).
+    Ignored,
+}
+
+#[derive(Debug)]
+struct State {
+    limit: f64,
+    in_flight: usize,
+    /// The fastest answer seen lately: it follows a lasting rise slowly, so a new normal is
+    /// accepted after about a hundred answers.
+    baseline: Option<Duration>,
+    slow_start: bool,
+    last_cut: Option<Instant>,
+}
+
+/// The shared limit of calls in flight.
+#[derive(Debug)]
+pub struct Adaptive {
+    state: Mutex<State>,
+    wake: Notify,
+    ceiling: f64,
+}
+
+/// One call's place; given back on drop.
+#[derive(Debug)]
+pub struct Permit<'a> {
+    owner: &'a Adaptive,
+    outcome: Outcome,
+}
+
+impl Permit<'_> {
+    /// Records what the call came to (on drop, the place is given back).
+    pub fn finish(mut self, outcome: Outcome) {
+        self.outcome = outcome;
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.owner.release(self.outcome);
+    }
+}
+
+impl Adaptive {
+    /// `ceiling`: the most calls ever in flight (0: no limit at all).
+    pub fn new(ceiling: usize) -> Self {
+        let ceiling = if ceiling == 0 {
+            f64::INFINITY
+        } else {
+            (ceiling as f64).max(1.0)
+        };
+        Self {
+            state: Mutex::new(State {
+                limit: INITIAL.min(ceiling),
+                in_flight: 0,
+                baseline: None,
+                slow_start: true,
+                last_cut: None,
+            }),
+            wake: Notify::new(),
+            ceiling,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current limit, for metrics and tests.
+    pub fn limit(&self) -> usize {
+        self.lock().limit as usize
+    }
+
+    /// Calls in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.lock().in_flight
+    }
+
+    /// Waits for a place.
+    pub async fn acquire(&self) -> Permit<'_> {
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a release between the check and the wait wakes it.
+            notified.as_mut().enable();
+            {
+                let mut s = self.lock();
+                if (s.in_flight as f64) < s.limit.floor().max(1.0) {
+                    s.in_flight += 1;
+                    return Permit {
+                        owner: self,
+                        outcome: Outcome::Ignored,
+                    };
+                }
+            }
+            notified.await;
+        }
+    }
+
+    fn release(&self, outcome: Outcome) {
+        let wake = {
+            let mut s = self.lock();
+            s.in_flight = s.in_flight.saturating_sub(1);
+            let before = s.limit;
+            self.adapt(&mut s, outcome, Instant::now());
+            // One place freed, plus any the limit grew by.
+            1 + (s.limit.floor() - before.floor()).max(0.0) as usize
+        };
+        for _ in 0..wake {
+            self.wake.notify_one();
+        }
+    }
+
+    fn adapt(&self, s: &mut State, outcome: Outcome, now: Instant) {
+        let rtt = s.baseline.unwrap_or(Duration::from_millis(100));
+        let may_cut = s.last_cut.is_none_or(|t| now.duration_since(t) >= rtt);
+        match outcome {
+            Outcome::Ignored => {}
+            Outcome::Overloaded => {
+                if may_cut {
+                    s.limit = (s.limit * 0.5).max(FLOOR.min(self.ceiling));
+                    s.slow_start = false;
+                    s.last_cut = Some(now);
+                }
+            }
+            Outcome::Answered(latency) => {
+                let base = match s.baseline {
+                    Some(b) if latency >= b => b + (latency - b) / 100,
+                    _ => latency,
+                };
+                s.baseline = Some(base);
+                if latency <= base.mul_f64(TOLERANCE) + SLACK {
+                    let needed = (base.as_secs_f64() * TARGET_RATE).max(INITIAL);
+                    let grown = s.limit + if s.slow_start { 1.0 } else { 1.0 / s.limit };
+                    // Never grown past what is needed (nor cut for being there).
+                    s.limit = grown.min(needed.max(s.limit)).min(self.ceiling);
+                } else if may_cut {
+                    s.limit = (s.limit * 0.9).max(FLOOR.min(self.ceiling));
+                    s.slow_start = false;
+                    s.last_cut = Some(now);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(a: &Adaptive, ms: u64, n: usize) {
+        for _ in 0..n {
+            let mut s = a.lock();
+            s.in_flight += 1;
+            drop(s);
+            a.release(Outcome::Answered(Duration::from_millis(ms)));
+        }
+    }
+
+    #[test]
+    fn grows_while_latency_holds_up_to_the_ceiling() {
+        let a = Adaptive::new(1000);
+        assert_eq!(a.limit(), 64);
+        answered(&a, 1000, 64);
+        assert_eq!(a.limit(), 128, "slow start doubles per round trip");
+        answered(&a, 1000, 1000);
+        assert_eq!(a.limit(), 500, "what 500 calls/s need at 1 s");
+        let a = Adaptive::new(256);
+        answered(&a, 1000, 1000);
+        assert_eq!(a.limit(), 256, "never above the ceiling");
+        assert_eq!(Adaptive::new(16).limit(), 16);
+    }
+
+    #[test]
+    fn a_fast_api_needs_no_more_than_the_initial_limit() {
+        let a = Adaptive::new(512);
+        answered(&a, 50, 5000);
+        assert_eq!(
+            a.limit(),
+            64,
+            "64 in flight at 50 ms is 1,280 calls/s already"
+        );
+        answered(&a, 200, 5000);
+        // The baseline approaches 200 ms from below.
+        assert!(
+            (99..=100).contains(&a.limit()),
+            "200 ms: 100 in flight for 500 calls/s, not {}",
+            a.limit()
+        );
+    }
+
+    #[test]
+    fn halves_on_overload_once_per_round_trip_and_keeps_a_floor() {
+        let a = Adaptive::new(512);
+        answered(&a, 500, 10);
+        let before = a.limit();
+        for _ in 0..20 {
+            a.lock().in_flight += 1;
+            a.release(Outcome::Overloaded);
+        }
+        assert_eq!(a.limit(), before / 2, "a burst of failures is one signal");
+        // Many round trips of overload: down to the floor, never to zero.
+        for _ in 0..20 {
+            a.lock().last_cut = None;
+            a.lock().in_flight += 1;
+            a.release(Outcome::Overloaded);
+        }
+        assert_eq!(a.limit(), FLOOR as usize);
+        // After a cut, growth is one per round trip (additive), not one per answer.
+        answered(&a, 500, 4);
+        assert_eq!(a.limit(), 4);
+        answered(&a, 500, 1);
+        assert_eq!(a.limit(), 5);
+    }
+
+    #[test]
+    fn shrinks_when_latency_rises() {
+        let a = Adaptive::new(512);
+        answered(&a, 500, 36);
+        assert_eq!(a.limit(), 100);
+        answered(&a, 5000, 1);
+        assert_eq!(a.limit(), 90);
+        // A lasting new latency becomes the baseline, and growth resumes.
+        answered(&a, 5000, 2000);
+        assert!(a.limit() > 90, "{}", a.limit());
+    }
+
+    #[tokio::test]
+    async fn holds_calls_beyond_the_limit_until_a_place_is_free() {
+        let a = std::sync::Arc::new(Adaptive::new(2));
+        let p1 = a.acquire().await;
+        let _p2 = a.acquire().await;
+        let a2 = a.clone();
+        let third = tokio::spawn(async move {
+            let _p = a2.acquire().await;
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!third.is_finished(), "a third call waits");
+        assert_eq!(a.in_flight(), 2);
+        p1.finish(Outcome::Answered(Duration::from_millis(5)));
+        tokio::time::timeout(Duration::from_secs(1), third)
+            .await
+            .expect("the freed place goes to the waiting call")
+            .unwrap();
+    }
+}
