@@ -50,6 +50,8 @@ pub struct Metrics {
     writes_rejected: Counter,
     unexpected: Family<OperationLabel, Counter>,
     leader: Gauge<i64, AtomicI64>,
+    api_limit: Gauge<i64, AtomicI64>,
+    api_in_flight: Gauge<i64, AtomicI64>,
     /// Serializes encoding (the registry itself is lock-free for updates).
     encode_lock: Mutex<()>,
 }
@@ -75,6 +77,18 @@ impl Metrics {
         let writes_rejected = Counter::default();
         let unexpected = Family::<OperationLabel, Counter>::default();
         let leader = Gauge::<i64, AtomicI64>::default();
+        let api_limit = Gauge::<i64, AtomicI64>::default();
+        let api_in_flight = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "pim_concurrency_limit",
+            "Provider Integration API calls allowed in flight now (adapts to latency, 429 and 5xx; at most --concurrency)",
+            api_limit.clone(),
+        );
+        registry.register(
+            "pim_calls_in_flight",
+            "Provider Integration API calls in flight now",
+            api_in_flight.clone(),
+        );
         registry.register(
             "reconciles",
             "Reconciles by result (ok, error)",
@@ -137,6 +151,8 @@ impl Metrics {
             writes_rejected,
             unexpected,
             leader,
+            api_limit,
+            api_in_flight,
             encode_lock: Mutex::new(()),
         }
     }
@@ -160,6 +176,12 @@ impl Metrics {
 
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(leader as i64);
+    }
+
+    /// Sets the adaptive limit of API calls in flight, and how many are.
+    pub fn set_api_concurrency(&self, limit: usize, in_flight: usize) {
+        self.api_limit.set(limit as i64);
+        self.api_in_flight.set(in_flight as i64);
     }
 
     /// Sets the number of resources per state, and per state of their `Validated` condition.

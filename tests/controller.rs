@@ -687,6 +687,9 @@ async fn health_readiness_and_metrics_endpoints_serve_after_a_reconcile() {
         "pio_validation{state=\"failing\"} 0",
         "pio_deletions_blocked_total 0",
         "pio_leader 0",
+        // The harness's ceiling is 16, below the initial 64; nothing overloaded cuts it.
+        "pio_pim_concurrency_limit 16",
+        "pio_pim_calls_in_flight",
     ] {
         assert!(
             text.contains(series),

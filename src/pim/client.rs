@@ -169,6 +169,11 @@ impl PimClient {
         self.adaptive.limit()
     }
 
+    /// Calls in flight now.
+    pub fn calls_in_flight(&self) -> usize {
+        self.adaptive.in_flight()
+    }
+
     pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
         self.observer = Some(observer);
         self

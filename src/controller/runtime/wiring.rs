@@ -199,6 +199,8 @@ async fn count_states(ctx: Arc<Context>, stores: Vec<kube::runtime::reflector::S
                 ("pending", t.validation_pending),
             ],
         );
+        ctx.metrics
+            .set_api_concurrency(ctx.pim.concurrency_limit(), ctx.pim.calls_in_flight());
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
 }
