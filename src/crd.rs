@@ -327,6 +327,8 @@ pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 pub const VALIDATED: &str = "Validated";
+/// Present while work on the resource is paused (`PAUSED_ANNOTATION`, on it or its Namespace).
+pub const PAUSED: &str = "Paused";
 
 /// One condition's wanted state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -421,6 +423,17 @@ pub fn set_condition(
 
 /// The prefix of the annotations the operator reads or writes; the cache keeps no others.
 pub const ANNOTATION_PREFIX: &str = "pim.confluent.cloud/";
+
+/// `"true"` on a resource, or on its Namespace, stops all work on it until removed: no Confluent
+/// call, no outputs or status change but the `Paused` condition, and deletion waits for it.
+pub const PAUSED_ANNOTATION: &str = "pim.confluent.cloud/paused";
+
+/// Whether an annotation map says paused.
+pub fn says_paused(annotations: Option<&std::collections::BTreeMap<String, String>>) -> bool {
+    annotations
+        .and_then(|a| a.get(PAUSED_ANNOTATION))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
 
 /// The annotation that records the intent of a resource's first create. It is written in the same
 /// metadata patch that adds the finalizer, so a create costs the API server two writes (that patch

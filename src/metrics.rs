@@ -51,6 +51,7 @@ pub struct Metrics {
     unexpected: Family<OperationLabel, Counter>,
     leader: Gauge<i64, AtomicI64>,
     api_limit: Gauge<i64, AtomicI64>,
+    paused: Gauge<i64, AtomicI64>,
     api_in_flight: Gauge<i64, AtomicI64>,
     /// Serializes encoding (the registry itself is lock-free for updates).
     encode_lock: Mutex<()>,
@@ -79,6 +80,12 @@ impl Metrics {
         let leader = Gauge::<i64, AtomicI64>::default();
         let api_limit = Gauge::<i64, AtomicI64>::default();
         let api_in_flight = Gauge::<i64, AtomicI64>::default();
+        let paused = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "resources_paused",
+            "ProviderIntegration resources paused by pim.confluent.cloud/paused (on them or their namespace)",
+            paused.clone(),
+        );
         registry.register(
             "pim_concurrency_limit",
             "Provider Integration API calls allowed in flight now (adapts to latency, 429 and 5xx; at most --concurrency)",
@@ -152,6 +159,7 @@ impl Metrics {
             unexpected,
             leader,
             api_limit,
+            paused,
             api_in_flight,
             encode_lock: Mutex::new(()),
         }
@@ -176,6 +184,11 @@ impl Metrics {
 
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(leader as i64);
+    }
+
+    /// Sets the number of paused resources.
+    pub fn set_paused(&self, n: i64) {
+        self.paused.set(n);
     }
 
     /// Sets the adaptive limit of API calls in flight, and how many are.

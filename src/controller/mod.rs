@@ -32,7 +32,7 @@ pub use steps::outputs;
 use crate::crd::{FINALIZER, ProviderIntegration};
 use decide::Desired;
 use reasons::Reason;
-use steps::{apply, cleanup, credentials, metadata, observe, status, validate};
+use steps::{apply, cleanup, credentials, metadata, observe, pause, status, validate};
 
 /// Runs the controller until `shutdown` resolves (`runtime::wiring`, with this driver's reconcile
 /// and error policy).
@@ -95,11 +95,24 @@ async fn finalize(pi: Arc<ProviderIntegration>, ctx: &Context) -> Result<Action,
     }
     let api: Api<ProviderIntegration> =
         Api::namespaced(ctx.client.clone(), &pi.namespace().unwrap_or_default());
-    if pi.meta().deletion_timestamp.is_none() {
-        return apply(&api, pi, ctx).await;
-    }
-    if !has_finalizer(&pi) {
+    let deleting = pi.meta().deletion_timestamp.is_some();
+    if deleting && !has_finalizer(&pi) {
         return Ok(Action::await_change());
+    }
+    let paused_by = pause::paused_by(ctx, &pi).await;
+    let orphan = desired::deletion_policy(&pi.spec) == crate::crd::DeletionPolicy::Orphan;
+    let has_condition = pi.condition(crate::crd::PAUSED).is_some();
+    let pi = match decide::pause_step(paused_by.is_some(), deleting, orphan, has_condition) {
+        decide::PauseStep::Go => pi,
+        decide::PauseStep::Hold { deleting } => {
+            let by = paused_by.unwrap_or(pause::PausedBy::Resource);
+            let again = pause::hold(ctx, &pi, by, deleting).await?;
+            return Ok(again.map_or_else(Action::await_change, Action::requeue));
+        }
+        decide::PauseStep::Resume => Arc::new(pause::resume(ctx, &pi).await?),
+    };
+    if !deleting {
+        return apply(&api, pi, ctx).await;
     }
     let action = cleanup::cleanup(&pi, ctx).await?;
     metadata::remove_finalizer(&api, &pi).await?;

@@ -175,6 +175,35 @@ pub fn finalizer_step(decision: &Decision, has_finalizer: bool) -> FinalizerStep
     }
 }
 
+/// What the pause annotation (on the resource or its Namespace) leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseStep {
+    /// Not paused, and no `Paused` condition to clear: work as usual.
+    Go,
+    /// Paused: say so (and, while being deleted, that the finalizer waits), do nothing else.
+    Hold { deleting: bool },
+    /// The pause was lifted: clear the `Paused` condition, then work as usual.
+    Resume,
+}
+
+/// The pause judgement:
+///
+/// | paused | deleting | `deletionPolicy: Orphan` | `Paused` condition | step                |
+/// |--------|----------|--------------------------|--------------------|---------------------|
+/// | yes    | yes      | yes                      | any                | `Go` (no Confluent call to hold) |
+/// | yes    | yes      | no                       | any                | `Hold{deleting}`    |
+/// | yes    | no       | any                      | any                | `Hold`              |
+/// | no     | any      | any                      | present            | `Resume`            |
+/// | no     | any      | any                      | absent             | `Go`                |
+pub fn pause_step(paused: bool, deleting: bool, orphan: bool, has_condition: bool) -> PauseStep {
+    match (paused, deleting, orphan) {
+        (true, true, true) => PauseStep::Go,
+        (true, deleting, _) => PauseStep::Hold { deleting },
+        (false, ..) if has_condition => PauseStep::Resume,
+        (false, ..) => PauseStep::Go,
+    }
+}
+
 /// The immutable fields that differ between the spec and an integration.
 pub fn changed_fields(desired: &Desired, i: &Integration, adopted: bool) -> Vec<&'static str> {
     let mut out = Vec::new();

@@ -75,7 +75,11 @@ pub enum Reason {
     Validated,
     Validating,
     ValidationFailed,
+    /// Work is paused by `pim.confluent.cloud/paused` (the `Paused` condition and its event).
+    Paused,
     // Events only.
+    /// The pause was lifted.
+    Resumed,
     Created,
     Adopted,
     Recreated,
@@ -211,7 +215,7 @@ mod tests {
             assert_eq!(Reason::parse(s), Some(r));
         }
         assert_eq!(Reason::parse("Nope"), None);
-        assert_eq!(n, 43);
+        assert_eq!(n, 45);
         // Spellings dashboards match on.
         assert_eq!(Reason::ApiTimeout.as_str(), "APITimeout");
         assert_eq!(Reason::ApiError.to_string(), "APIError");

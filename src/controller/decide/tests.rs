@@ -551,6 +551,31 @@ fn cleanups() {
 }
 
 #[test]
+fn pause_step_table() {
+    use PauseStep::*;
+    // (paused, deleting, orphan, has the Paused condition) → step
+    let cases = [
+        ((true, true, true, false), Go),
+        ((true, true, true, true), Go),
+        ((true, true, false, false), Hold { deleting: true }),
+        ((true, true, false, true), Hold { deleting: true }),
+        ((true, false, false, false), Hold { deleting: false }),
+        ((true, false, true, true), Hold { deleting: false }),
+        ((false, false, false, true), Resume),
+        ((false, true, false, true), Resume),
+        ((false, false, false, false), Go),
+        ((false, true, true, false), Go),
+    ];
+    for ((p, d, o, c), want) in cases {
+        assert_eq!(
+            pause_step(p, d, o, c),
+            want,
+            "paused={p} deleting={d} orphan={o} cond={c}"
+        );
+    }
+}
+
+#[test]
 fn finalizer_step_table() {
     use FinalizerStep::*;
     let i = integration("dlz-1", ENV, "name", ROLE);

@@ -11,7 +11,7 @@ use kube::{Resource, core::NamespaceResourceScope, runtime::watcher};
 use serde::{Deserialize, Serialize};
 
 use crate::crd::{
-    ANNOTATION_PREFIX, INTENT_ANNOTATION, ProviderIntegration, ProviderIntegrationSpec,
+    ANNOTATION_PREFIX, INTENT_ANNOTATION, PAUSED, ProviderIntegration, ProviderIntegrationSpec,
     ProviderIntegrationStatus, STALLED, VALIDATED,
 };
 
@@ -30,6 +30,8 @@ pub(crate) struct State {
     pub kstatus: Kstatus,
     /// The `Validated` condition's status: `None` without one.
     pub validated: Option<ValidatedState>,
+    /// The `Paused` condition is True.
+    pub paused: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,7 +62,12 @@ impl State {
             "False" => ValidatedState::Failed,
             _ => ValidatedState::Pending,
         });
-        Self { kstatus, validated }
+        let paused = pi.condition(PAUSED).is_some_and(|c| c.status == "True");
+        Self {
+            kstatus,
+            validated,
+            paused,
+        }
     }
 }
 
@@ -230,7 +237,8 @@ mod tests {
             cached.state(),
             State {
                 kstatus: Kstatus::Ready,
-                validated: Some(ValidatedState::Failed)
+                validated: Some(ValidatedState::Failed),
+                paused: false,
             }
         );
         // What the trim drops is gone; the kept annotation map is there.

@@ -199,6 +199,7 @@ async fn count_states(ctx: Arc<Context>, stores: Vec<kube::runtime::reflector::S
                 ("pending", t.validation_pending),
             ],
         );
+        ctx.metrics.set_paused(t.paused);
         ctx.metrics
             .set_api_concurrency(ctx.pim.concurrency_limit(), ctx.pim.calls_in_flight());
         tokio::time::sleep(Duration::from_secs(10)).await;
@@ -215,6 +216,8 @@ pub struct Tally {
     pub validated: i64,
     pub validation_failing: i64,
     pub validation_pending: i64,
+    /// With the `Paused` condition True (counted besides their kstatus).
+    pub paused: i64,
 }
 
 impl Tally {
@@ -227,6 +230,7 @@ impl Tally {
                 Kstatus::Stalled => t.stalled += 1,
                 Kstatus::Reconciling => t.reconciling += 1,
             }
+            t.paused += i64::from(s.paused);
             match s.validated {
                 Some(ValidatedState::Passed) => t.validated += 1,
                 Some(ValidatedState::Failed) => t.validation_failing += 1,
@@ -274,16 +278,19 @@ mod tests {
             ),
             resource(1, json!([c("Ready", "False", 1), c("Stalled", "True", 1)])),
             resource(1, json!([])),
+            // Paused, and still Ready from before the pause.
+            resource(1, json!([c("Ready", "True", 1), c("Paused", "True", 1)])),
         ];
         assert_eq!(
             Tally::of(all.iter()),
             Tally {
-                ready: 2,
+                ready: 3,
                 stalled: 1,
                 reconciling: 2,
                 validated: 1,
                 validation_failing: 1,
                 validation_pending: 1,
+                paused: 1,
             }
         );
     }

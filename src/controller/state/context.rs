@@ -14,7 +14,7 @@ use kube::{
 
 use super::owners::Owners;
 use super::remote::RemoteCache;
-use super::secrets::{GrantCache, SecretCache};
+use super::secrets::{NamespaceCache, SecretCache};
 use crate::controller::decide::{Next, ValidationMemo};
 use crate::controller::error::MANAGER;
 use crate::crd::{PendingCreate, ProviderIntegration};
@@ -135,7 +135,7 @@ pub struct Context {
     pub ready: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) recorder: Recorder,
     pub(crate) secrets: SecretCache,
-    pub(crate) grants: GrantCache,
+    pub(crate) namespaces: NamespaceCache,
     /// Who holds which integration, from the watch stream (`owners.rs`).
     pub(crate) owners: Owners,
     memory: Mutex<HashMap<String, Memory>>,
@@ -187,7 +187,7 @@ impl Context {
             metrics,
             ready: Arc::default(),
             secrets: SecretCache::default(),
-            grants: GrantCache::default(),
+            namespaces: NamespaceCache::default(),
             owners: Owners::default(),
             memory: Mutex::default(),
         }

@@ -1,4 +1,4 @@
-//! The Secrets and Namespace grants reconciles read, cached for a few seconds so a burst of
+//! The Secrets and Namespaces (grants, pauses) reconciles read, cached for a few seconds so a burst of
 //! reconciles reads each once; a Secret's last key is kept after that for deletions.
 
 use std::{
@@ -41,31 +41,67 @@ fn secret_key(namespace: &str, name: &str, key_field: &str, secret_field: &str) 
     )
 }
 
-/// The default-credentials grants of Namespaces read in the last `SECRET_TTL`: a grant added or
-/// revoked is seen within seconds, and a burst of reconciles reads each Namespace once.
-#[derive(Default)]
-pub struct GrantCache(Mutex<HashMap<String, (Instant, Option<String>)>>);
+/// What a Namespace's annotations say to the operator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamespaceFacts {
+    /// The default-credentials grant (`DEFAULT_CREDENTIALS_ANNOTATION`).
+    pub grant: Option<String>,
+    /// Every resource in it is paused (`PAUSED_ANNOTATION`).
+    pub paused: bool,
+}
 
-impl GrantCache {
-    /// The namespace's annotation, if any.
+/// The Namespaces read in the last `SECRET_TTL`: a grant or pause added or removed is seen within
+/// seconds, and a burst of reconciles reads each Namespace once.
+#[derive(Default)]
+pub struct NamespaceCache(
+    Mutex<HashMap<String, (Instant, NamespaceFacts)>>,
+    std::sync::atomic::AtomicBool,
+);
+
+impl NamespaceCache {
+    /// A read of a Namespace was forbidden (403): the operator has no RBAC for Namespaces.
+    pub(crate) fn unreadable(&self) -> bool {
+        self.1.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_unreadable(&self) {
+        self.1.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What the namespace's annotations say (nothing, for a namespace that does not exist).
+    pub(crate) async fn facts(
+        &self,
+        client: &Client,
+        namespace: &str,
+    ) -> Result<NamespaceFacts, kube::Error> {
+        if let Some((at, f)) = lock(&self.0).get(namespace)
+            && at.elapsed() < SECRET_TTL
+        {
+            return Ok(f.clone());
+        }
+        let api: Api<Namespace> = Api::all(client.clone());
+        let facts = api
+            .get_opt(namespace)
+            .await?
+            .map(|ns| NamespaceFacts {
+                grant: ns
+                    .annotations()
+                    .get(DEFAULT_CREDENTIALS_ANNOTATION)
+                    .cloned(),
+                paused: crate::crd::says_paused(ns.metadata.annotations.as_ref()),
+            })
+            .unwrap_or_default();
+        lock(&self.0).insert(namespace.to_string(), (Instant::now(), facts.clone()));
+        Ok(facts)
+    }
+
+    /// The namespace's default-credentials grant, if any.
     pub(crate) async fn grant(
         &self,
         client: &Client,
         namespace: &str,
     ) -> Result<Option<String>, kube::Error> {
-        if let Some((at, g)) = lock(&self.0).get(namespace)
-            && at.elapsed() < SECRET_TTL
-        {
-            return Ok(g.clone());
-        }
-        let api: Api<Namespace> = Api::all(client.clone());
-        let grant = api.get_opt(namespace).await?.and_then(|ns| {
-            ns.annotations()
-                .get(DEFAULT_CREDENTIALS_ANNOTATION)
-                .cloned()
-        });
-        lock(&self.0).insert(namespace.to_string(), (Instant::now(), grant.clone()));
-        Ok(grant)
+        Ok(self.facts(client, namespace).await?.grant)
     }
 }
 

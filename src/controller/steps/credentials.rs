@@ -24,7 +24,7 @@ pub(crate) async fn of(
         && ctx.config.default_credentials_scope == DefaultCredentialsScope::Annotated
         && !matches!(ctx.config.default_credentials, DefaultCredentials::None)
     {
-        let grant = ctx.grants.grant(&ctx.client, &ns).await?;
+        let grant = ctx.namespaces.grant(&ctx.client, &ns).await?;
         if !granted(grant.as_deref(), &pi.spec.environment) {
             return Err(CredentialsError::NotAllowed {
                 namespace: ns,

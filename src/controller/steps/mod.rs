@@ -2,7 +2,8 @@
 //! with), `observe` (what Confluent holds, through the remote cache), `apply` (the one Confluent
 //! write of a decision), `validate` (the validate call), `status` (the status write, events,
 //! stalls), `metadata` (finalizer and intent patches), `outputs` (the ConfigMap), `cleanup` (the
-//! deletion path). Steps do I/O; they take their judgements from `decide`.
+//! deletion path), `pause` (the pause annotation and its condition). Steps do I/O; they take
+//! their judgements from `decide`.
 
 pub mod apply;
 pub mod cleanup;
@@ -10,5 +11,6 @@ pub mod credentials;
 pub mod metadata;
 pub mod observe;
 pub mod outputs;
+pub mod pause;
 pub mod status;
 pub mod validate;
