@@ -11,7 +11,8 @@ pub const FINALIZER: &str = "pim.confluent.cloud/cleanup";
 
 /// A Confluent Cloud provider integration: lets Confluent's managed connectors assume an identity
 /// in your cloud account. The operator creates it and writes the values your cloud-side trust
-/// configuration needs to `.status`.
+/// configuration needs to `.status`. The annotation `pim.confluent.cloud/paused: "true"` on the
+/// resource or its namespace pauses all work on it (condition `Paused`) until it is removed.
 // Each printcolumn repeats `type_`; clippy mistakes that for a duplicated attribute.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -57,6 +58,7 @@ pub const FINALIZER: &str = "pim.confluent.cloud/cleanup";
 #[x_kube(validation = Rule::new("self.provider != 'AWS' || has(self.aws)").message("provider AWS requires spec.aws.customerIamRoleArn").reason(kube::core::Reason::FieldValueRequired).field_path(".aws"))]
 #[x_kube(validation = Rule::new("self.provider != 'GCP' || has(self.gcp)").message("provider GCP requires spec.gcp.customerGoogleServiceAccount").reason(kube::core::Reason::FieldValueRequired).field_path(".gcp"))]
 #[x_kube(validation = Rule::new("self.provider != 'Azure' || has(self.azure)").message("provider Azure requires spec.azure.customerAzureTenantId").reason(kube::core::Reason::FieldValueRequired).field_path(".azure"))]
+#[x_kube(validation = Rule::new("!has(self.managementPolicy) || self.managementPolicy != 'Observe' || has(self.integrationId) || self.provider == 'AWS' || has(self.displayName)").message("managementPolicy Observe needs the integration to observe: spec.integrationId, or spec.displayName for GCP and Azure (AWS: the role ARN)").reason(kube::core::Reason::FieldValueRequired).field_path(".managementPolicy"))]
 #[x_kube(validation = Rule::new("(has(self.aws) ? 1 : 0) + (has(self.gcp) ? 1 : 0) + (has(self.azure) ? 1 : 0) <= 1").message("set only the block of spec.provider (aws, gcp or azure)").reason(kube::core::Reason::FieldValueForbidden))]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderIntegrationSpec {
@@ -110,6 +112,14 @@ pub struct ProviderIntegrationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255), pattern(r"^[a-z]+-[a-z0-9]+$"))]
     pub integration_id: Option<String>,
+
+    /// `Manage` (default): this resource owns the integration: creates, adopts, validates,
+    /// recreates and deletes it. `Observe`: it only mirrors an existing integration, found by
+    /// `integrationId` or by its key (the role ARN for AWS, `displayName` for GCP and Azure),
+    /// into the status and `writeOutputsTo`, and never writes to Confluent Cloud; deleting it
+    /// deletes nothing. Any number of resources may observe an integration another one manages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_policy: Option<ManagementPolicy>,
 
     /// A ConfigMap in this namespace that the operator creates and keeps filled with the
     /// integration's ids and the cloud-side grant to make (see the README for its keys). It is
@@ -240,6 +250,20 @@ pub enum DeletionPolicy {
     #[default]
     Delete,
     Orphan,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ManagementPolicy {
+    #[default]
+    Manage,
+    Observe,
+}
+
+impl ProviderIntegrationSpec {
+    /// `managementPolicy: Observe`: mirror an integration, never write to Confluent Cloud.
+    pub fn observes(&self) -> bool {
+        self.management_policy == Some(ManagementPolicy::Observe)
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]

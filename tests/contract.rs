@@ -42,6 +42,7 @@ fn desired(name: &str, config: DesiredConfig) -> Desired {
         deletion_policy: DeletionPolicy::Delete,
         update_policy: UpdatePolicy::Manual,
         adopt_id: None,
+        observe: false,
     }
 }
 

@@ -448,6 +448,19 @@ async fn multicloud(
             },
             "set only the block",
         ),
+        (
+            "observe-nothing",
+            {
+                let mut s = base(
+                    "GCP",
+                    "gcp",
+                    json!({"customerGoogleServiceAccount": "connectors@p-1.iam.gserviceaccount.com"}),
+                );
+                s["managementPolicy"] = json!("Observe");
+                s
+            },
+            "managementPolicy Observe needs",
+        ),
     ] {
         let err = api
             .create(&PostParams::default(), &typed(name, spec))

@@ -104,6 +104,20 @@ fn provider_enum_and_cel_rules_tie_each_provider_to_its_block() {
         rules.iter().any(|r| r.contains("<= 1")),
         "at most one provider block: {rules:?}"
     );
+    // An observer must say what it observes (`tests/e2e.rs` has a real API server evaluate it).
+    assert!(
+        rules.contains(
+            &"!has(self.managementPolicy) || self.managementPolicy != 'Observe' || has(self.integrationId) || self.provider == 'AWS' || has(self.displayName)"
+        ),
+        "{rules:?}"
+    );
+    let policies: Vec<&str> = spec["properties"]["managementPolicy"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(policies, ["Manage", "Observe"]);
 }
 
 #[test]

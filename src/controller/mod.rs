@@ -143,8 +143,12 @@ async fn apply(
         Ok(o) => o,
         Err(e) => return status::api_error(ctx, &pi, &creds, e).await,
     };
-    let others = observe::others_of(ctx, &pi, &desired, &status, &observed);
-    let decision = decide::decide_among(&desired, &status, observed, &others);
+    let decision = if desired.observe {
+        decide::decide_observer(&desired, observed)
+    } else {
+        let others = observe::others_of(ctx, &pi, &desired, &status, &observed);
+        decide::decide_among(&desired, &status, observed, &others)
+    };
     let pi = match decide::finalizer_step(&decision, has_finalizer(&pi)) {
         decide::FinalizerStep::AddNow => Arc::new(metadata::add_finalizer(ctx, api, &pi).await?),
         // Present, not needed yet, or added by `apply` with the first create's intent.

@@ -114,6 +114,10 @@ pub fn api_version(provider: CloudProvider) -> ApiVersion {
 /// The deletion policy in force: the spec's, else `Delete` for an integration this resource
 /// creates and `Orphan` for one it adopts (adoption is not permission to delete).
 pub fn deletion_policy(spec: &ProviderIntegrationSpec) -> DeletionPolicy {
+    // An observer never deletes, whatever its deletionPolicy says.
+    if spec.observes() {
+        return DeletionPolicy::Orphan;
+    }
     spec.deletion_policy
         .unwrap_or(if spec.integration_id.is_some() {
             DeletionPolicy::Orphan
@@ -136,6 +140,8 @@ pub struct Desired {
     pub deletion_policy: DeletionPolicy,
     pub update_policy: UpdatePolicy,
     pub adopt_id: Option<String>,
+    /// `managementPolicy: Observe`: mirror, never write to Confluent Cloud.
+    pub observe: bool,
 }
 
 /// A spec the operator cannot act on, found before any API call.
@@ -223,10 +229,12 @@ impl Desired {
             display_name,
             display_name_explicit: spec.display_name.is_some(),
             config,
-            validate,
+            // An observer never calls validate on someone else's behalf.
+            validate: validate && !spec.observes(),
             deletion_policy: deletion_policy(spec),
             update_policy: spec.update_policy,
             adopt_id: spec.integration_id.clone(),
+            observe: spec.observes(),
         })
     }
 

@@ -29,6 +29,7 @@ fn desired(adopt: Option<&str>, policy: UpdatePolicy, explicit_name: bool) -> De
         deletion_policy: DeletionPolicy::Delete,
         update_policy: policy,
         adopt_id: adopt.map(String::from),
+        observe: false,
     }
 }
 
@@ -210,6 +211,8 @@ fn invariants_hold_for_every_combination() {
                     continue;
                 }
                 match &a {
+                    // Only observers mirror.
+                    Decision::Mirror(_) => panic!("an owner mirrors nothing: {ctx}"),
                     // Never take over an integration we did not start creating.
                     Decision::Claim(i) => {
                         assert!(s.pending_create.is_some() && s.id.is_none(), "{ctx}");
@@ -547,6 +550,45 @@ fn cleanups() {
             &Others::default()
         ),
         Cleanup::Nothing
+    );
+}
+
+#[test]
+fn observer_table() {
+    let mut d = desired(None, UpdatePolicy::Manual, false);
+    d.observe = true;
+    let mine = integration("dlz-1", ENV, "someone-elses-name", ROLE);
+    let other_role = integration("dlz-2", ENV, "x", OTHER_ROLE);
+    // By key: the one holder of the role, whatever its display name (not set in the spec).
+    assert_eq!(
+        decide_observer(&d, Observed::ByKey(vec![mine.clone()])),
+        Decision::Mirror(mine.clone())
+    );
+    let stall = |o| match decide_observer(&d, o) {
+        Decision::Stall { reason, .. } => reason,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(stall(Observed::ByKey(vec![])), Reason::IntegrationGone);
+    assert_eq!(stall(Observed::Missing), Reason::IntegrationGone);
+    assert_eq!(
+        stall(Observed::ByKey(vec![mine.clone(), mine.clone()])),
+        Reason::AmbiguousIntegration
+    );
+    assert_eq!(stall(Observed::Found(other_role)), Reason::AdoptedMismatch);
+    // Never a create, whatever is found; and the lookup follows the key, not a recorded id.
+    for o in [Observed::Missing, Observed::ByKey(vec![])] {
+        assert!(!matches!(decide_observer(&d, o), Decision::Create { .. }));
+    }
+    let recorded = status(Some("dlz-9"), None);
+    assert!(matches!(
+        lookup(&d, &recorded, None),
+        Lookup::ByKey { fresh: false, .. }
+    ));
+    d.adopt_id = Some("dlz-1".into());
+    assert!(matches!(lookup(&d, &recorded, None), Lookup::ById { ref id, .. } if id == "dlz-1"));
+    assert_eq!(
+        finalizer_step(&Decision::Mirror(mine), false),
+        FinalizerStep::NotYet
     );
 }
 

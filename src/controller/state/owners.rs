@@ -144,15 +144,22 @@ impl Inner {
             name: format!("{}/{}", pi.namespace().unwrap_or_default(), pi.name_any()).into(),
             uid: uid.clone(),
         });
+        // Observers are not owners: they hold neither the id they mirror nor its key.
+        let owner = !pi.spec.observes();
         let id = pi
             .status
             .as_ref()
             .and_then(|s| s.id.as_deref())
+            .filter(|_| owner)
             .map(|id| add_member(&mut self.by_id, id, &member));
-        let keys = keys_of(pi)
-            .iter()
-            .map(|k| add_member(&mut self.by_key, k, &member))
-            .collect();
+        let keys = if owner {
+            keys_of(pi)
+                .iter()
+                .map(|k| add_member(&mut self.by_key, k, &member))
+                .collect()
+        } else {
+            Default::default()
+        };
         if let Some(seen) = &mut self.relisting {
             seen.insert(uid.clone());
         }

@@ -58,6 +58,7 @@ pub(crate) async fn act(
             in_sync(ctx, pi, desired, creds, i, Some((Reason::Adopted, note))).await
         }
         Decision::Claim(i) => claim(ctx, pi, desired, creds, i).await,
+        Decision::Mirror(i) => in_sync(ctx, pi, desired, creds, i, None).await,
         Decision::Create { replaces } => create(ctx, api, pi, desired, creds, replaces).await,
         Decision::Recreate { old, changed } => recreate(ctx, pi, creds, old, changed)
             .await
@@ -102,7 +103,8 @@ async fn in_sync(
     i: Integration,
     event: Option<(Reason, String)>,
 ) -> Result<Acted, Error> {
-    let (pi, i) = if integration_version(&i) == ApiVersion::V2 && i.is_draft() {
+    // A DRAFT's config is set by its owner, never by an observer.
+    let (pi, i) = if !desired.observe && integration_version(&i) == ApiVersion::V2 && i.is_draft() {
         match configure(ctx, pi, desired, creds, i).await? {
             Ok(done) => done,
             Err(action) => return Ok(action.into()),
