@@ -292,7 +292,7 @@ async fn run(case: &Case) {
         "--log-level".into(),
         std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()),
     ]);
-    let mut child = command
+    let child = command
         .args(&args)
         .env("KUBECONFIG", &kubeconfig)
         .env_remove("KUBERNETES_SERVICE_HOST")
@@ -361,17 +361,7 @@ async fn run(case: &Case) {
         );
     }
     if !case.full {
-        if std::env::var_os("BENCH_DUMP_METRICS").is_some() {
-            let m = reqwest::get("http://127.0.0.1:18089/metrics")
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            println!("{m}");
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        stop(child).await;
         return;
     }
     let (anon_ready, file_ready) = rss_split_kib(pid).unwrap_or_default();
@@ -419,17 +409,7 @@ async fn run(case: &Case) {
     let delete_writes = fake.requests();
     let rss_end = peak_rss_kib(pid);
     let cpu_total = cpu_secs(pid);
-    if std::env::var_os("BENCH_DUMP_METRICS").is_some() {
-        let m = reqwest::get("http://127.0.0.1:18089/metrics")
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        println!("{m}");
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    stop(child).await;
 
     println!(
         "scale benchmark: {n} resources ({}), {latency} ms API latency, concurrency {}",
@@ -505,6 +485,21 @@ async fn run(case: &Case) {
     println!(
         "  all figures are against the in-memory API server and the emulator, on this machine"
     );
+}
+
+/// Prints the operator's metrics when asked (`BENCH_DUMP_METRICS`), then stops it.
+async fn stop(mut child: std::process::Child) {
+    if std::env::var_os("BENCH_DUMP_METRICS").is_some() {
+        let m = reqwest::get("http://127.0.0.1:18089/metrics")
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        println!("{m}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Where the operator serves `/metrics`: a fixed port when the benchmark reads it, else any.
