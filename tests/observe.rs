@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use kube::api::{Patch, PatchParams};
 use pio::controller::Config;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -76,16 +75,7 @@ async fn observers_mirror_the_owners_integration_and_never_write() {
 
     // The integration goes (its owner paused, so it is not recreated at once): each observer says
     // so and waits, keeping the values it last saw.
-    h.api()
-        .patch(
-            "owner",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"metadata": {"annotations": {"pim.confluent.cloud/paused": "true"}}}),
-            ),
-        )
-        .await
-        .unwrap();
+    h.set_paused(NS, "owner", json!("true")).await;
     h.wait("owner", "Paused", |p| p.condition("Paused").is_some())
         .await;
     let path = format!("/_emulator/integrations/{id}");
@@ -103,16 +93,7 @@ async fn observers_mirror_the_owners_integration_and_never_write() {
 
     // The owner resumes and recreates it: the observer by key follows the new one; those by id
     // keep waiting for theirs.
-    h.api()
-        .patch(
-            "owner",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"metadata": {"annotations": {"pim.confluent.cloud/paused": null}}}),
-            ),
-        )
-        .await
-        .unwrap();
+    h.set_paused(NS, "owner", json!(null)).await;
     let new_id = h
         .wait("owner", "recreated", |p| {
             p.is_ready() && p.status.as_ref().unwrap().id.as_deref() != Some(id.as_str())

@@ -29,17 +29,6 @@ fn calls(h: &Harness) -> u64 {
     h.em.state.stats()["total"].as_u64().unwrap()
 }
 
-async fn annotate(h: &Harness, ns: &str, name: &str, value: Value) {
-    h.api_in(ns)
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {PAUSED_ANNOTATION: value}}})),
-        )
-        .await
-        .unwrap();
-}
-
 fn paused_message(p: &pio::crd::ProviderIntegration) -> Option<String> {
     p.condition(PAUSED)
         .filter(|c| c.status == "True" && c.reason == "Paused")
@@ -53,7 +42,7 @@ async fn a_paused_resource_makes_no_call_while_it_changes_and_unpausing_repairs_
     let before = h.wait_ready("p").await;
     let old_id = before.status.as_ref().unwrap().id.clone().unwrap();
 
-    annotate(&h, NS, "p", json!("true")).await;
+    h.set_paused(NS, "p", json!("true")).await;
     let paused = h.wait("p", "Paused", |p| paused_message(p).is_some()).await;
     assert!(h.has_event("p", "Normal", "Paused"));
     assert!(paused.is_ready(), "Ready keeps its last value");
@@ -84,7 +73,7 @@ async fn a_paused_resource_makes_no_call_while_it_changes_and_unpausing_repairs_
     assert!(h.remote().await.is_empty());
 
     // Lifted: both repaired, the condition gone.
-    annotate(&h, NS, "p", Value::Null).await;
+    h.set_paused(NS, "p", Value::Null).await;
     let repaired = h
         .wait("p", "recreated with outputs", |p| {
             p.is_ready()
@@ -105,7 +94,7 @@ async fn deleting_while_paused_waits_and_says_why_until_unpaused_or_orphaned() {
         h.create(name, aws_spec(if name == "a" { 1 } else { 2 }))
             .await;
         h.wait_ready(name).await;
-        annotate(&h, NS, name, json!("true")).await;
+        h.set_paused(NS, name, json!("true")).await;
         h.wait(name, "Paused", |p| paused_message(p).is_some())
             .await;
         h.delete(name).await;
@@ -129,7 +118,7 @@ async fn deleting_while_paused_waits_and_says_why_until_unpaused_or_orphaned() {
     assert_eq!(h.remote().await.len(), 2);
 
     // Lifting the pause lets the finalizer run: the integration goes with the resource.
-    annotate(&h, NS, "a", Value::Null).await;
+    h.set_paused(NS, "a", Value::Null).await;
     h.wait_gone("a").await;
     assert_eq!(h.remote().await.len(), 1);
 
@@ -212,7 +201,7 @@ async fn without_rbac_for_namespaces_resources_still_reconcile_and_namespaces_ar
         .unwrap_or(0);
     assert!(asked <= 2, "Namespace reads after the first 403: {asked}");
     // A resource's own annotation still pauses it.
-    annotate(&h, NS, "r0", json!("true")).await;
+    h.set_paused(NS, "r0", json!("true")).await;
     h.wait("r0", "Paused", |p| paused_message(p).is_some())
         .await;
 }

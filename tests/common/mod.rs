@@ -197,6 +197,16 @@ impl Harness {
         self.api_in(ns).create(&pp, &pi).await.unwrap()
     }
 
+    /// Sets (`"true"`) or removes (`null`) the `pim.confluent.cloud/paused` annotation of a
+    /// resource, as `kubectl annotate` does.
+    pub async fn set_paused(&self, ns: &str, name: &str, value: Value) {
+        let patch = json!({"metadata": {"annotations": {"pim.confluent.cloud/paused": value}}});
+        self.api_in(ns)
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap();
+    }
+
     pub async fn patch_spec(&self, name: &str, spec: Value) {
         self.api()
             .patch(
