@@ -138,23 +138,29 @@ def check_values_schema_rejects_wrong_types():
 
 def check_rbac_equals_the_calls_in_the_code():
     rules = json.loads(os.environ["PIO_RBAC_RULES"])
-    want = {(r["apiGroup"], r["resource"], v) for r in rules if not r["ownNamespace"] for v in r["verbs"]}
+    want = {(r["apiGroup"], r["resource"], v) for r in rules if not r["ownNamespace"] and not r["cluster"] for v in r["verbs"]}
     own = {(r["apiGroup"], r["resource"], v) for r in rules if r["ownNamespace"] for v in r["verbs"]}
-    assert want and own, "no rules from the binary"
+    cluster = {(r["apiGroup"], r["resource"], v) for r in rules if r["cluster"] for v in r["verbs"]}
+    assert want and own and cluster, "no rules from the binary"
 
     def granted(rules):
         return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
 
     _, docs = render({})
     [cluster_role] = kinds(docs, "ClusterRole")
-    assert granted(cluster_role["rules"]) == want, granted(cluster_role["rules"]) ^ want
+    assert granted(cluster_role["rules"]) == want | cluster, granted(cluster_role["rules"]) ^ (want | cluster)
     [lease_role] = kinds(docs, "Role")
     assert lease_role["metadata"]["namespace"] == NAMESPACE
     assert granted(lease_role["rules"]) == own, granted(lease_role["rules"]) ^ own
     _, docs = render(SCENARIOS["no-leader-election"])
     assert not kinds(docs, "Role"), "no Lease permissions without leader election"
     _, docs = render(SCENARIOS["namespaced-with-secret"])
-    assert not kinds(docs, "ClusterRole") and not kinds(docs, "ClusterRoleBinding")
+    # Namespace-scoped: only the cluster-scoped kinds (Namespaces) in a ClusterRole.
+    [namespaces_role] = kinds(docs, "ClusterRole")
+    assert granted(namespaces_role["rules"]) == cluster, granted(namespaces_role["rules"]) ^ cluster
+    [namespaces_binding] = kinds(docs, "ClusterRoleBinding")
+    assert namespaces_binding["roleRef"]["name"] == namespaces_role["metadata"]["name"]
+    assert namespaces_binding["subjects"][0]["namespace"] == NAMESPACE
     roles = {r["metadata"]["namespace"] + "/" + r["metadata"]["name"]: r for r in kinds(docs, "Role")}
     assert granted(roles[f"{NAMESPACE}/{RELEASE}-provider-integration-operator-leader-election"]["rules"]) == own
     main = roles[f"team-a/{RELEASE}-provider-integration-operator"]

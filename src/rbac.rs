@@ -8,6 +8,8 @@ pub struct Rule {
     pub verbs: &'static [&'static str],
     /// Only in the operator's own namespace (not cluster-wide, nor in watched namespaces).
     pub own_namespace: bool,
+    /// Cluster-wide whatever is watched: the resource is cluster-scoped (a Role cannot grant it).
+    pub cluster: bool,
 }
 
 const fn rule(group: &'static str, resource: &'static str, verbs: &'static [&'static str]) -> Rule {
@@ -16,6 +18,7 @@ const fn rule(group: &'static str, resource: &'static str, verbs: &'static [&'st
         resource,
         verbs,
         own_namespace: false,
+        cluster: false,
     }
 }
 
@@ -41,9 +44,16 @@ pub const RULES: &[Rule] = &[
     ),
     // Credentials are read by name only: never listed or watched.
     rule("", "secrets", &["get"]),
-    // A resource's Namespace is read by name, for the annotation that grants it the default
-    // credentials. Read-only; never listed or watched.
-    rule("", "namespaces", &["get"]),
+    // Namespaces are followed by one metadata-only watch, for the annotations that grant the
+    // default credentials and pause every resource in them. Read-only; cluster-wide even in a
+    // namespace-scoped install (without it, both annotations are off, said once at start).
+    Rule {
+        group: "",
+        resource: "namespaces",
+        verbs: &["list", "watch"],
+        own_namespace: false,
+        cluster: true,
+    },
     // The outputs ConfigMap (`spec.writeOutputsTo`): read by name to check its owner, written by
     // server-side apply (which creates it when missing), deleted when renamed. Never listed or
     // watched.
@@ -56,6 +66,7 @@ pub const RULES: &[Rule] = &[
         resource: "leases",
         verbs: &["get", "create", "patch"],
         own_namespace: true,
+        cluster: false,
     },
 ];
 
@@ -69,6 +80,7 @@ pub fn rules_json() -> serde_json::Value {
                 "resource": r.resource,
                 "verbs": r.verbs,
                 "ownNamespace": r.own_namespace,
+                "cluster": r.cluster,
             })
         })
         .collect()

@@ -28,6 +28,10 @@ pub enum Error {
     /// is safe to repeat) and retried with backoff.
     #[error("the reconcile did not finish within {0:?}")]
     Deadline(Duration),
+    /// What the resource's Namespace says (a pause, a grant) cannot be told now: the watch of
+    /// Namespaces is starting or failing. Nothing was done; tried again within a second.
+    #[error("the Namespace {0} cannot be read yet, so a pause on it cannot be ruled out")]
+    NamespaceUnknown(String),
 }
 
 /// Why credentials could not be loaded; each is something a user must fix.
@@ -50,6 +54,9 @@ pub enum CredentialsError {
         namespace: String,
         environment: String,
     },
+    /// The Namespace watch has not listed Namespaces yet, or is failing: known again soon.
+    #[error("namespace {0} cannot be read yet")]
+    NamespaceUnknown(String),
     #[error(transparent)]
     Kube(#[from] kube::Error),
 }

@@ -99,15 +99,18 @@ async fn finalize(pi: Arc<ProviderIntegration>, ctx: &Context) -> Result<Action,
     if deleting && !has_finalizer(&pi) {
         return Ok(Action::await_change());
     }
-    let paused_by = pause::paused_by(ctx, &pi).await;
+    let (paused, by) = pause::paused_by(ctx, &pi);
     let orphan = desired::deletion_policy(&pi.spec) == crate::crd::DeletionPolicy::Orphan;
     let has_condition = pi.condition(crate::crd::PAUSED).is_some();
-    let pi = match decide::pause_step(paused_by.is_some(), deleting, orphan, has_condition) {
+    let pi = match decide::pause_step(paused, deleting, orphan, has_condition) {
         decide::PauseStep::Go => pi,
         decide::PauseStep::Hold { deleting } => {
-            let by = paused_by.unwrap_or(pause::PausedBy::Resource);
-            let again = pause::hold(ctx, &pi, by, deleting).await?;
-            return Ok(again.map_or_else(Action::await_change, Action::requeue));
+            let by = by.unwrap_or(pause::PausedBy::Resource);
+            pause::hold(ctx, &pi, by, deleting).await?;
+            return Ok(Action::await_change());
+        }
+        decide::PauseStep::Unsure { deleting } => {
+            return Ok(Action::requeue(pause::unsure(ctx, &pi, deleting).await?));
         }
         decide::PauseStep::Resume => Arc::new(pause::resume(ctx, &pi).await?),
     };
@@ -188,6 +191,10 @@ fn api_server_unavailable(e: &kube::Error) -> bool {
 pub fn error_policy(cached: Arc<Cached>, err: &Error, ctx: Arc<Context>) -> Action {
     match err {
         Error::DeletionPending { retry_in, .. } => Action::requeue(*retry_in),
+        Error::NamespaceUnknown(_) => {
+            debug!("{err}");
+            Action::requeue(pause::UNSURE_RETRY.mul_f64(0.5 + fastrand::f64()))
+        }
         Error::Stale => {
             debug!("{err}");
             Action::requeue(STALE_RETRY.mul_f64(0.5 + fastrand::f64()))

@@ -1,12 +1,20 @@
 //! How many API calls may be in flight at once, adapted to what the API answers (AIMD, as TCP
 //! and adaptive concurrency limiters do).
 //!
-//! - While answers come back as fast as the fastest seen (within twice the baseline, plus a
-//!   little), the limit grows: by one per answer at first (doubling each round trip: "slow
-//!   start"), then by one per round trip once it has had to shrink.
-//! - When latency rises above that, or the API says it is overloaded (429, 5xx, a timeout), the
-//!   limit shrinks: to 90 % when slower, to half when overloaded, at most once per round trip
-//!   (one burst of failures is one signal).
+//! - While answers come back as fast as the fastest seen lately for the same operation (within
+//!   twice that baseline, plus a little), the limit grows: by one per answer at first (doubling
+//!   each round trip: "slow start"), then by one per round trip once it has had to shrink.
+//! - When latency rises above that, or the API says it is overloaded (5xx, a timeout, a failed
+//!   connection), the limit shrinks: to 90 % when slower, to half when overloaded, at most once
+//!   per round trip (one burst of failures is one signal).
+//! - Only answers that say something about the API's capacity count: a success's latency, and
+//!   overload. A 4xx says something about the request or its caller (a revoked key answered
+//!   401 in a millisecond, a missing integration), so it moves nothing: one team's fast failures
+//!   neither set the baseline nor cut everyone's calls in flight. A 429 is a rate signal about
+//!   one key, and paces that key (`throttle.rs`), not the number in flight.
+//! - The baseline is per operation (a LIST page is not a POST) and over a window: the fastest
+//!   of the last two windows of answers, so an odd fast answer is forgotten and a lasting new
+//!   latency is accepted within two windows.
 //!
 //! - It grows no further than the calls in flight that `TARGET_RATE` calls a second need at the
 //!   baseline latency (Little's law), and never below `INITIAL`: more in flight would finish
@@ -40,21 +48,53 @@ const SLACK: Duration = Duration::from_millis(20);
 /// What one call came to, for the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Answered (any status the API did not use to say it is overloaded), after this long.
-    Answered(Duration),
-    /// 429, 5xx, a timeout or a failed connection.
+    /// A success of this operation, after this long.
+    Answered(&'static str, Duration),
+    /// 5xx, a timeout or a failed connection.
     Overloaded,
-    /// Says nothing about the API's load (the call was given up before an answer).
+    /// Says nothing about the API's capacity: a 4xx (429 included: it paces its key), or a call
+    /// given up before an answer.
     Ignored,
+}
+
+/// Answers in one window of the baseline.
+const WINDOW_ANSWERS: u32 = 100;
+
+/// The fastest answers of one operation lately: of the window being filled and the one before.
+#[derive(Debug, Default)]
+struct Baseline {
+    current: Option<Duration>,
+    previous: Option<Duration>,
+    answers: u32,
+}
+
+impl Baseline {
+    fn get(&self) -> Option<Duration> {
+        match (self.current, self.previous) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn record(&mut self, latency: Duration) {
+        self.current = Some(self.current.map_or(latency, |c| c.min(latency)));
+        self.answers += 1;
+        if self.answers >= WINDOW_ANSWERS {
+            self.previous = self.current.take();
+            self.answers = 0;
+        }
+    }
 }
 
 #[derive(Debug)]
 struct State {
     limit: f64,
     in_flight: usize,
-    /// The fastest answer seen lately: it follows a lasting rise slowly, so a new normal is
-    /// accepted after about a hundred answers.
-    baseline: Option<Duration>,
+    /// Per operation, the fastest answers lately.
+    baselines: std::collections::HashMap<&'static str, Baseline>,
+    /// The latest round trip seen (the baseline of the last operation answered): how often a
+    /// cut may come.
+    rtt: Option<Duration>,
     slow_start: bool,
     last_cut: Option<Instant>,
 }
@@ -99,7 +139,8 @@ impl Adaptive {
             state: Mutex::new(State {
                 limit: INITIAL.min(ceiling),
                 in_flight: 0,
-                baseline: None,
+                baselines: Default::default(),
+                rtt: None,
                 slow_start: true,
                 last_cut: None,
             }),
@@ -158,7 +199,7 @@ impl Adaptive {
     }
 
     fn adapt(&self, s: &mut State, outcome: Outcome, now: Instant) {
-        let rtt = s.baseline.unwrap_or(Duration::from_millis(100));
+        let rtt = s.rtt.unwrap_or(Duration::from_millis(100));
         let may_cut = s.last_cut.is_none_or(|t| now.duration_since(t) >= rtt);
         match outcome {
             Outcome::Ignored => {}
@@ -169,12 +210,11 @@ impl Adaptive {
                     s.last_cut = Some(now);
                 }
             }
-            Outcome::Answered(latency) => {
-                let base = match s.baseline {
-                    Some(b) if latency >= b => b + (latency - b) / 100,
-                    _ => latency,
-                };
-                s.baseline = Some(base);
+            Outcome::Answered(op, latency) => {
+                let baseline = s.baselines.entry(op).or_default();
+                baseline.record(latency);
+                let base = baseline.get().unwrap_or(latency);
+                s.rtt = Some(base);
                 if latency <= base.mul_f64(TOLERANCE) + SLACK {
                     let needed = (base.as_secs_f64() * TARGET_RATE).max(INITIAL);
                     let grown = s.limit + if s.slow_start { 1.0 } else { 1.0 / s.limit };
@@ -195,12 +235,18 @@ mod tests {
     use super::*;
 
     fn answered(a: &Adaptive, ms: u64, n: usize) {
+        answered_op(a, "create", ms, n);
+    }
+
+    fn answered_op(a: &Adaptive, op: &'static str, ms: u64, n: usize) {
         for _ in 0..n {
-            let mut s = a.lock();
-            s.in_flight += 1;
-            drop(s);
-            a.release(Outcome::Answered(Duration::from_millis(ms)));
+            finished(a, Outcome::Answered(op, Duration::from_millis(ms)));
         }
+    }
+
+    fn finished(a: &Adaptive, outcome: Outcome) {
+        a.lock().in_flight += 1;
+        a.release(outcome);
     }
 
     #[test]
@@ -283,10 +329,45 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!third.is_finished(), "a third call waits");
         assert_eq!(a.in_flight(), 2);
-        p1.finish(Outcome::Answered(Duration::from_millis(5)));
+        p1.finish(Outcome::Answered("get", Duration::from_millis(5)));
         tokio::time::timeout(Duration::from_secs(1), third)
             .await
             .expect("the freed place goes to the waiting call")
             .unwrap();
+    }
+
+    /// A revoked key answered 401 in 2 ms, a thousand times, among 1 s successes: nothing moves
+    /// (it used to set the baseline to 2 ms, and every 1 s answer after it cut the limit).
+    #[test]
+    fn a_storm_of_fast_4xx_moves_nothing() {
+        let a = Adaptive::new(512);
+        answered(&a, 1000, 1000);
+        assert_eq!(a.limit(), 500);
+        for _ in 0..1000 {
+            finished(&a, Outcome::Ignored);
+        }
+        answered(&a, 1000, 200);
+        assert_eq!(a.limit(), 500);
+    }
+
+    /// Each operation is measured against its own baseline: a fast GET does not make every
+    /// slower POST look like a rise; and an odd fast answer is forgotten after two windows.
+    #[test]
+    fn baselines_are_per_operation_and_forget_odd_answers() {
+        let a = Adaptive::new(512);
+        answered_op(&a, "create", 1000, 1000);
+        answered_op(&a, "get", 2, 1);
+        answered_op(&a, "create", 1000, 50);
+        assert_eq!(a.limit(), 500, "a fast GET is not the POSTs' baseline");
+        // One odd 2 ms POST: the next window of POSTs is measured against it, then it is gone.
+        answered_op(&a, "create", 2, 1);
+        answered_op(&a, "create", 1000, 2 * WINDOW_ANSWERS as usize);
+        let after = a.limit();
+        answered_op(&a, "create", 1000, 2000);
+        assert!(
+            a.limit() > after,
+            "grows again once forgotten: {}",
+            a.limit()
+        );
     }
 }

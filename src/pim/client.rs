@@ -393,7 +393,7 @@ impl PimClient {
         body: Option<&B>,
     ) -> Result<Option<T>, PimError> {
         self.check_fence(&method)?;
-        self.throttle.acquire(&creds.key).await?;
+        self.throttle.acquire(creds).await?;
         let permit = self.adaptive.acquire().await;
         // A wait at the throttle may have outlived the Lease.
         self.check_fence(&method)?;
@@ -416,15 +416,17 @@ impl PimClient {
             }
         };
         let status = resp.status();
-        permit.finish(
-            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                Outcome::Overloaded
-            } else {
-                Outcome::Answered(start.elapsed())
-            },
-        );
+        // Only what speaks of the API's capacity moves the limit: a success's latency, or a 5xx.
+        // A 4xx is about the request or its caller (a 429 paces its key, below).
+        permit.finish(if status.is_server_error() {
+            Outcome::Overloaded
+        } else if status.is_success() {
+            Outcome::Answered(op, start.elapsed())
+        } else {
+            Outcome::Ignored
+        });
         if let Some(h) = rate_headers(resp.headers()) {
-            self.throttle.observe(&creds.key, h);
+            self.throttle.observe(creds, h);
         }
         let retry_after = resp
             .headers()
@@ -432,7 +434,7 @@ impl PimClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| RetryAfter::parse(v, jiff::Timestamp::now()));
         if status == StatusCode::TOO_MANY_REQUESTS {
-            self.throttle.rate_limited(&creds.key, retry_after);
+            self.throttle.rate_limited(creds, retry_after);
         }
         let body = read_body(resp, MAX_BODY_BYTES).await;
         self.observe(op, Some(status.as_u16()), start);

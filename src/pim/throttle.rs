@@ -1,27 +1,31 @@
 //! Client-side throttling per API key, following the API's own signals.
 //!
+//! "Key" here is the whole credentials, key id and secret: a Secret naming another team's key id
+//! with a wrong secret neither slows that team (its 429s pause only itself) nor is paced by it.
+//!
 //! - **Pace.** Every answer's `X-RateLimit-Limit` and `X-RateLimit-Reset` (the relative seconds
 //!   until the current window resets) give the key's rate: at most `limit` calls per window. The
 //!   key's requests are spaced evenly so that at most `limit - 1` fall in any window, whatever
 //!   its phase: the rate holds close to the limit without a burst that runs `Remaining` out
 //!   before `Reset`. An answer with `X-RateLimit-Remaining: 0` holds the key until the reset.
-//!   No headers, no pacing.
+//!   No headers, no pacing. The pace follows the latest window: answers within one window count
+//!   down to the same end (the longest `Reset` among them is its length), and an answer whose
+//!   end is another starts a new window, however long or short, so one odd `Reset` lasts only
+//!   until the next answer contradicts it.
 //! - **Pause.** A 429 is about the key, not the resource that happened to get it: every request
 //!   with that key waits until the server's `Retry-After` has passed, so a storm lowers the rate
 //!   for everyone sharing the key instead of each resource backing off on its own.
 //! - **Ceiling.** An optional steady rate per key (governor's GCRA, `--api-rate-limit`), off by
 //!   default.
 
-use std::{
-    collections::HashMap,
-    num::NonZeroU32,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, num::NonZeroU32, sync::Mutex, time::Duration};
+
+// tokio's clock, which is the monotonic clock in production and the test's own under paused time.
+use tokio::time::Instant;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use super::{PimError, RetryAfter};
+use super::{Credentials, PimError, RetryAfter};
 
 /// How long to stay off a key after a 429 that carried no `Retry-After`.
 const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
@@ -72,9 +76,11 @@ impl RateHeaders {
 /// What the answers said about one key.
 #[derive(Debug, Clone, Copy)]
 struct Pace {
-    /// The longest window seen (a window's first answer says its whole length).
+    /// The current window's length: the longest `Reset` its answers told (its first says it).
     window: Duration,
     limit: u32,
+    /// When the current window ends, as its first answer said.
+    ends: Instant,
     /// The next free slot.
     next: Instant,
     /// `Remaining: 0`: nothing goes out before this.
@@ -88,14 +94,25 @@ impl Pace {
     fn interval(&self) -> Duration {
         self.window.mul_f64(1.01) / self.limit.saturating_sub(1).max(1)
     }
+
+    /// Whether an answer saying the window ends at `ends` speaks of the current window: `Reset`
+    /// is in whole seconds, so two answers of one window may differ by up to a second.
+    fn same_window(&self, ends: Instant) -> bool {
+        let gap = if ends > self.ends {
+            ends - self.ends
+        } else {
+            self.ends - ends
+        };
+        gap <= Duration::from_millis(1500) + self.window / 50
+    }
 }
 
 /// Per API key: the pace the API's headers set, a pause after a 429, and an optional ceiling.
 pub struct Throttle {
-    rate: Option<DefaultKeyedRateLimiter<String>>,
+    rate: Option<DefaultKeyedRateLimiter<Credentials>>,
     /// Until when each key is paused (after a 429), and what the server asked for.
-    paused: Mutex<HashMap<String, (Instant, u64)>>,
-    paces: Mutex<HashMap<String, Pace>>,
+    paused: Mutex<HashMap<Credentials, (Instant, u64)>>,
+    paces: Mutex<HashMap<Credentials, Pace>>,
 }
 
 impl Throttle {
@@ -110,25 +127,42 @@ impl Throttle {
     }
 
     /// Records an answer's `X-RateLimit-*` headers for `key`.
-    pub fn observe(&self, key: &str, h: RateHeaders) {
+    pub fn observe(&self, key: &Credentials, h: RateHeaders) {
         let now = Instant::now();
         let mut paces = self.paces.lock().unwrap_or_else(|e| e.into_inner());
         if paces.len() > RATE_KEYS_KEPT {
             paces.retain(|_, p| now.duration_since(p.last_answer) < PACE_KEPT_FOR);
         }
         let window = h.reset.max(Duration::from_secs(1));
-        let p = paces.entry(key.to_string()).or_insert(Pace {
+        let ends = now + h.reset;
+        let p = paces.entry(key.clone()).or_insert(Pace {
             window,
             limit: h.limit,
+            ends,
             next: now,
             exhausted_until: None,
             last_answer: now,
         });
-        p.window = p.window.max(window);
+        let before = p.interval();
+        if p.same_window(ends) {
+            p.window = p.window.max(window);
+        } else {
+            // A new window (or the API changed its mind): its signals replace the old ones.
+            p.window = window;
+            p.ends = ends;
+            p.exhausted_until = None;
+        }
         p.limit = h.limit;
         p.last_answer = now;
+        // The slots already booked ahead are spaced at the new pace.
+        let after = p.interval();
+        if after != before && p.next > now {
+            let ahead =
+                (p.next - now).as_secs_f64() * after.as_secs_f64() / before.as_secs_f64().max(1e-9);
+            p.next = now + Duration::from_secs_f64(ahead.min(MAX_LINE.as_secs_f64() * 2.0));
+        }
         if h.remaining == 0 {
-            p.exhausted_until = Some(now + h.reset);
+            p.exhausted_until = Some(ends);
         }
     }
 
@@ -138,7 +172,7 @@ impl Throttle {
     ///
     /// A slot in the line is waited for in place, however many are ahead: that is the queue of
     /// a rate-limited key, and giving the reconcile back would only send it round again.
-    fn slot(&self, key: &str) -> Option<Result<Duration, Duration>> {
+    fn slot(&self, key: &Credentials) -> Option<Result<Duration, Duration>> {
         let now = Instant::now();
         let mut paces = self.paces.lock().unwrap_or_else(|e| e.into_inner());
         let p = paces.get_mut(key)?;
@@ -159,7 +193,7 @@ impl Throttle {
         Some(Ok(at - now))
     }
 
-    fn paused_until(&self, key: &str) -> Option<(Instant, u64)> {
+    fn paused_until(&self, key: &Credentials) -> Option<(Instant, u64)> {
         let paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
         paused
             .get(key)
@@ -171,7 +205,7 @@ impl Throttle {
     /// (Not after pauses that begin while it waits: those were caused by the requests released
     /// with it, and re-checking would let only a trickle through per pause.) A pause longer than
     /// `MAX_INLINE_PAUSE` is not waited out: the request fails at once as rate limited.
-    pub async fn acquire(&self, key: &str) -> Result<(), PimError> {
+    pub async fn acquire(&self, key: &Credentials) -> Result<(), PimError> {
         if let Some((until, asked_secs)) = self.paused_until(key) {
             let left = until.saturating_duration_since(Instant::now());
             if left > MAX_INLINE_PAUSE {
@@ -186,7 +220,7 @@ impl Throttle {
             let spread = until
                 .saturating_duration_since(Instant::now())
                 .mul_f64(fastrand::f64() * 0.2);
-            tokio::time::sleep_until((until + spread).into()).await;
+            tokio::time::sleep_until(until + spread).await;
         }
         match self.slot(key) {
             None => {}
@@ -204,7 +238,7 @@ impl Throttle {
             if rate.len() > RATE_KEYS_KEPT {
                 rate.retain_recent();
             }
-            rate.until_key_ready(&key.to_string()).await;
+            rate.until_key_ready(key).await;
         }
         Ok(())
     }
@@ -220,7 +254,7 @@ impl Throttle {
 
     /// Records a 429 on `key`: nobody uses it before `retry_after` (bounded by the caller, see
     /// `RetryAfter`) has passed.
-    pub fn rate_limited(&self, key: &str, retry_after: Option<RetryAfter>) {
+    pub fn rate_limited(&self, key: &Credentials, retry_after: Option<RetryAfter>) {
         let asked = retry_after.map_or(DEFAULT_PAUSE.as_secs(), |r| r.asked_secs);
         let pause = retry_after
             .map_or(DEFAULT_PAUSE, |r| r.wait)
@@ -229,13 +263,14 @@ impl Throttle {
         let mut paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
         // Forget keys whose pause is over, so the map stays as small as the set of keys in use.
         paused.retain(|_, (t, _)| *t > Instant::now());
-        let t = paused.entry(key.to_string()).or_insert(until);
+        let t = paused.entry(key.clone()).or_insert(until);
         *t = (*t).max(until);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    //! On tokio's paused clock, which the throttle reads too: waits are exact and take no time.
     use super::*;
 
     fn ms(n: u64) -> RetryAfter {
@@ -245,70 +280,93 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    fn key(k: &str) -> Credentials {
+        Credentials::new(k, "secret")
+    }
+
+    fn headers(limit: &str, remaining: &str, reset: &str) -> RateHeaders {
+        RateHeaders::parse(limit, remaining, reset).unwrap()
+    }
+
+    /// How long `n` requests of `k` take to go out, one after another.
+    async fn time(t: &Throttle, k: &Credentials, n: usize) -> Duration {
+        let start = Instant::now();
+        for _ in 0..n {
+            t.acquire(k).await.unwrap();
+        }
+        start.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_429_pauses_every_request_of_that_key_only() {
         let t = Throttle::new(None);
-        t.rate_limited("A", Some(ms(200)));
-        let start = Instant::now();
-        t.acquire("B").await.unwrap();
+        let (a, b) = (key("A"), key("B"));
+        t.rate_limited(&a, Some(ms(200)));
+        assert_eq!(time(&t, &b, 1).await, Duration::ZERO, "other keys go on");
+        let waited = time(&t, &a, 1).await;
+        // The pause, plus up to a fifth of it to spread the herd.
         assert!(
-            start.elapsed() < Duration::from_millis(50),
-            "other keys go on"
-        );
-        t.acquire("A").await.unwrap();
-        let waited = start.elapsed();
-        assert!(
-            (Duration::from_millis(200)..Duration::from_millis(300)).contains(&waited),
+            (Duration::from_millis(200)..=Duration::from_millis(240)).contains(&waited),
             "{waited:?}"
         );
         // A later, longer pause wins over an earlier, shorter one.
-        t.rate_limited("A", Some(ms(300)));
-        t.rate_limited("A", Some(ms(100)));
-        let start = Instant::now();
-        t.acquire("A").await.unwrap();
-        assert!(start.elapsed() >= Duration::from_millis(300));
+        t.rate_limited(&a, Some(ms(300)));
+        t.rate_limited(&a, Some(ms(100)));
+        assert!(time(&t, &a, 1).await >= Duration::from_millis(300));
         // The pause is over once waited out.
-        let start = Instant::now();
-        t.acquire("A").await.unwrap();
-        assert!(start.elapsed() < Duration::from_millis(50));
+        assert_eq!(time(&t, &a, 1).await, Duration::ZERO);
     }
 
-    #[tokio::test]
+    /// "Key" is the whole credentials: a wrong secret for another team's key id is not paused by
+    /// that team's 429s, nor does it pause them.
+    #[tokio::test(start_paused = true)]
+    async fn the_same_key_id_with_another_secret_is_another_key() {
+        let t = Throttle::new(None);
+        let (theirs, wrong) = (
+            Credentials::new("FK", "FS"),
+            Credentials::new("FK", "wrong"),
+        );
+        t.rate_limited(&wrong, Some(ms(5000)));
+        assert_eq!(time(&t, &theirs, 1).await, Duration::ZERO);
+        t.observe(&theirs, headers("2", "0", "60"));
+        assert_eq!(time(&t, &wrong, 0).await, Duration::ZERO);
+        assert!(t.acquire(&theirs).await.is_err(), "held until its reset");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_long_pause_is_answered_at_once_not_waited_out() {
         let t = Throttle::new(None);
-        t.rate_limited("A", Some(RetryAfter::secs(3600)));
+        let a = key("A");
+        t.rate_limited(&a, Some(RetryAfter::secs(3600)));
         let start = Instant::now();
-        let e = t.acquire("A").await.unwrap_err();
-        assert!(start.elapsed() < Duration::from_millis(50));
+        let e = t.acquire(&a).await.unwrap_err();
+        assert_eq!(start.elapsed(), Duration::ZERO);
         // Bounded by the ceiling, whatever the server asked; the ask is still told.
         assert!(e.to_string().contains("asked to retry after 3600s"), "{e}");
         let left = e.retry_after().unwrap();
-        assert!(
-            left <= crate::pim::MAX_RETRY_AFTER && left > Duration::from_secs(290),
-            "{left:?}"
-        );
+        assert_eq!(left, crate::pim::MAX_RETRY_AFTER);
     }
 
     #[tokio::test]
     async fn rotated_keys_do_not_pile_up_in_the_rate_limiter() {
         let t = Throttle::new(NonZeroU32::new(1000));
         for i in 0..500 {
-            t.acquire(&format!("KEY{i}")).await.unwrap();
+            t.acquire(&key(&format!("KEY{i}"))).await.unwrap();
         }
-        // Every key at rest after a millisecond at 1000/s.
+        // Every key at rest after a millisecond at 1000/s (governor keeps its own clock).
         tokio::time::sleep(Duration::from_millis(5)).await;
-        t.acquire("LAST").await.unwrap();
+        t.acquire(&key("LAST")).await.unwrap();
         assert!(t.keys_held() <= RATE_KEYS_KEPT + 1, "{}", t.keys_held());
     }
 
     #[test]
     fn rate_headers_are_bounded() {
-        let h = RateHeaders::parse("20", "7", "1").unwrap();
+        let h = headers("20", "7", "1");
         assert_eq!(
             (h.limit, h.remaining, h.reset),
             (20, 7, Duration::from_secs(1))
         );
-        let h = RateHeaders::parse("0", "99", "18446744073709551615").unwrap();
+        let h = headers("0", "99", "18446744073709551615");
         assert_eq!((h.limit, h.remaining), (1, 1));
         assert_eq!(h.reset, crate::pim::MAX_RETRY_AFTER);
         assert_eq!(RateHeaders::parse("20", "-1", "1"), None);
@@ -316,79 +374,86 @@ mod tests {
         assert!(RateHeaders::parse("99999999999999999999", "1", "1").is_none());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_headers_pace_a_key_below_its_limit() {
         let t = Throttle::new(None);
+        let (a, b) = (key("A"), key("B"));
         // No headers yet: no pacing.
-        let start = Instant::now();
-        for _ in 0..50 {
-            t.acquire("A").await.unwrap();
-        }
-        assert!(start.elapsed() < Duration::from_millis(50));
-        // 20 per 1 s window: one every 1.01/19 s, so 20 requests span 19 intervals (~1.01 s).
-        t.observe("A", RateHeaders::parse("20", "19", "1").unwrap());
-        let start = Instant::now();
-        for _ in 0..20 {
-            t.acquire("A").await.unwrap();
-        }
-        let took = start.elapsed();
-        assert!(
-            (Duration::from_millis(950)..Duration::from_millis(1150)).contains(&took),
-            "{took:?}"
-        );
+        assert_eq!(time(&t, &a, 50).await, Duration::ZERO);
+        // 20 per 1 s window: one every 1.01/19 s, so 20 requests span 19 intervals (1.01 s).
+        t.observe(&a, headers("20", "19", "1"));
+        let took = time(&t, &a, 20).await;
+        let want = Duration::from_secs_f64(1.01 / 19.0) * 19;
+        assert!(took.abs_diff(want) < Duration::from_millis(5), "{took:?}");
         // Other keys are not paced by A's headers.
-        let start = Instant::now();
-        t.acquire("B").await.unwrap();
-        t.acquire("B").await.unwrap();
-        assert!(start.elapsed() < Duration::from_millis(20));
+        assert_eq!(time(&t, &b, 2).await, Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_long_line_is_waited_in_place() {
-        let t = std::sync::Arc::new(Throttle::new(None));
+        let t = Throttle::new(None);
+        let a = key("A");
         // 2 per 10 s window: one slot every 10.1 s.
-        t.observe("A", RateHeaders::parse("2", "1", "10").unwrap());
-        let start = tokio::time::Instant::now();
-        for _ in 0..4 {
-            t.acquire("A").await.unwrap();
-        }
-        // Three intervals waited in place (the paused clock advances), none refused.
+        t.observe(&a, headers("2", "1", "10"));
+        // Three intervals waited in place (the first slot is now), none refused.
+        let took = time(&t, &a, 4).await;
         assert!(
-            start.elapsed() >= Duration::from_millis(30_300),
-            "{:?}",
-            start.elapsed()
+            took.abs_diff(Duration::from_millis(30_300)) < Duration::from_millis(5),
+            "{took:?}"
         );
     }
 
-    #[tokio::test]
+    /// One answer with a long `Reset` paces the key only until the next answers say otherwise
+    /// (it used to stay at the longest window ever seen, for the life of the process).
+    #[tokio::test(start_paused = true)]
+    async fn the_pace_follows_the_latest_window() {
+        let t = Throttle::new(None);
+        let a = key("A");
+        t.observe(&a, headers("20", "19", "1"));
+        assert!(time(&t, &a, 20).await < Duration::from_millis(1100));
+        // One odd answer: a 300 s window. Slots are now 300 × 1.01 / 19 s apart.
+        t.observe(&a, headers("20", "18", "300"));
+        let slow = time(&t, &a, 2).await;
+        assert!(slow > Duration::from_secs(15), "{slow:?}");
+        // Then normal answers again: a window ending in a second is another window.
+        for _ in 0..1000 {
+            t.observe(&a, headers("20", "19", "1"));
+        }
+        let took = time(&t, &a, 20).await;
+        assert!(took < Duration::from_millis(1200), "{took:?}");
+        // Within one window, answers count down to the same end: the window keeps its length.
+        let b = key("B");
+        t.observe(&b, headers("20", "19", "60"));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        t.observe(&b, headers("20", "10", "30"));
+        let took = time(&t, &b, 2).await;
+        let want = Duration::from_secs_f64(60.0 * 1.01 / 19.0);
+        assert!(took.abs_diff(want) < Duration::from_millis(5), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn nothing_remaining_holds_the_key_until_the_reset() {
         let t = Throttle::new(None);
-        t.observe("A", RateHeaders::parse("1000", "0", "1").unwrap());
-        let start = Instant::now();
-        t.acquire("A").await.unwrap();
-        let waited = start.elapsed();
-        assert!(
-            (Duration::from_millis(950)..Duration::from_millis(1100)).contains(&waited),
-            "{waited:?}"
-        );
+        let (a, b) = (key("A"), key("B"));
+        t.observe(&a, headers("1000", "0", "1"));
+        let waited = time(&t, &a, 1).await;
+        assert_eq!(waited, Duration::from_secs(1));
         // A window of an hour with nothing left is not waited out in place.
-        t.observe("B", RateHeaders::parse("1000", "0", "3600").unwrap());
-        let e = t.acquire("B").await.unwrap_err();
-        assert!(e.retry_after().unwrap() > Duration::from_secs(290), "{e}");
+        t.observe(&b, headers("1000", "0", "3600"));
+        let e = t.acquire(&b).await.unwrap_err();
+        assert_eq!(e.retry_after(), Some(crate::pim::MAX_RETRY_AFTER));
     }
 
     #[tokio::test]
     async fn the_steady_rate_spaces_requests_per_key() {
+        // governor keeps its own (real) clock: a burst of 20, then one every 50 ms, so 30 take
+        // at least 450 ms (no upper bound: a loaded machine only makes it slower).
         let t = Throttle::new(NonZeroU32::new(20));
-        let start = Instant::now();
-        // A burst of 20, then one every 50 ms.
+        let start = std::time::Instant::now();
         for _ in 0..30 {
-            t.acquire("A").await.unwrap();
+            t.acquire(&key("A")).await.unwrap();
         }
         let took = start.elapsed();
-        assert!(
-            (Duration::from_millis(400)..Duration::from_millis(800)).contains(&took),
-            "{took:?}"
-        );
+        assert!(took >= Duration::from_millis(400), "{took:?}");
     }
 }

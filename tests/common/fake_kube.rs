@@ -145,6 +145,10 @@ struct Inner {
     watch_lag: Duration,
     /// The server is down (`set_down`): every request fails, open watches are closed.
     down: bool,
+    /// Per resource type, how long each request waits before it is served (`set_latency`).
+    latency: BTreeMap<String, Duration>,
+    /// Per resource type, bumped to end its open watches (`close_watches`).
+    watch_epoch: BTreeMap<String, u64>,
 }
 
 /// The fake API server; cheap to clone.
@@ -291,6 +295,21 @@ impl FakeKube {
         lock(&self.inner).watch_lag = lag;
     }
 
+    /// Serves every request for `plural` after `latency` (a busy server, a slow etcd).
+    pub fn set_latency(&self, plural: &str, latency: Duration) {
+        lock(&self.inner).latency.insert(plural.into(), latency);
+    }
+
+    /// Ends every open watch of `plural`, as a real server does when its watch cache for that
+    /// resource restarts; clients must watch again.
+    pub fn close_watches(&self, plural: &str) {
+        *lock(&self.inner)
+            .watch_epoch
+            .entry(plural.into())
+            .or_default() += 1;
+        self.changed.send_modify(|n| *n += 1);
+    }
+
     /// Drops all pending faults.
     pub fn clear_faults(&self) {
         lock(&self.inner).faults.clear();
@@ -381,7 +400,12 @@ impl FakeKube {
         let Some(meta) = meta else {
             return status_error(400, "BadRequest", "metadata must be an object");
         };
-        meta.insert("namespace".into(), ns.clone().into());
+        // Cluster-scoped objects (Namespaces) have no namespace, as a real server stores them.
+        if t.namespace.is_some() {
+            meta.insert("namespace".into(), ns.clone().into());
+        } else {
+            meta.remove("namespace");
+        }
         meta.insert("uid".into(), uuid::Uuid::new_v4().to_string().into());
         meta.insert("resourceVersion".into(), rv.to_string().into());
         meta.insert("creationTimestamp".into(), now().into());
@@ -660,6 +684,7 @@ impl FakeKube {
         let me = self.clone();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = self.changed.subscribe();
+        let epoch = lock(&self.inner).watch_epoch.get(&plural).copied();
         let stream = async_stream(move |tx| async move {
             let mut last = since;
             loop {
@@ -689,7 +714,11 @@ impl FakeKube {
                     r = rx.changed() => if r.is_err() { return },
                     _ = tokio::time::sleep_until(deadline) => return,
                 }
-                if lock(&me.inner).down {
+                let ended = {
+                    let inner = lock(&me.inner);
+                    inner.down || inner.watch_epoch.get(&plural).copied() != epoch
+                };
+                if ended {
                     return;
                 }
             }
@@ -861,6 +890,10 @@ async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
             format!("the server could not find the requested resource ({path})"),
         );
     };
+    let latency = lock(&fake.inner).latency.get(t.kind.plural).copied();
+    if let Some(d) = latency {
+        tokio::time::sleep(d).await;
+    }
     {
         let mut inner = lock(&fake.inner);
         if inner.down {

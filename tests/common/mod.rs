@@ -42,6 +42,8 @@ pub struct Harness {
     pub config: Config,
     /// The running controller's readiness flag (`/readyz`).
     pub ready: Arc<std::sync::atomic::AtomicBool>,
+    /// The running controller's shared state.
+    ctx: Option<Arc<Context>>,
     controller: Option<(
         tokio::task::JoinHandle<()>,
         tokio::sync::oneshot::Sender<()>,
@@ -91,6 +93,7 @@ impl Harness {
             metrics: Arc::new(Metrics::new()),
             config,
             ready: Arc::default(),
+            ctx: None,
             controller: None,
         };
         h.put_secret("pim-creds", KEY, SECRET).await;
@@ -112,11 +115,17 @@ impl Harness {
             self.metrics.clone(),
         ));
         self.ready = ctx.ready.clone();
+        self.ctx = Some(ctx.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(controller::run(ctx, async {
             let _ = rx.await;
         }));
         self.controller = Some((task, tx));
+    }
+
+    /// The running (or last started) controller's shared state.
+    pub fn ctx(&self) -> Arc<Context> {
+        self.ctx.clone().expect("a controller was started")
     }
 
     /// Kills the controller at once, like a crash.

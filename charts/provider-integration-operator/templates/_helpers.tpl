@@ -53,15 +53,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
-# The resource's own Namespace, for the default-credentials grant (in a Role, the API server
-# authorizes reading a namespace by name within that namespace).
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["get"]
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end -}}
+
+{{/* Namespaces are cluster-scoped: followed by one metadata-only watch (grants and pauses), granted
+by a ClusterRole even in a namespace-scoped install. */}}
+{{- define "pio.namespaceRules" -}}
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
 {{- end -}}

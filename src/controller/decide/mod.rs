@@ -194,6 +194,16 @@ pub fn finalizer_step(decision: &Decision, has_finalizer: bool) -> FinalizerStep
     }
 }
 
+/// Whether a resource is paused, as far as can be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paused {
+    No,
+    Yes,
+    /// Its Namespace cannot be read now (the watch of Namespaces is starting or failing), so a
+    /// pause there cannot be ruled out.
+    Unknown,
+}
+
 /// What the pause annotation (on the resource or its Namespace) leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PauseStep {
@@ -201,25 +211,30 @@ pub enum PauseStep {
     Go,
     /// Paused: say so (and, while being deleted, that the finalizer waits), do nothing else.
     Hold { deleting: bool },
+    /// A pause cannot be ruled out: do nothing and look again soon; a deletion says why it waits.
+    Unsure { deleting: bool },
     /// The pause was lifted: clear the `Paused` condition, then work as usual.
     Resume,
 }
 
-/// The pause judgement:
+/// The pause judgement. A pause is never lost to an error: while it cannot be told, nothing is
+/// done that the pause would forbid.
 ///
-/// | paused | deleting | `deletionPolicy: Orphan` | `Paused` condition | step                |
-/// |--------|----------|--------------------------|--------------------|---------------------|
-/// | yes    | yes      | yes                      | any                | `Go` (no Confluent call to hold) |
-/// | yes    | yes      | no                       | any                | `Hold{deleting}`    |
-/// | yes    | no       | any                      | any                | `Hold`              |
-/// | no     | any      | any                      | present            | `Resume`            |
-/// | no     | any      | any                      | absent             | `Go`                |
-pub fn pause_step(paused: bool, deleting: bool, orphan: bool, has_condition: bool) -> PauseStep {
+/// | paused  | deleting | `deletionPolicy: Orphan` | `Paused` condition | step                |
+/// |---------|----------|--------------------------|--------------------|---------------------|
+/// | yes/unknown | yes  | yes                      | any                | `Go` (no Confluent call to hold) |
+/// | yes     | yes      | no                       | any                | `Hold{deleting}`    |
+/// | yes     | no       | any                      | any                | `Hold`              |
+/// | unknown | any      | no (or not deleting)     | any                | `Unsure{deleting}`  |
+/// | no      | any      | any                      | present            | `Resume`            |
+/// | no      | any      | any                      | absent             | `Go`                |
+pub fn pause_step(paused: Paused, deleting: bool, orphan: bool, has_condition: bool) -> PauseStep {
     match (paused, deleting, orphan) {
-        (true, true, true) => PauseStep::Go,
-        (true, deleting, _) => PauseStep::Hold { deleting },
-        (false, ..) if has_condition => PauseStep::Resume,
-        (false, ..) => PauseStep::Go,
+        (Paused::Yes | Paused::Unknown, true, true) => PauseStep::Go,
+        (Paused::Yes, deleting, _) => PauseStep::Hold { deleting },
+        (Paused::Unknown, deleting, _) => PauseStep::Unsure { deleting },
+        (Paused::No, ..) if has_condition => PauseStep::Resume,
+        (Paused::No, ..) => PauseStep::Go,
     }
 }
 

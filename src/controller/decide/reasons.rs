@@ -77,6 +77,8 @@ pub enum Reason {
     ValidationFailed,
     /// Work is paused by `pim.confluent.cloud/paused` (the `Paused` condition and its event).
     Paused,
+    /// A deletion waits: the resource's Namespace cannot be read, so a pause cannot be ruled out.
+    PauseUnknown,
     // Events only.
     /// The pause was lifted.
     Resumed,
@@ -215,7 +217,7 @@ mod tests {
             assert_eq!(Reason::parse(s), Some(r));
         }
         assert_eq!(Reason::parse("Nope"), None);
-        assert_eq!(n, 45);
+        assert_eq!(n, 46);
         // Spellings dashboards match on.
         assert_eq!(Reason::ApiTimeout.as_str(), "APITimeout");
         assert_eq!(Reason::ApiError.to_string(), "APIError");

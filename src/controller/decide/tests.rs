@@ -595,24 +595,31 @@ fn observer_table() {
 #[test]
 fn pause_step_table() {
     use PauseStep::*;
+    use Paused::{No, Unknown, Yes};
     // (paused, deleting, orphan, has the Paused condition) → step
     let cases = [
-        ((true, true, true, false), Go),
-        ((true, true, true, true), Go),
-        ((true, true, false, false), Hold { deleting: true }),
-        ((true, true, false, true), Hold { deleting: true }),
-        ((true, false, false, false), Hold { deleting: false }),
-        ((true, false, true, true), Hold { deleting: false }),
-        ((false, false, false, true), Resume),
-        ((false, true, false, true), Resume),
-        ((false, false, false, false), Go),
-        ((false, true, true, false), Go),
+        ((Yes, true, true, false), Go),
+        ((Yes, true, true, true), Go),
+        ((Yes, true, false, false), Hold { deleting: true }),
+        ((Yes, true, false, true), Hold { deleting: true }),
+        ((Yes, false, false, false), Hold { deleting: false }),
+        ((Yes, false, true, true), Hold { deleting: false }),
+        ((No, false, false, true), Resume),
+        ((No, true, false, true), Resume),
+        ((No, false, false, false), Go),
+        ((No, true, true, false), Go),
+        // A pause that cannot be told is never taken for none.
+        ((Unknown, true, false, false), Unsure { deleting: true }),
+        ((Unknown, true, false, true), Unsure { deleting: true }),
+        ((Unknown, false, false, false), Unsure { deleting: false }),
+        ((Unknown, false, true, true), Unsure { deleting: false }),
+        ((Unknown, true, true, false), Go),
     ];
     for ((p, d, o, c), want) in cases {
         assert_eq!(
             pause_step(p, d, o, c),
             want,
-            "paused={p} deleting={d} orphan={o} cond={c}"
+            "paused={p:?} deleting={d} orphan={o} cond={c}"
         );
     }
 }

@@ -5,14 +5,17 @@ use std::{sync::Arc, time::Duration};
 
 use futures::{StreamExt, TryStreamExt};
 use kube::{
-    Api,
+    Api, ResourceExt,
     runtime::controller::Action,
     runtime::{Controller, WatchStreamExt, reflector, watcher, watcher::Event},
 };
 
 use super::cached::{Cached, Kstatus, ValidatedState, cache};
 use super::feed::Feed;
-use crate::controller::{error::Error, state::context::Context};
+use crate::controller::{
+    error::Error,
+    state::{context::Context, namespaces::NamespaceChange},
+};
 use crate::crd::ProviderIntegration;
 
 /// Runs the controller until `shutdown` resolves: one watch for all namespaces, or one per
@@ -26,20 +29,28 @@ pub async fn run<R, F>(
     R: Fn(Arc<Cached>, Arc<Context>) -> F + Copy + Send + 'static,
     F: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
 {
-    let apis: Vec<Api<ProviderIntegration>> = if ctx.config.namespaces.is_empty() {
-        vec![Api::all(ctx.client.clone())]
-    } else {
-        ctx.config
-            .namespaces
-            .iter()
-            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
-            .collect()
-    };
+    // Each watch with its scope: a relist of one touches only its own part of the owner index.
+    let apis: Vec<(Option<Arc<str>>, Api<ProviderIntegration>)> =
+        if ctx.config.namespaces.is_empty() {
+            vec![(None, Api::all(ctx.client.clone()))]
+        } else {
+            ctx.config
+                .namespaces
+                .iter()
+                .map(|ns| {
+                    (
+                        Some(ns.as_str().into()),
+                        Api::namespaced(ctx.client.clone(), ns),
+                    )
+                })
+                .collect()
+        };
     let shutdown = futures::FutureExt::shared(shutdown);
     let mut stores = Vec::new();
     let mut runs = Vec::new();
     let mut sweeps = Vec::new();
-    for api in apis {
+    let mut lines = Vec::new();
+    for (scope, api) in apis {
         let config =
             kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
         // What `Controller::new` does, with the owner index following the same events as the
@@ -60,7 +71,7 @@ pub async fn run<R, F>(
         let watch = watcher(api, watcher::Config::default())
             // This stream's errors never reach the controller's own trigger backoff.
             .backoff(ReconnectBackoff::default())
-            .inspect_ok(move |event| index.owners.apply(event))
+            .inspect_ok(move |event| index.owners.apply(scope.as_deref(), event))
             .map_ok(cache)
             .reflect(writer)
             .filter_map(move |r| {
@@ -81,8 +92,16 @@ pub async fn run<R, F>(
                 }
                 futures::future::ready(None::<Result<Cached, watcher::Error>>)
             });
+        // No reconcile starts before the Namespaces are known (a pause there is never missed);
+        // the watch fills the cache and the line meanwhile.
+        let gate = ctx.clone();
+        let requests = futures::stream::once(async move { gate.namespaces.settled().await })
+            .flat_map({
+                let feed = feed.clone();
+                move |()| feed.clone().requests()
+            });
         let controller = Controller::for_stream(watch, reader)
-            .reconcile_on(feed.clone().requests())
+            .reconcile_on(requests)
             .with_config(config)
             .graceful_shutdown_on(shutdown.clone());
         let store = controller.store();
@@ -91,6 +110,7 @@ pub async fn run<R, F>(
             store.clone(),
             ctx.config.resync,
         )));
+        lines.push((feed.clone(), store.clone()));
         stores.push(store);
         let started = feed;
         runs.push(
@@ -111,6 +131,7 @@ pub async fn run<R, F>(
                 .for_each(|_| futures::future::ready(())),
         );
     }
+    let namespaces = tokio::spawn(follow_namespaces(ctx.clone(), lines));
     let gauges = tokio::spawn(count_states(ctx.clone(), stores.clone()));
     let synced = {
         let ctx = ctx.clone();
@@ -136,8 +157,34 @@ pub async fn run<R, F>(
     }
     ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);
     synced.abort();
+    namespaces.abort();
     gauges.abort();
     sweeps.iter().for_each(|s| s.abort());
+}
+
+/// Follows the Namespaces: a pause or grant changed on one puts its resources in line at once,
+/// and what was kept for a namespace that is gone (Secrets' last keys, grants) goes with it.
+async fn follow_namespaces(ctx: Arc<Context>, lines: Vec<(Arc<Feed>, reflector::Store<Cached>)>) {
+    let memory = ctx.clone();
+    ctx.namespaces
+        .follow(
+            ctx.client.clone(),
+            ReconnectBackoff::default(),
+            move |change| match change {
+                NamespaceChange::Changed(ns) => {
+                    for (feed, store) in &lines {
+                        feed.sweep(
+                            store
+                                .state()
+                                .iter()
+                                .filter(|c| c.namespace().as_deref() == Some(ns.as_str())),
+                        );
+                    }
+                }
+                NamespaceChange::Gone(ns) => memory.secrets.forget_namespace(&ns),
+            },
+        )
+        .await
 }
 
 /// How soon the watch is tried again after it failed: 200 ms doubling up to 2 s, with jitter.

@@ -12,9 +12,10 @@ use kube::{
     runtime::events::{Recorder, Reporter},
 };
 
+use super::namespaces::Namespaces;
 use super::owners::Owners;
 use super::remote::RemoteCache;
-use super::secrets::{NamespaceCache, SecretCache};
+use super::secrets::SecretCache;
 use crate::controller::decide::{Next, ValidationMemo};
 use crate::controller::error::MANAGER;
 use crate::crd::{PendingCreate, ProviderIntegration};
@@ -42,7 +43,7 @@ pub enum DefaultCredentialsScope {
     Any,
 }
 
-pub use super::secrets::DEFAULT_CREDENTIALS_ANNOTATION;
+pub use super::namespaces::DEFAULT_CREDENTIALS_ANNOTATION;
 
 /// Tunables of the controller.
 #[derive(Clone, Debug)]
@@ -100,10 +101,6 @@ impl Default for Config {
 pub(crate) struct Memory {
     /// Failures in a row, for the backoff; reset by a success.
     pub failures: u32,
-    /// The operator's default credentials, once this resource was allowed them, so its deletion
-    /// still works after the grant is withdrawn. (A Secret's last key is kept per Secret, by
-    /// `SecretCache`.)
-    pub credentials: Option<Credentials>,
     /// When the integration is next validated (GCP and Azure only, so boxed).
     pub validation: Option<Box<ValidationMemo>>,
     /// The intent whose last create was answered 429, so nothing was created (rare,
@@ -117,7 +114,6 @@ pub(crate) struct Memory {
 impl Memory {
     fn is_empty(&self) -> bool {
         self.failures == 0
-            && self.credentials.is_none()
             && self.validation.is_none()
             && self.throttled_create.is_none()
             && self.written.is_empty()
@@ -135,7 +131,8 @@ pub struct Context {
     pub ready: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) recorder: Recorder,
     pub(crate) secrets: SecretCache,
-    pub(crate) namespaces: NamespaceCache,
+    /// The followed Namespaces (grants and pauses), filled by the wiring's watch.
+    pub(crate) namespaces: Namespaces,
     /// Who holds which integration, from the watch stream (`owners.rs`).
     pub(crate) owners: Owners,
     memory: Mutex<HashMap<String, Memory>>,
@@ -186,8 +183,8 @@ impl Context {
             cache: RemoteCache::new(unused_for),
             metrics,
             ready: Arc::default(),
-            secrets: SecretCache::default(),
-            namespaces: NamespaceCache::default(),
+            secrets: SecretCache::new(unused_for),
+            namespaces: Namespaces::default(),
             owners: Owners::default(),
             memory: Mutex::default(),
         }
@@ -288,6 +285,12 @@ impl Context {
     /// settle or go. For tests and diagnostics.
     pub fn remembered(&self) -> usize {
         lock(&self.memory).len()
+    }
+
+    /// Secrets' last keys and default-credential grants kept: bounded by the Secrets in use and
+    /// the namespaces that exist. For tests and diagnostics.
+    pub fn secrets_kept(&self) -> usize {
+        self.secrets.len()
     }
 
     /// Forgets everything kept about a resource that is gone.

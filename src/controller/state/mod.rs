@@ -1,8 +1,9 @@
 //! What reconciles share: the `Context` (configuration, clients, per-resource memory and
 //! backoff), the remote cache of what Confluent holds per environment, the owner index of
-//! who holds which integration, and the Secrets and grants read recently. No reconcile logic lives here.
+//! who holds which integration, the Secrets read recently, and the followed Namespaces. No reconcile logic lives here.
 
 pub mod context;
+pub mod namespaces;
 pub mod owners;
 pub mod remote;
 pub mod secrets;

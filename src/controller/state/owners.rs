@@ -44,6 +44,12 @@ struct Member {
     uid: Arc<str>,
 }
 
+impl Member {
+    fn namespace(&self) -> &str {
+        self.name.split_once('/').map_or("", |(ns, _)| ns)
+    }
+}
+
 /// Who asks for one id or key. Almost always one resource, so a plain vector (a `BTreeSet`
 /// allocates a node of eleven members for one); the oldest is found by a scan.
 type Members = Vec<Arc<Member>>;
@@ -60,8 +66,9 @@ struct Inner {
     by_uid: HashMap<Arc<str>, Entry>,
     by_id: HashMap<Arc<str>, Members>,
     by_key: HashMap<Arc<str>, Members>,
-    /// uids seen since the last `Init` of a relist, to drop the ones that went meanwhile.
-    relisting: Option<HashSet<Arc<str>>>,
+    /// Per watched scope (a namespace, or `None` for all), the uids seen since the last `Init`
+    /// of its relist, to drop the ones of that scope that went meanwhile.
+    relisting: HashMap<Option<Box<str>>, HashSet<Arc<str>>>,
 }
 
 /// The index; cheap to share.
@@ -160,8 +167,11 @@ impl Inner {
         } else {
             Default::default()
         };
-        if let Some(seen) = &mut self.relisting {
-            seen.insert(uid.clone());
+        let ns = pi.namespace().unwrap_or_default();
+        for (scope, seen) in &mut self.relisting {
+            if scope.as_deref().is_none_or(|s| s == ns) {
+                seen.insert(uid.clone());
+            }
         }
         self.by_uid.insert(uid, Entry { member, id, keys });
     }
@@ -184,20 +194,27 @@ impl Owners {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Follows the watch stream that fills the controller's cache.
-    pub fn apply(&self, event: &watcher::Event<ProviderIntegration>) {
+    /// Follows the watch stream that fills the controller's cache; `scope` is the namespace that
+    /// watch covers (`None`: all), so its relist drops only what went from that namespace.
+    pub fn apply(&self, scope: Option<&str>, event: &watcher::Event<ProviderIntegration>) {
         let mut inner = self.lock();
         match event {
             watcher::Event::Apply(pi) | watcher::Event::InitApply(pi) => inner.upsert(pi),
             watcher::Event::Delete(pi) => inner.remove(&pi.uid().unwrap_or_default()),
-            watcher::Event::Init => inner.relisting = Some(HashSet::new()),
+            watcher::Event::Init => {
+                inner
+                    .relisting
+                    .insert(scope.map(Into::into), HashSet::new());
+            }
             watcher::Event::InitDone => {
-                if let Some(seen) = inner.relisting.take() {
+                if let Some(seen) = inner.relisting.remove(&scope.map(Into::into)) {
                     let gone: Vec<Arc<str>> = inner
                         .by_uid
-                        .keys()
-                        .filter(|u| !seen.contains(*u))
-                        .cloned()
+                        .iter()
+                        .filter(|(u, e)| {
+                            !seen.contains(*u) && scope.is_none_or(|s| e.member.namespace() == s)
+                        })
+                        .map(|(u, _)| u.clone())
                         .collect();
                     for u in gone {
                         inner.remove(&u);
@@ -257,8 +274,8 @@ mod tests {
         let o = Owners::default();
         let a = pi("a", "u-a", "2026-01-01T00:00:00Z", Some("dlz-1"), "r");
         let b = pi("b", "u-b", "2026-01-02T00:00:00Z", None, "r");
-        o.apply(&watcher::Event::Apply(a.clone()));
-        o.apply(&watcher::Event::Apply(b.clone()));
+        o.apply(None, &watcher::Event::Apply(a.clone()));
+        o.apply(None, &watcher::Event::Apply(b.clone()));
         let (h, older) = o.id_holder("dlz-1", "u-b").unwrap();
         assert_eq!((h.name.as_str(), older), ("ns/a", true));
         assert!(
@@ -270,10 +287,10 @@ mod tests {
         assert!(o.older_key_holder(&key, "u-a").is_none(), "the oldest wins");
         // b records the id too (double ownership from an older release): a is older and keeps it.
         let b2 = pi("b", "u-b", "2026-01-02T00:00:00Z", Some("dlz-1"), "r");
-        o.apply(&watcher::Event::Apply(b2));
+        o.apply(None, &watcher::Event::Apply(b2));
         assert!(o.id_holder("dlz-1", "u-a").is_some_and(|(_, older)| !older));
         // a goes: b is alone.
-        o.apply(&watcher::Event::Delete(a));
+        o.apply(None, &watcher::Event::Delete(a));
         assert!(o.id_holder("dlz-1", "u-b").is_none());
         assert!(o.older_key_holder(&key, "u-b").is_none());
         // A resource stalled for want of credentials cannot squat a key by its spec.
@@ -282,14 +299,41 @@ mod tests {
             "status": "True", "reason": "CredentialsNotAllowed", "message": "",
             "lastTransitionTime": "2026-01-01T00:00:00Z"}]}))
         .unwrap();
-        o.apply(&watcher::Event::Apply(squatter));
+        o.apply(None, &watcher::Event::Apply(squatter));
         let q = pi("d", "u-d", "2026-01-03T00:00:00Z", None, "q");
-        o.apply(&watcher::Event::Apply(q.clone()));
+        o.apply(None, &watcher::Event::Apply(q.clone()));
         let qkey = Desired::from_resource(&q).unwrap().intent();
         assert!(o.older_key_holder(&qkey, "u-d").is_none());
         // A relist drops what went meanwhile.
-        o.apply(&watcher::Event::Init);
-        o.apply(&watcher::Event::InitDone);
+        o.apply(None, &watcher::Event::Init);
+        o.apply(None, &watcher::Event::InitDone);
         assert!(o.is_empty());
+    }
+
+    /// With one watch per namespace, a relist of one (or the two `Init`s at start) keeps the
+    /// owners of the other until that one's own relist says they went.
+    #[test]
+    fn a_relist_drops_owners_only_in_its_own_namespace() {
+        let in_ns = |ns: &str, uid: &str, id: &str| {
+            let mut p = pi(uid, uid, "2026-01-01T00:00:00Z", Some(id), uid);
+            p.metadata.namespace = Some(ns.into());
+            p
+        };
+        let o = Owners::default();
+        let a = in_ns("a", "u-a", "dlz-a");
+        let b = in_ns("b", "u-b", "dlz-b");
+        o.apply(Some("a"), &watcher::Event::Apply(a.clone()));
+        o.apply(Some("b"), &watcher::Event::Apply(b.clone()));
+        // Both watches restart; a's relist ends first.
+        o.apply(Some("a"), &watcher::Event::Init);
+        o.apply(Some("b"), &watcher::Event::Init);
+        o.apply(Some("a"), &watcher::Event::InitApply(a.clone()));
+        o.apply(Some("a"), &watcher::Event::InitDone);
+        assert!(o.id_holder("dlz-b", "u-x").is_some(), "b's owner kept");
+        assert!(o.id_holder("dlz-a", "u-x").is_some(), "a's owner relisted");
+        // b's relist does not list b: it went meanwhile.
+        o.apply(Some("b"), &watcher::Event::InitDone);
+        assert!(o.id_holder("dlz-b", "u-x").is_none());
+        assert!(o.id_holder("dlz-a", "u-x").is_some());
     }
 }

@@ -1,6 +1,11 @@
-//! What Confluent Cloud holds, cached per (API key, environment, API version): one paginated
+//! What Confluent Cloud holds, cached per (credentials, environment, API version): one paginated
 //! LIST serves every resource of an environment, instead of one GET each. Concurrent lookups of
 //! an environment share a single refresh.
+//!
+//! An entry is keyed by the whole credentials, key id **and** secret, and is filled only by
+//! answers to those credentials: a cached answer reaches only credentials the API itself
+//! accepted. Key ids are not secrets; a second Secret naming the same key id with a wrong
+//! secret has an entry of its own, empty until the API answers it (with a 401).
 
 use std::{
     collections::HashMap,
@@ -65,8 +70,8 @@ impl Listed {
     }
 }
 
-/// (API key, environment, version)
-type EntryKey = (Arc<str>, String, ApiVersion);
+/// (credentials, environment, version): never the key id alone (see the module's doc).
+type EntryKey = (Credentials, String, ApiVersion);
 
 /// The per-environment cache of integrations. An entry unused for `unused_for` is dropped, so a
 /// rotated API key or a deleted environment does not stay behind.
@@ -113,13 +118,13 @@ impl RemoteCache {
         }
         let (used, e) = envs
             .map
-            .entry((creds.key.clone(), env.to_string(), version))
+            .entry((creds.clone(), env.to_string(), version))
             .or_insert_with(|| (now, Entry::default()));
         *used = now;
         e.clone()
     }
 
-    /// Entries held: (API key, environment, version) triples.
+    /// Entries held: (credentials, environment, version) triples.
     pub fn len(&self) -> usize {
         self.envs
             .lock()

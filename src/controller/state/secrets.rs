@@ -1,20 +1,21 @@
-//! The Secrets and Namespaces (grants, pauses) reconciles read, cached for a few seconds so a burst of
-//! reconciles reads each once; a Secret's last key is kept after that for deletions.
+//! The Secrets reconciles read, cached for a few seconds so a burst of reconciles reads each once
+//! (concurrent first reads of one Secret are one GET: single flight); a Secret's last key is kept
+//! after that for deletions, and the default credentials granted per namespace and environment.
+//!
+//! Both are bounded: what a namespace kept goes with the namespace, and a Secret no reconcile
+//! asked for in `keep_for` (two resync periods, in which every resource using it is reconciled)
+//! is forgotten.
 
 use std::{
-    collections::HashMap,
-    sync::Mutex,
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::{Api, Client, ResourceExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client};
 
 use super::lock;
-
-/// The Namespace annotation that grants a namespace the default credentials, for a comma-separated
-/// list of environment ids, or `*` for all.
-pub const DEFAULT_CREDENTIALS_ANNOTATION: &str = "pim.confluent.cloud/default-credentials";
 use crate::controller::error::CredentialsError;
 use crate::pim::Credentials;
 
@@ -25,12 +26,37 @@ const SECRET_TTL: Duration = Duration::from_secs(5);
 /// (namespace, name, key field, secret field)
 type SecretKey = (String, String, String, String);
 
-/// The last key read from each Secret, and when (`None` once the API rejected it): reused for
-/// `SECRET_TTL`, and kept after that so a deletion still works when the Secret went first (as it
-/// does when a whole namespace is deleted). Per Secret, not per resource: thousands of resources
-/// share a few Secrets.
+struct Kept {
+    /// When it was read (`None` once the API rejected it): reused for `SECRET_TTL`.
+    read: Option<Instant>,
+    /// When a reconcile last asked for it.
+    used: Instant,
+    creds: Credentials,
+}
+
 #[derive(Default)]
-pub struct SecretCache(Mutex<HashMap<SecretKey, (Option<Instant>, Credentials)>>);
+struct Inner {
+    kept: HashMap<SecretKey, Kept>,
+    /// One read in flight per Secret: the others wait for it.
+    reading: HashMap<SecretKey, Arc<tokio::sync::Mutex<()>>>,
+    /// (namespace, environment) pairs granted the operator's default credentials once, so a
+    /// deletion there still works after the grant is withdrawn.
+    granted: HashSet<(String, String)>,
+    swept: Option<Instant>,
+}
+
+/// The last key read from each Secret. Per Secret, not per resource: thousands of resources
+/// share a few Secrets.
+pub struct SecretCache {
+    inner: Mutex<Inner>,
+    keep_for: Duration,
+}
+
+impl Default for SecretCache {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(600))
+    }
+}
 
 fn secret_key(namespace: &str, name: &str, key_field: &str, secret_field: &str) -> SecretKey {
     (
@@ -41,80 +67,41 @@ fn secret_key(namespace: &str, name: &str, key_field: &str, secret_field: &str) 
     )
 }
 
-/// What a Namespace's annotations say to the operator.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NamespaceFacts {
-    /// The default-credentials grant (`DEFAULT_CREDENTIALS_ANNOTATION`).
-    pub grant: Option<String>,
-    /// Every resource in it is paused (`PAUSED_ANNOTATION`).
-    pub paused: bool,
-}
-
-/// The Namespaces read in the last `SECRET_TTL`: a grant or pause added or removed is seen within
-/// seconds, and a burst of reconciles reads each Namespace once.
-#[derive(Default)]
-pub struct NamespaceCache(
-    Mutex<HashMap<String, (Instant, NamespaceFacts)>>,
-    std::sync::atomic::AtomicBool,
-);
-
-impl NamespaceCache {
-    /// A read of a Namespace was forbidden (403): the operator has no RBAC for Namespaces.
-    pub(crate) fn unreadable(&self) -> bool {
-        self.1.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    pub(crate) fn set_unreadable(&self) {
-        self.1.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// What the namespace's annotations say (nothing, for a namespace that does not exist).
-    pub(crate) async fn facts(
-        &self,
-        client: &Client,
-        namespace: &str,
-    ) -> Result<NamespaceFacts, kube::Error> {
-        if let Some((at, f)) = lock(&self.0).get(namespace)
-            && at.elapsed() < SECRET_TTL
-        {
-            return Ok(f.clone());
-        }
-        let api: Api<Namespace> = Api::all(client.clone());
-        let facts = api
-            .get_opt(namespace)
-            .await?
-            .map(|ns| NamespaceFacts {
-                grant: ns
-                    .annotations()
-                    .get(DEFAULT_CREDENTIALS_ANNOTATION)
-                    .cloned(),
-                paused: crate::crd::says_paused(ns.metadata.annotations.as_ref()),
-            })
-            .unwrap_or_default();
-        lock(&self.0).insert(namespace.to_string(), (Instant::now(), facts.clone()));
-        Ok(facts)
-    }
-
-    /// The namespace's default-credentials grant, if any.
-    pub(crate) async fn grant(
-        &self,
-        client: &Client,
-        namespace: &str,
-    ) -> Result<Option<String>, kube::Error> {
-        Ok(self.facts(client, namespace).await?.grant)
-    }
-}
-
-/// Whether a grant (the annotation's value) covers an environment.
-pub fn granted(grant: Option<&str>, environment: &str) -> bool {
-    grant.is_some_and(|g| {
-        g.split(',')
-            .map(str::trim)
-            .any(|e| e == "*" || e == environment)
-    })
-}
-
 impl SecretCache {
+    /// A cache that forgets a Secret no reconcile asked for in `keep_for`.
+    pub fn new(keep_for: Duration) -> Self {
+        Self {
+            inner: Mutex::default(),
+            keep_for,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        let mut inner = lock(&self.inner);
+        let now = Instant::now();
+        if inner
+            .swept
+            .is_none_or(|t| now.duration_since(t) >= self.keep_for / 4)
+        {
+            let keep_for = self.keep_for;
+            inner
+                .kept
+                .retain(|_, k| now.duration_since(k.used) < keep_for);
+            inner.swept = Some(now);
+        }
+        inner
+    }
+
+    /// The key reused from a read in the last `SECRET_TTL`.
+    fn fresh(&self, key: &SecretKey) -> Option<Credentials> {
+        let mut inner = self.lock();
+        let k = inner.kept.get_mut(key)?;
+        k.used = Instant::now();
+        k.read
+            .filter(|at| at.elapsed() < SECRET_TTL)
+            .map(|_| k.creds.clone())
+    }
+
     pub(crate) async fn read(
         &self,
         client: &Client,
@@ -124,11 +111,46 @@ impl SecretCache {
         secret_field: &str,
     ) -> Result<Credentials, CredentialsError> {
         let cache_key = secret_key(namespace, name, key_field, secret_field);
-        if let Some((Some(at), c)) = lock(&self.0).get(&cache_key)
-            && at.elapsed() < SECRET_TTL
-        {
-            return Ok(c.clone());
+        if let Some(c) = self.fresh(&cache_key) {
+            return Ok(c);
         }
+        // Single flight: the first reader reads, the others wait and take what it read.
+        let gate = self
+            .lock()
+            .reading
+            .entry(cache_key.clone())
+            .or_default()
+            .clone();
+        let result = {
+            let _turn = gate.lock().await;
+            match self.fresh(&cache_key) {
+                Some(c) => Ok(c),
+                None => {
+                    self.get(client, &cache_key, namespace, name, key_field, secret_field)
+                        .await
+                }
+            }
+        };
+        let mut inner = self.lock();
+        if inner
+            .reading
+            .get(&cache_key)
+            .is_some_and(|g| Arc::ptr_eq(g, &gate) && Arc::strong_count(&gate) == 2)
+        {
+            inner.reading.remove(&cache_key);
+        }
+        result
+    }
+
+    async fn get(
+        &self,
+        client: &Client,
+        cache_key: &SecretKey,
+        namespace: &str,
+        name: &str,
+        key_field: &str,
+        secret_field: &str,
+    ) -> Result<Credentials, CredentialsError> {
         let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
         let secret = api
             .get_opt(name)
@@ -152,11 +174,19 @@ impl SecretCache {
                 })
         };
         let creds = Credentials::new(field(key_field)?, field(secret_field)?);
-        lock(&self.0).insert(cache_key, (Some(Instant::now()), creds.clone()));
+        let now = Instant::now();
+        self.lock().kept.insert(
+            cache_key.clone(),
+            Kept {
+                read: Some(now),
+                used: now,
+                creds: creds.clone(),
+            },
+        );
         Ok(creds)
     }
 
-    /// The last key read from a Secret, however long ago.
+    /// The last key read from a Secret, however long ago (within `keep_for` of its last use).
     pub(crate) fn last(
         &self,
         namespace: &str,
@@ -165,15 +195,92 @@ impl SecretCache {
         secret_field: &str,
     ) -> Option<Credentials> {
         let key = secret_key(namespace, name, key_field, secret_field);
-        lock(&self.0).get(&key).map(|(_, c)| c.clone())
+        let mut inner = self.lock();
+        let k = inner.kept.get_mut(&key)?;
+        k.used = Instant::now();
+        Some(k.creds.clone())
     }
 
     /// Stops reusing credentials the API just rejected: the next read goes to the Secret.
     pub fn forget(&self, creds: &Credentials) {
-        for (at, c) in lock(&self.0).values_mut() {
-            if c == creds {
-                *at = None;
+        for k in self.lock().kept.values_mut() {
+            if &k.creds == creds {
+                k.read = None;
             }
         }
+    }
+
+    /// Records that resources in `namespace` were granted the default credentials for
+    /// `environment`.
+    pub(crate) fn grant(&self, namespace: &str, environment: &str) {
+        let mut inner = self.lock();
+        let pair = (namespace.to_string(), environment.to_string());
+        if !inner.granted.contains(&pair) {
+            inner.granted.insert(pair);
+        }
+    }
+
+    /// Whether resources in `namespace` were once granted the default credentials for
+    /// `environment`.
+    pub(crate) fn was_granted(&self, namespace: &str, environment: &str) -> bool {
+        self.lock()
+            .granted
+            .contains(&(namespace.to_string(), environment.to_string()))
+    }
+
+    /// Forgets everything kept for a namespace that is gone: its Secrets' keys and its grants.
+    pub fn forget_namespace(&self, namespace: &str) {
+        let mut inner = self.lock();
+        inner.kept.retain(|k, _| k.0 != namespace);
+        inner.granted.retain(|(ns, _)| ns != namespace);
+    }
+
+    /// Secrets and grants kept, for tests of eviction.
+    pub(crate) fn len(&self) -> usize {
+        let inner = self.lock();
+        inner.kept.len() + inner.granted.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept(c: &SecretCache, ns: &str, name: &str, idle: Duration) {
+        let now = Instant::now();
+        c.lock().kept.insert(
+            secret_key(ns, name, "apiKey", "apiSecret"),
+            Kept {
+                read: Some(now),
+                used: now.checked_sub(idle).unwrap_or(now),
+                creds: Credentials::new("K", "S"),
+            },
+        );
+    }
+
+    #[test]
+    fn a_gone_namespace_takes_its_keys_and_grants_along() {
+        let c = SecretCache::default();
+        kept(&c, "a", "creds", Duration::ZERO);
+        kept(&c, "b", "creds", Duration::ZERO);
+        c.grant("a", "env-1");
+        c.grant("b", "env-1");
+        c.forget_namespace("a");
+        assert!(c.last("a", "creds", "apiKey", "apiSecret").is_none());
+        assert!(!c.was_granted("a", "env-1"));
+        assert!(c.last("b", "creds", "apiKey", "apiSecret").is_some());
+        assert!(c.was_granted("b", "env-1"));
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn a_secret_nobody_asked_for_in_keep_for_is_forgotten_at_the_next_sweep() {
+        let c = SecretCache::new(Duration::from_secs(600));
+        kept(&c, "a", "recent", Duration::from_secs(599));
+        kept(&c, "a", "idle", Duration::from_secs(601));
+        c.lock().swept = None;
+        assert!(c.last("a", "idle", "apiKey", "apiSecret").is_none());
+        assert!(c.last("a", "recent", "apiKey", "apiSecret").is_some());
+        assert_eq!(c.len(), 1);
     }
 }

@@ -55,6 +55,7 @@ pub(crate) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
     let creds = match credentials::of(ctx, pi).await {
         Ok(c) => c,
         Err(CredentialsError::Kube(e)) => return Err(Error::Kube(e)),
+        Err(CredentialsError::NamespaceUnknown(ns)) => return Err(Error::NamespaceUnknown(ns)),
         Err(e) => match credentials::remembered(ctx, pi) {
             Some(c) => c,
             None => {

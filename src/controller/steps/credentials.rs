@@ -1,6 +1,7 @@
 //! The Confluent Cloud API key a resource acts with: its `credentialsRef` Secret, else the
 //! operator's default. Secrets are cached for a few seconds so a burst of reconciles reads each
-//! once, and the last key that worked is remembered per resource for its deletion.
+//! once; a Secret's last key, and the default credentials granted per namespace and environment,
+//! are remembered for deletions (`state/secrets.rs`), never per resource.
 
 use kube::ResourceExt;
 
@@ -10,7 +11,7 @@ use crate::controller::error::Error;
 use crate::controller::state::context::{
     Context, DEFAULT_CREDENTIALS_ANNOTATION, DefaultCredentials, DefaultCredentialsScope,
 };
-use crate::controller::state::secrets::granted;
+use crate::controller::state::namespaces::{Unreadable, granted};
 use crate::crd::ProviderIntegration;
 use crate::pim::Credentials;
 
@@ -24,13 +25,19 @@ pub(crate) async fn of(
         && ctx.config.default_credentials_scope == DefaultCredentialsScope::Annotated
         && !matches!(ctx.config.default_credentials, DefaultCredentials::None)
     {
-        let grant = ctx.namespaces.grant(&ctx.client, &ns).await?;
+        let grant = match ctx.namespaces.facts(&ns) {
+            Ok(f) => f.grant,
+            Err(Unreadable::Unknown) => return Err(CredentialsError::NamespaceUnknown(ns)),
+            // Without RBAC for Namespaces no grant can be read: none is given.
+            Err(Unreadable::Forbidden) => None,
+        };
         if !granted(grant.as_deref(), &pi.spec.environment) {
             return Err(CredentialsError::NotAllowed {
                 namespace: ns,
                 environment: pi.spec.environment.clone(),
             });
         }
+        ctx.secrets.grant(&ns, &pi.spec.environment);
     }
     let creds = match (&pi.spec.credentials_ref, &ctx.config.default_credentials) {
         (Some(r), _) => {
@@ -52,23 +59,29 @@ pub(crate) async fn of(
         }
         (None, DefaultCredentials::None) => return Err(CredentialsError::NoDefault),
     };
-    if pi.spec.credentials_ref.is_none() {
-        ctx.memory(pi, |m| m.credentials = Some(creds.clone()));
-    }
     Ok(creds)
 }
 
 /// The credentials that last worked for a resource: its Secret's last key, or the default
-/// credentials it was once allowed.
+/// credentials once granted to its namespace and environment.
 pub(crate) fn remembered(ctx: &Context, pi: &ProviderIntegration) -> Option<Credentials> {
+    let ns = pi.namespace().unwrap_or_default();
     match &pi.spec.credentials_ref {
-        Some(r) => ctx.secrets.last(
-            &pi.namespace().unwrap_or_default(),
-            &r.name,
-            &r.api_key_field,
-            &r.api_secret_field,
-        ),
-        None => ctx.memory(pi, |m| m.credentials.clone()),
+        Some(r) => ctx
+            .secrets
+            .last(&ns, &r.name, &r.api_key_field, &r.api_secret_field),
+        None if ctx.config.default_credentials_scope == DefaultCredentialsScope::Annotated
+            && !ctx.secrets.was_granted(&ns, &pi.spec.environment) =>
+        {
+            None
+        }
+        None => match &ctx.config.default_credentials {
+            DefaultCredentials::Static(c) => Some(c.clone()),
+            DefaultCredentials::Secret { namespace, name } => {
+                ctx.secrets.last(namespace, name, "apiKey", "apiSecret")
+            }
+            DefaultCredentials::None => None,
+        },
     }
 }
 
@@ -81,6 +94,7 @@ pub(crate) async fn for_apply(
     let missing = match of(ctx, pi).await {
         Ok(c) => return Ok(Ok(c)),
         Err(CredentialsError::Kube(e)) => return Err(Error::Kube(e)),
+        Err(CredentialsError::NamespaceUnknown(ns)) => return Err(Error::NamespaceUnknown(ns)),
         Err(e @ CredentialsError::NoDefault) => (
             Reason::NoCredentials,
             format!("{e}; set spec.credentialsRef"),

@@ -1,6 +1,7 @@
 //! The pause: `pim.confluent.cloud/paused: "true"` on a resource or its Namespace stops all work
-//! on it. What it reads (the annotation, the Namespace through its cache) and what it writes (the
-//! `Paused` condition and its events); `decide::pause_step` judges what that leads to.
+//! on it. What it reads (the annotation, the Namespace as the watch of Namespaces holds it) and
+//! what it writes (the `Paused` condition and its events); `decide::pause_step` judges what that
+//! leads to.
 
 use std::time::Duration;
 
@@ -8,15 +9,14 @@ use kube::{ResourceExt, runtime::events::EventType};
 use tracing::info;
 
 use super::status;
-use crate::controller::decide::reasons::Reason;
+use crate::controller::decide::{Paused, reasons::Reason};
 use crate::controller::error::Error;
 use crate::controller::state::context::Context;
+use crate::controller::state::namespaces::Unreadable;
 use crate::crd::{PAUSED, PAUSED_ANNOTATION, ProviderIntegration, says_paused};
 
-/// How often a resource paused by its Namespace looks again (no Namespace is watched; the
-/// Namespace cache keeps a read for a few seconds). A resource's own annotation is seen at once,
-/// through the watch.
-pub(crate) const NAMESPACE_RECHECK: Duration = Duration::from_secs(10);
+/// How soon a resource whose Namespace cannot be read looks again.
+pub(crate) const UNSURE_RETRY: Duration = Duration::from_secs(1);
 
 /// Where the pause comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,43 +25,64 @@ pub(crate) enum PausedBy {
     Namespace,
 }
 
-/// Whether the resource is paused, and by what. Namespaces the operator may not read (no RBAC
-/// for them in a namespace-scoped install) pause nothing: after the first 403 they are not asked
-/// again for pauses, rather than once per reconcile.
-pub(crate) async fn paused_by(ctx: &Context, pi: &ProviderIntegration) -> Option<PausedBy> {
+/// Whether the resource is paused, and by what. A change on a Namespace reaches its resources
+/// through the watch of Namespaces (`runtime/wiring.rs`), within a second. Namespaces the
+/// operator may not list (no RBAC for them) pause nothing: said once at start.
+pub(crate) fn paused_by(ctx: &Context, pi: &ProviderIntegration) -> (Paused, Option<PausedBy>) {
     if says_paused(pi.metadata.annotations.as_ref()) {
-        return Some(PausedBy::Resource);
+        return (Paused::Yes, Some(PausedBy::Resource));
     }
-    if ctx.namespaces.unreadable() {
-        return None;
-    }
-    let ns = pi.namespace().unwrap_or_default();
-    match ctx.namespaces.facts(&ctx.client, &ns).await {
-        Ok(f) if f.paused => Some(PausedBy::Namespace),
-        Ok(_) => None,
-        Err(kube::Error::Api(s)) if s.code == 403 => {
-            tracing::warn!(
-                "the operator may not read Namespaces, so {PAUSED_ANNOTATION} on a Namespace pauses nothing; \
-                 it still works on each resource"
-            );
-            ctx.namespaces.set_unreadable();
-            None
-        }
-        Err(e) => {
-            tracing::debug!(error = %e, "could not read the Namespace for a pause; not paused");
-            None
-        }
+    match ctx.namespaces.facts(&pi.namespace().unwrap_or_default()) {
+        Ok(f) if f.paused => (Paused::Yes, Some(PausedBy::Namespace)),
+        Ok(_) | Err(Unreadable::Forbidden) => (Paused::No, None),
+        Err(Unreadable::Unknown) => (Paused::Unknown, None),
     }
 }
 
+/// A pause cannot be ruled out: nothing is done. A deletion says why it waits (once: an
+/// unchanged condition is not written again); the resource looks again within a second.
+pub(crate) async fn unsure(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    deleting: bool,
+) -> Result<Duration, Error> {
+    let ns = pi.namespace().unwrap_or_default();
+    if deleting {
+        let message = format!(
+            "deletion waits: the Namespace {ns} cannot be read now, so a {PAUSED_ANNOTATION} on it \
+             cannot be ruled out; the integration is deleted once it can be read (to let the \
+             resource go now and keep the integration, set spec.deletionPolicy: Orphan)"
+        );
+        let already = pi
+            .condition(PAUSED)
+            .is_some_and(|c| c.status == "Unknown" && c.message == message);
+        if !already {
+            let mut s = pi.status.clone().unwrap_or_default();
+            crate::crd::set_condition(
+                &mut s.conditions,
+                PAUSED,
+                "Unknown",
+                Reason::PauseUnknown.as_str(),
+                &message,
+                pi.metadata.generation,
+                &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+            );
+            let pi = status::write(ctx, pi, s).await?;
+            info!("deletion waits for the Namespace to be read");
+            status::event(ctx, &pi, EventType::Warning, Reason::PauseUnknown, message).await;
+        }
+    }
+    Ok(UNSURE_RETRY.mul_f64(0.5 + fastrand::f64()))
+}
+
 /// Says on the resource that it is paused (once: an unchanged condition is not written again),
-/// and does nothing else. Returns when to look again.
+/// and does nothing else. The resource looks again when it or its Namespace changes.
 pub(crate) async fn hold(
     ctx: &Context,
     pi: &ProviderIntegration,
     by: PausedBy,
     deleting: bool,
-) -> Result<Option<Duration>, Error> {
+) -> Result<(), Error> {
     let name = pi.name_any();
     let ns = pi.namespace().unwrap_or_default();
     let (on, lift) = match by {
@@ -104,10 +125,7 @@ pub(crate) async fn hold(
         info!(by = ?by, deleting, "paused");
         status::event(ctx, &pi, EventType::Normal, Reason::Paused, message).await;
     }
-    Ok(match by {
-        PausedBy::Resource => None,
-        PausedBy::Namespace => Some(NAMESPACE_RECHECK),
-    })
+    Ok(())
 }
 
 /// Clears the `Paused` condition once the pause is lifted, and returns the resource as stored.
@@ -115,17 +133,16 @@ pub(crate) async fn resume(
     ctx: &Context,
     pi: &ProviderIntegration,
 ) -> Result<ProviderIntegration, Error> {
+    let was_unsure = pi.condition(PAUSED).is_some_and(|c| c.status == "Unknown");
     let mut s = pi.status.clone().unwrap_or_default();
     s.conditions.retain(|c| c.type_ != PAUSED);
     let pi = status::write(ctx, pi, s).await?.into_owned();
     info!("resumed");
-    status::event(
-        ctx,
-        &pi,
-        EventType::Normal,
-        Reason::Resumed,
-        format!("{PAUSED_ANNOTATION} was lifted; reconciling again"),
-    )
-    .await;
+    let note = if was_unsure {
+        format!("the Namespace can be read again and has no {PAUSED_ANNOTATION}; reconciling again")
+    } else {
+        format!("{PAUSED_ANNOTATION} was lifted; reconciling again")
+    };
+    status::event(ctx, &pi, EventType::Normal, Reason::Resumed, note).await;
     Ok(pi)
 }
