@@ -149,6 +149,8 @@ struct Inner {
     latency: BTreeMap<String, Duration>,
     /// Per resource type, bumped to end its open watches (`close_watches`).
     watch_epoch: BTreeMap<String, u64>,
+    /// Per resource type, the oldest `resourceVersion` a watch may start from (`compact`).
+    compacted: BTreeMap<String, u64>,
 }
 
 /// The fake API server; cheap to clone.
@@ -308,6 +310,18 @@ impl FakeKube {
             .entry(plural.into())
             .or_default() += 1;
         self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Compacts the history of `plural` and ends its open watches, as etcd compaction does: a
+    /// watch restarted from an older `resourceVersion` is answered `410 Gone` (an ERROR event),
+    /// so clients list again and whatever changed meanwhile arrives without its events.
+    pub fn compact(&self, plural: &str) {
+        {
+            let mut inner = lock(&self.inner);
+            let rv = inner.rv;
+            inner.compacted.insert(plural.into(), rv);
+        }
+        self.close_watches(plural);
     }
 
     /// Drops all pending faults.
@@ -680,6 +694,18 @@ impl FakeKube {
 
     fn watch(&self, t: &Target, since: u64, timeout: Duration) -> Response {
         let plural = t.kind.plural.to_string();
+        let compacted = lock(&self.inner).compacted.get(&plural).copied();
+        if let Some(c) = compacted
+            && since < c
+        {
+            let gone = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
+                "metadata": {}, "status": "Failure", "reason": "Expired", "code": 410,
+                "message": format!("too old resource version: {since} ({c})")}});
+            return Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(format!("{gone}\n")))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        }
         let namespace = t.namespace.clone();
         let me = self.clone();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -690,6 +716,10 @@ impl FakeKube {
             loop {
                 let batch: Vec<LogEntry> = {
                     let inner = lock(&me.inner);
+                    // Ended (`set_down`, `close_watches`) before anything written after.
+                    if inner.down || inner.watch_epoch.get(&plural).copied() != epoch {
+                        return;
+                    }
                     let start = inner.log.partition_point(|e| e.rv <= last);
                     inner.log[start..].to_vec()
                 };

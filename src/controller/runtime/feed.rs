@@ -114,9 +114,17 @@ impl Feed {
     fn push_key(&self, k: Arc<str>) {
         {
             let mut i = self.lock();
-            if i.queued.contains(&k) || i.handed.contains_key(&k) {
+            let now = Instant::now();
+            // Handed over and not started: the same request, unless it was handed so long ago
+            // that it is taken for lost (then it is asked for again).
+            let handed_lately = i
+                .handed
+                .get(&k)
+                .is_some_and(|t| now.duration_since(*t) < LOST_AFTER);
+            if i.queued.contains(&k) || handed_lately {
                 return;
             }
+            i.handed.remove(&k);
             i.queued.insert(k.clone());
             let ns: Arc<str> = k.split_once('/').map_or("", |(ns, _)| ns).into();
             match i.waiting.get_mut(&ns) {
@@ -143,6 +151,20 @@ impl Feed {
         i.handed.remove(&line_key(c));
         i.running += 1;
         Running(self.clone())
+    }
+
+    /// kube's scheduler dropped the request for `namespace/name` without starting it (its cache
+    /// did not hold the resource then: a relist had just removed it). Its place is freed, and
+    /// `again` says whether the cache holds a resource of that name now (re-created meanwhile),
+    /// which is then put back in line: no request handed over is lost.
+    pub fn not_started(&self, namespace: &str, name: &str, again: bool) {
+        let k = key(namespace, name);
+        let freed = self.lock().handed.remove(&k).is_some();
+        if again {
+            self.push_key(k);
+        } else if freed {
+            self.wake.notify_one();
+        }
     }
 
     /// `c` was deleted: no reconcile of it will start (kube skips what its cache no longer has).
@@ -354,5 +376,43 @@ mod tests {
         // Neither starts nor is seen deleted: after `LOST_AFTER`, the line moves on.
         let next = tokio::time::timeout(LOST_AFTER * 2, s.next()).await;
         assert_eq!(next.unwrap().unwrap().name, "c");
+    }
+
+    /// A request kube dropped without starting it frees its place, and the resource, re-created
+    /// under the same name, is reconciled (it used to stay "handed over" for good, and every
+    /// later request for it was taken for the same one).
+    #[tokio::test]
+    async fn a_request_dropped_unstarted_is_not_lost() {
+        let feed = Arc::new(Feed::with_window(2));
+        let all: Vec<_> = ["a", "b", "c"].map(cached).into();
+        feed.sweep(&all);
+        let mut s = Box::pin(feed.clone().requests());
+        assert_eq!(ready(&mut s), ["a", "b"]);
+        // "a" went in a relist (no delete event); kube drops its request: c takes the place.
+        feed.not_started("ns", "a", false);
+        assert_eq!(ready(&mut s), ["c"]);
+        // "b" too, but it is back already (re-created under the same name): asked for again.
+        feed.not_started("ns", "b", true);
+        drop(feed.started(&all[2]));
+        assert_eq!(ready(&mut s), ["b"]);
+        // And a later change of "a" (re-created after) is a new request.
+        drop(feed.started(&all[1]));
+        feed.push(&all[0]);
+        assert_eq!(ready(&mut s), ["a"]);
+    }
+
+    /// A request handed over long ago and never started is taken for lost when asked again.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_handed_long_ago_is_asked_for_again() {
+        let feed = Arc::new(Feed::with_window(10));
+        let a = cached("a");
+        feed.push(&a);
+        let mut s = Box::pin(feed.clone().requests());
+        assert_eq!(ready(&mut s), ["a"]);
+        feed.push(&a);
+        assert_eq!(ready(&mut s), Vec::<String>::new(), "the same request");
+        tokio::time::advance(LOST_AFTER).await;
+        feed.push(&a);
+        assert_eq!(ready(&mut s), ["a"]);
     }
 }

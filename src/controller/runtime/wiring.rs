@@ -111,8 +111,9 @@ pub async fn run<R, F>(
             ctx.config.resync,
         )));
         lines.push((feed.clone(), store.clone()));
-        stores.push(store);
-        let started = feed;
+        stores.push(store.clone());
+        let started = feed.clone();
+        let (returned, cache) = (feed, store);
         runs.push(
             controller
                 .run(
@@ -128,7 +129,18 @@ pub async fn run<R, F>(
                     error_policy,
                     ctx.clone(),
                 )
-                .for_each(|_| futures::future::ready(())),
+                .for_each(move |result| {
+                    // A request kube dropped unstarted (its cache did not hold the resource
+                    // then) goes back to the line, so none is stranded.
+                    if let Err(kube::runtime::controller::Error::ObjectNotFound(r)) = result {
+                        let ns = r.namespace.clone().unwrap_or_default();
+                        let again = cache
+                            .get(&reflector::ObjectRef::new(&r.name).within(&ns))
+                            .is_some();
+                        returned.not_started(&ns, &r.name, again);
+                    }
+                    futures::future::ready(())
+                }),
         );
     }
     let namespaces = tokio::spawn(follow_namespaces(ctx.clone(), lines));
