@@ -52,3 +52,68 @@ async fn a_resource_recreated_across_a_relist_is_reconciled() {
     assert!(r1.status.unwrap().id.is_some());
     assert_eq!(h.remote().await.len(), 2);
 }
+
+fn writes(h: &Harness) -> u64 {
+    h.fake
+        .requests()
+        .iter()
+        .filter(|(k, _)| k.starts_with("PATCH providerintegrations"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// The API server refuses every write mid-wave (429, as API Priority and Fairness does; its
+/// health check still answers). The reconciles that fail close one shared gate: they wait in
+/// line, and one trial at a time (0.5 s, then 1 s, then 2 s apart) asks whether writes pass
+/// again, until one does. They used to be requeued by kube's scheduler within 2 s each, outside
+/// the line: every resource in flight retrying its write every second or two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_refusing_writes_is_not_hammered() {
+    let mut em = emulator_config();
+    em.faults.latency_ms = 100;
+    let h = Harness::with(
+        Config {
+            concurrency: 64,
+            ..test_config()
+        },
+        em,
+    )
+    .await;
+    let n = 90;
+    for i in 0..n {
+        h.create(&format!("o{i}"), aws_spec(i)).await;
+    }
+    h.wait_called("v1_create").await;
+    h.fake.fail_next(
+        http::Method::PATCH,
+        "/providerintegrations/",
+        1_000_000,
+        429,
+    );
+    // The reconciles in flight fail within the first second; what follows is retries.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let early = writes(&h);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = writes(&h) - early;
+    h.fake.clear_faults();
+    let back = tokio::time::Instant::now();
+    println!("writes refused: {later} tried in 3 s after the first second");
+    assert!(
+        later <= 10,
+        "{later} writes tried in 3 s while every write is refused"
+    );
+    let deadline = back + Duration::from_secs(6);
+    while h.ready_count() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {n} Ready 6 s after writes pass again",
+            h.ready_count()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "all {n} Ready {:.2?} after writes pass again",
+        back.elapsed()
+    );
+    assert_eq!(h.remote().await.len(), n, "one integration each");
+}

@@ -34,6 +34,18 @@ pub enum Error {
     NamespaceUnknown(String),
 }
 
+impl Error {
+    /// The Kubernetes API server did not answer, or answered that it cannot now (5xx, 429, no
+    /// connection): not about this resource, and retried once it answers again.
+    pub fn api_server_unavailable(&self) -> bool {
+        match self {
+            Error::Kube(kube::Error::Api(s)) => s.code >= 500 || s.code == 429,
+            Error::Kube(kube::Error::HyperError(_) | kube::Error::Service(_)) => true,
+            _ => false,
+        }
+    }
+}
+
 /// Why credentials could not be loaded; each is something a user must fix.
 #[derive(thiserror::Error, Debug)]
 pub enum CredentialsError {

@@ -178,15 +178,6 @@ fn has_finalizer(pi: &ProviderIntegration) -> bool {
     pi.finalizers().iter().any(|f| f == FINALIZER)
 }
 
-/// The API server did not answer, or answered that it cannot now: not about this resource.
-fn api_server_unavailable(e: &kube::Error) -> bool {
-    match e {
-        kube::Error::Api(s) => s.code >= 500 || s.code == 429,
-        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
-        _ => false,
-    }
-}
-
 /// Requeue policy for errors that escaped `reconcile`.
 pub fn error_policy(cached: Arc<Cached>, err: &Error, ctx: Arc<Context>) -> Action {
     match err {
@@ -201,17 +192,12 @@ pub fn error_policy(cached: Arc<Cached>, err: &Error, ctx: Arc<Context>) -> Acti
         }
         Error::Kube(_) | Error::Rejected(_) | Error::Deadline(_) => {
             // Backoff is counted per uid, which the cached copy keeps in its JSON.
-            let mut d = match cached.decode() {
+            let d = match cached.decode() {
                 Ok(pi) => ctx.backoff(&pi, ctx.config.retry_base / 2, ctx.config.retry_max),
                 Err(_) => ctx.config.retry_max,
             };
-            // An API server that did not answer (down, restarting, overloaded) is tried again
-            // soon, as the watch is: back to work within seconds of its return.
-            if let Error::Kube(e) = err
-                && api_server_unavailable(e)
-            {
-                d = d.min(runtime::wiring::RECONNECT_MAX);
-            }
+            // (An API server that did not answer never comes here: the wiring holds all work at
+            // the gate until it answers, `state/gate.rs`.)
             warn!(namespace = %cached.namespace().unwrap_or_default(), resource = %cached.name_any(), error = %err, retry_in_ms = d.as_millis() as u64, "reconcile failed");
             Action::requeue(d)
         }

@@ -151,6 +151,8 @@ struct Inner {
     watch_epoch: BTreeMap<String, u64>,
     /// Per resource type, the oldest `resourceVersion` a watch may start from (`compact`).
     compacted: BTreeMap<String, u64>,
+    /// Requests answered 503 because the server was down (`set_down`).
+    answered_down: u64,
 }
 
 /// The fake API server; cheap to clone.
@@ -332,6 +334,11 @@ impl FakeKube {
     /// Requests served, keyed by `METHOD plural[/status]`.
     pub fn requests(&self) -> BTreeMap<String, u64> {
         lock(&self.inner).requests.clone()
+    }
+
+    /// Requests that reached the server while it was down (answered 503), of every kind.
+    pub fn requests_while_down(&self) -> u64 {
+        lock(&self.inner).answered_down
     }
 
     /// Forgets the request counts (to count one phase of a benchmark).
@@ -913,6 +920,18 @@ async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let query = query_map(req.uri().query());
     let headers = req.headers().clone();
+    {
+        // A server that is down answers nothing properly, whatever is asked.
+        let mut inner = lock(&fake.inner);
+        if inner.down {
+            inner.answered_down += 1;
+            return status_error(503, "ServiceUnavailable", "the API server is down");
+        }
+    }
+    // The health endpoint a probe asks (served to every authenticated user by a real server).
+    if path == "/readyz" {
+        return (StatusCode::OK, "ok").into_response();
+    }
     let Some(t) = parse_path(&path) else {
         return status_error(
             404,
@@ -927,6 +946,7 @@ async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
     {
         let mut inner = lock(&fake.inner);
         if inner.down {
+            inner.answered_down += 1;
             return status_error(503, "ServiceUnavailable", "the API server is down");
         }
         let label = format!(

@@ -49,6 +49,9 @@ pub(crate) struct Feed {
     limit: Box<dyn Fn() -> usize + Send + Sync>,
     /// Places beyond the limit (`SLACK`).
     slack: usize,
+    /// How many requests the API-server gate allows handed over or running (`state/gate.rs`):
+    /// all, one trial, or none.
+    allowed: Box<dyn Fn() -> usize + Send + Sync>,
 }
 
 #[derive(Default)]
@@ -86,7 +89,20 @@ impl Feed {
             },
             limit: Box::new(limit),
             slack: SLACK,
+            allowed: Box::new(|| usize::MAX),
         }
+    }
+
+    /// Keeps what is handed over or running within what `allowed` says (the API-server gate);
+    /// `wake` when that grows.
+    pub fn with_gate(mut self, allowed: impl Fn() -> usize + Send + Sync + 'static) -> Self {
+        self.allowed = Box::new(allowed);
+        self
+    }
+
+    /// Looks at the line again (the gate opened).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// At most `window` requests handed over or running.
@@ -109,6 +125,12 @@ impl Feed {
     /// Asks for a reconcile of `c`.
     pub fn push(&self, c: &Cached) {
         self.push_key(line_key(c));
+    }
+
+    /// Asks again for a reconcile that failed because the API server did not answer: it waits
+    /// in line behind the gate, not in kube's scheduler.
+    pub fn retry(&self, c: &Cached) {
+        self.push(c);
     }
 
     fn push_key(&self, k: Arc<str>) {
@@ -180,10 +202,14 @@ impl Feed {
 
     /// The next request to hand over, if there is room for one.
     fn take(&self) -> Option<ObjectRef<Cached>> {
+        let allowed = (self.allowed)();
+        if allowed == 0 {
+            return None;
+        }
         let mut guard = self.lock();
         let i = &mut *guard;
         let now = Instant::now();
-        let window = self.window();
+        let window = self.window().min(allowed);
         if i.handed.len() + i.running >= window {
             i.handed.retain(|_, t| now.duration_since(*t) < LOST_AFTER);
             if i.handed.len() + i.running >= window {

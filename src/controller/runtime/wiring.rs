@@ -50,6 +50,8 @@ pub async fn run<R, F>(
     let mut runs = Vec::new();
     let mut sweeps = Vec::new();
     let mut lines = Vec::new();
+    // Every line, to wake them all when the API-server gate opens.
+    let feeds: Arc<std::sync::Mutex<Vec<Arc<Feed>>>> = Arc::default();
     for (scope, api) in apis {
         let config =
             kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
@@ -57,9 +59,11 @@ pub async fn run<R, F>(
         // cache, before any reconcile they trigger.
         let (reader, writer) = reflector::store();
         let pim = ctx.pim.clone();
-        let feed = Arc::new(Feed::new(ctx.config.concurrency, move || {
-            pim.concurrency_limit()
-        }));
+        let gate = ctx.clone();
+        let feed = Arc::new(
+            Feed::new(ctx.config.concurrency, move || pim.concurrency_limit())
+                .with_gate(move || gate.api_server.allowed()),
+        );
         let index = ctx.clone();
         let lined = feed.clone();
         let memory = ctx.clone();
@@ -112,7 +116,13 @@ pub async fn run<R, F>(
         )));
         lines.push((feed.clone(), store.clone()));
         stores.push(store.clone());
+        feeds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(feed.clone());
+        let (all, opened) = (feeds.clone(), ctx.clone());
         let started = feed.clone();
+        let parked = feed.clone();
         let (returned, cache) = (feed, store);
         runs.push(
             controller
@@ -126,10 +136,24 @@ pub async fn run<R, F>(
                             result
                         }
                     },
-                    error_policy,
+                    move |c: Arc<Cached>, e: &Error, ctx: Arc<Context>| {
+                        // The API server did not answer: not this resource's fault. Hold all
+                        // work at the gate, and wait in line for it to open (not in kube's
+                        // scheduler, whose requeues bypass the line).
+                        if e.api_server_unavailable() {
+                            ctx.api_server.close(e);
+                            parked.retry(&c);
+                            return Action::await_change();
+                        }
+                        error_policy(c, e, ctx)
+                    },
                     ctx.clone(),
                 )
                 .for_each(move |result| {
+                    // A success is the trial a half-open gate waited for: every line resumes.
+                    if result.is_ok() && opened.api_server.succeeded() {
+                        wake_all(&all);
+                    }
                     // A request kube dropped unstarted (its cache did not hold the resource
                     // then) goes back to the line, so none is stranded.
                     if let Err(kube::runtime::controller::Error::ObjectNotFound(r)) = result {
@@ -143,6 +167,14 @@ pub async fn run<R, F>(
                 }),
         );
     }
+    let probe = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            ctx.api_server
+                .probe(ctx.client.clone(), || wake_all(&feeds))
+                .await
+        })
+    };
     let namespaces = tokio::spawn(follow_namespaces(ctx.clone(), lines));
     let gauges = tokio::spawn(count_states(ctx.clone(), stores.clone()));
     let synced = {
@@ -170,8 +202,15 @@ pub async fn run<R, F>(
     ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);
     synced.abort();
     namespaces.abort();
+    probe.abort();
     gauges.abort();
     sweeps.iter().for_each(|s| s.abort());
+}
+
+fn wake_all(feeds: &std::sync::Mutex<Vec<Arc<Feed>>>) {
+    for f in feeds.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        f.wake();
+    }
 }
 
 /// Follows the Namespaces: a pause or grant changed on one puts its resources in line at once,

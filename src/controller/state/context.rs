@@ -12,6 +12,7 @@ use kube::{
     runtime::events::{Recorder, Reporter},
 };
 
+use super::gate::ApiServerGate;
 use super::namespaces::Namespaces;
 use super::owners::Owners;
 use super::remote::RemoteCache;
@@ -133,6 +134,8 @@ pub struct Context {
     pub(crate) secrets: SecretCache,
     /// The followed Namespaces (grants and pauses), filled by the wiring's watch.
     pub(crate) namespaces: Namespaces,
+    /// Closed while the Kubernetes API server does not answer: no reconcile starts.
+    pub(crate) api_server: ApiServerGate,
     /// Who holds which integration, from the watch stream (`owners.rs`).
     pub(crate) owners: Owners,
     memory: Mutex<HashMap<String, Memory>>,
@@ -185,6 +188,7 @@ impl Context {
             ready: Arc::default(),
             secrets: SecretCache::new(unused_for),
             namespaces: Namespaces::default(),
+            api_server: ApiServerGate::default(),
             owners: Owners::default(),
             memory: Mutex::default(),
         }

@@ -3,6 +3,7 @@
 //! who holds which integration, the Secrets read recently, and the followed Namespaces. No reconcile logic lives here.
 
 pub mod context;
+pub mod gate;
 pub mod namespaces;
 pub mod owners;
 pub mod remote;
