@@ -1,12 +1,32 @@
-//! Leader election on a `coordination.k8s.io/v1` Lease (kube-lease-manager), so several replicas
-//! can run safely: only the holder reconciles; a standby makes no Kubernetes or Confluent calls
-//! beyond renewing its claim on the Lease.
+//! Leader election on a `coordination.k8s.io/v1` Lease, so several replicas can run safely: only
+//! the holder reconciles; a standby makes no Confluent call and no Kubernetes call beyond
+//! reading the Lease.
+//!
+//! As client-go's leader election, and for the same reasons:
+//! - **Expiry on the observer's own clock.** A standby takes the Lease only when its record
+//!   (holder, renew time) has not changed for the record's duration, as measured on the
+//!   standby's monotonic clock since it saw that record: no wall-clock skew decides.
+//! - **A renew deadline on the holder's own clock.** Every successful renewal moves the write
+//!   fence (`pim::Fence`) to the monotonic time taken *before* that renewal was sent, plus the
+//!   duration, less a margin: no standby can have seen the record earlier than that, so none can
+//!   take over before the fence has closed. The fence is read right before every Confluent write,
+//!   so it holds whatever this loop has or has not noticed: after a SIGSTOP the clock has moved on
+//!   when the process runs again, and in a partition no renewal moves it. The replica then stops
+//!   and exits, to come back as a standby.
+//! - Every write to the Lease carries the `resourceVersion` it was decided on (409: someone else
+//!   wrote first), and a released Lease has no holder, so a standby takes it at once.
 
 use std::{sync::Arc, time::Duration};
 
 use futures::FutureExt;
-use kube_lease_manager::LeaseManagerBuilder;
-use tracing::{info, warn};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
 
 use crate::controller::{self, Context};
 
@@ -23,6 +43,34 @@ pub struct LeaseConfig {
     pub grace: Duration,
 }
 
+impl LeaseConfig {
+    /// The duration, bounded: at least 2 s, at most an hour.
+    fn duration(&self) -> Duration {
+        self.duration
+            .clamp(Duration::from_secs(2), Duration::from_secs(3600))
+    }
+
+    /// How long after a renewal the holder renews again: `grace` before expiry, and at most
+    /// half way to the fence's deadline, so a failed renewal has time to be tried again before
+    /// writes stop.
+    fn renew_after(&self) -> Duration {
+        let d = self.duration();
+        d.saturating_sub(self.grace.clamp(Duration::from_secs(1), d / 2))
+            .min(d.saturating_sub(self.margin()) / 2)
+    }
+
+    /// How much earlier than a standby could take over the fence closes: time for a write that
+    /// passed the fence to arrive (the network, a slow proxy).
+    fn margin(&self) -> Duration {
+        (self.duration() / 5).max(Duration::from_secs(1))
+    }
+
+    /// How often a standby, or a holder whose renewal failed, tries again.
+    fn retry_every(&self) -> Duration {
+        (self.duration() / 5).clamp(Duration::from_millis(200), Duration::from_secs(2))
+    }
+}
+
 /// Why the elected run ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ended {
@@ -33,8 +81,284 @@ pub enum Ended {
 }
 
 #[derive(thiserror::Error, Debug)]
-#[error("leader election: {0}")]
-pub struct LeaderError(#[from] kube_lease_manager::LeaseManagerError);
+pub enum LeaderError {
+    #[error("leader election: {0}")]
+    Kube(#[from] kube::Error),
+    /// A thread panicked; the Lease was released on the way out.
+    #[error("a task panicked (see above); the Lease was released")]
+    Panicked,
+}
+
+/// The Lease record as it decides who holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Record {
+    holder: Option<String>,
+    renewed: Option<MicroTime>,
+    duration: Duration,
+    transitions: i32,
+}
+
+impl Record {
+    fn of(lease: &Lease) -> Self {
+        let spec = lease.spec.clone().unwrap_or_default();
+        Self {
+            holder: spec.holder_identity.filter(|h| !h.is_empty()),
+            renewed: spec.renew_time,
+            // Bounded: a record from elsewhere says how long to wait, within reason.
+            duration: Duration::from_secs(
+                spec.lease_duration_seconds.unwrap_or(15).clamp(1, 3600) as u64
+            ),
+            transitions: spec.lease_transitions.unwrap_or(0).max(0),
+        }
+    }
+}
+
+/// What this replica last saw of the Lease, and when (on its own monotonic clock).
+struct Seen {
+    record: Record,
+    at: Instant,
+}
+
+/// One replica's part in the election.
+pub struct Elector {
+    api: Api<Lease>,
+    config: LeaseConfig,
+    seen: tokio::sync::Mutex<Option<Seen>>,
+}
+
+/// What one attempt to take or renew the Lease came to.
+enum Attempt {
+    /// Ours until `deadline` (when the fence closes).
+    Held { deadline: Instant },
+    /// Another replica holds it.
+    Other,
+}
+
+impl Elector {
+    pub fn new(client: Client, config: LeaseConfig) -> Self {
+        Self {
+            api: Api::namespaced(client, &config.namespace),
+            config,
+            seen: Default::default(),
+        }
+    }
+
+    fn me(&self) -> &str {
+        &self.config.identity
+    }
+
+    /// Takes the Lease if it is free, expired or ours; renews it if ours.
+    async fn attempt(&self) -> Result<Attempt, kube::Error> {
+        // Taken before anything is asked: the renewal cannot have been seen earlier than this.
+        let sent = Instant::now();
+        let now = MicroTime(jiff::Timestamp::now());
+        let duration_secs = self.config.duration().as_secs() as i32;
+        let mut seen = self.seen.lock().await;
+        let Some(lease) = self.api.get_opt(&self.config.name).await? else {
+            let lease: Lease = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": self.config.name},
+                "spec": {"holderIdentity": self.me(), "leaseDurationSeconds": duration_secs,
+                    "acquireTime": now, "renewTime": now, "leaseTransitions": 0},
+            }))
+            .map_err(kube::Error::SerdeError)?;
+            return match self.api.create(&PostParams::default(), &lease).await {
+                Ok(created) => {
+                    *seen = Some(Seen {
+                        record: Record::of(&created),
+                        at: sent,
+                    });
+                    Ok(Attempt::Held {
+                        deadline: self.deadline(sent),
+                    })
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(Attempt::Other),
+                Err(e) => Err(e),
+            };
+        };
+        let record = Record::of(&lease);
+        let observed_at = match &*seen {
+            Some(s) if s.record == record => s.at,
+            _ => Instant::now(),
+        };
+        *seen = Some(Seen {
+            record: record.clone(),
+            at: observed_at,
+        });
+        let ours = record.holder.as_deref() == Some(self.me());
+        let expired = Instant::now().duration_since(observed_at) >= record.duration;
+        if !(ours || record.holder.is_none() || expired) {
+            return Ok(Attempt::Other);
+        }
+        let mut spec = serde_json::json!({
+            "holderIdentity": self.me(), "leaseDurationSeconds": duration_secs, "renewTime": now,
+        });
+        if !ours {
+            spec["acquireTime"] = serde_json::to_value(&now).map_err(kube::Error::SerdeError)?;
+            spec["leaseTransitions"] = (record.transitions + 1).into();
+        }
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": lease.metadata.resource_version},
+            "spec": spec,
+        });
+        match self
+            .api
+            .patch(
+                &self.config.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(written) => {
+                *seen = Some(Seen {
+                    record: Record::of(&written),
+                    at: sent,
+                });
+                Ok(Attempt::Held {
+                    deadline: self.deadline(sent),
+                })
+            }
+            // Someone wrote first: theirs, unless the next look says otherwise.
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(Attempt::Other),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn deadline(&self, sent: Instant) -> Instant {
+        sent + self.config.duration().saturating_sub(self.config.margin())
+    }
+
+    /// Gives the Lease up if it is still ours (so a standby takes it at once). Safe to call
+    /// whatever the state; bounded by the client's own timeouts.
+    pub async fn release(&self) {
+        let Ok(Some(lease)) = self.api.get_opt(&self.config.name).await else {
+            return;
+        };
+        if Record::of(&lease).holder.as_deref() != Some(self.me()) {
+            return;
+        }
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": lease.metadata.resource_version},
+            "spec": {"holderIdentity": null, "renewTime": MicroTime(jiff::Timestamp::now())},
+        });
+        match self
+            .api
+            .patch(
+                &self.config.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => info!(identity = %self.me(), "released leadership"),
+            Err(e) => warn!(error = %e, "releasing the lease failed"),
+        }
+    }
+
+    /// Waits for the Lease, runs the controller while holding it, and releases it on shutdown.
+    pub async fn run(
+        &self,
+        ctx: Arc<Context>,
+        shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    ) -> Result<Ended, LeaderError> {
+        let fence = ctx.pim.fence();
+        // A standby sends no write.
+        fence.close();
+        let shutdown = shutdown.shared();
+        // A healthy standby is ready; it only waits.
+        ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+        let c = &self.config;
+        info!(lease = %c.name, namespace = %c.namespace, identity = %c.identity, "waiting for leadership");
+        let mut deadline = loop {
+            match self.attempt().await {
+                Ok(Attempt::Held { deadline }) => break deadline,
+                Ok(Attempt::Other) => {}
+                Err(e) => debug!(error = %e, "reading the lease failed; trying again"),
+            }
+            let wait = c.retry_every().mul_f64(0.8 + fastrand::f64() * 0.4);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.clone() => return Ok(Ended::Shutdown),
+            }
+        };
+        fence.allow_until(deadline);
+        info!(identity = %c.identity, "acquired leadership");
+        // Not ready again until the controller's caches have synced.
+        ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);
+        ctx.metrics.set_leader(true);
+        let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+        let stop = {
+            let shutdown = shutdown.clone();
+            async move {
+                tokio::select! {
+                    _ = shutdown => {},
+                    _ = lost_rx => {},
+                }
+            }
+        };
+        // The controller finishes in-flight reconciles before returning (their writes fenced).
+        let controller = controller::run(ctx.clone(), stop);
+        let keep = async {
+            let mut renewed = Instant::now();
+            loop {
+                let next = (renewed + c.renew_after()).min(deadline);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next) => {}
+                    _ = shutdown.clone() => return false,
+                }
+                loop {
+                    // A SIGSTOP or a stalled runtime may have slept past the deadline: lost,
+                    // whatever the API server would say now (a standby may be acting).
+                    if Instant::now() >= deadline {
+                        return true;
+                    }
+                    let attempt = tokio::time::timeout(
+                        deadline.saturating_duration_since(Instant::now()),
+                        self.attempt(),
+                    )
+                    .await;
+                    match attempt {
+                        Ok(Ok(Attempt::Held { deadline: d })) => {
+                            deadline = d;
+                            fence.allow_until(d);
+                            renewed = Instant::now();
+                            break;
+                        }
+                        Ok(Ok(Attempt::Other)) => return true,
+                        Ok(Err(e)) => {
+                            warn!(error = %e, "renewing the lease failed; trying again until its deadline")
+                        }
+                        Err(_) => return true,
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(c.retry_every().min(deadline.saturating_duration_since(Instant::now()))) => {}
+                        _ = shutdown.clone() => return false,
+                    }
+                }
+            }
+        };
+        let mut controller = std::pin::pin!(controller);
+        let lost = tokio::select! {
+            lost = keep => lost,
+            // The controller only ends after `stop`.
+            _ = controller.as_mut() => false,
+        };
+        if lost {
+            // At once, before the controller winds down: a standby may be acting.
+            fence.close();
+            let _ = lost_tx.send(());
+            warn!(identity = %c.identity, "lost leadership");
+        }
+        controller.await;
+        ctx.metrics.set_leader(false);
+        if lost {
+            return Ok(Ended::LostLeadership);
+        }
+        fence.close();
+        self.release().await;
+        Ok(Ended::Shutdown)
+    }
+}
 
 /// Waits for the Lease, runs the controller while holding it, and releases it on shutdown.
 pub async fn run_elected(
@@ -42,83 +366,33 @@ pub async fn run_elected(
     lease: LeaseConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<Ended, LeaderError> {
-    let manager = LeaseManagerBuilder::new(ctx.client.clone(), &lease.name)
-        .with_namespace(&lease.namespace)
-        .with_identity(&lease.identity)
-        .with_duration(lease.duration.as_secs().max(2))
-        .with_grace(
-            lease
-                .grace
-                .as_secs()
-                .clamp(1, lease.duration.as_secs().max(2) - 1),
-        )
-        .build()
-        .await?;
-    let (mut leader, task) = manager.watch().await;
-    let shutdown = shutdown.shared();
-    // A healthy standby is ready; it only waits.
-    ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
-    info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity, "waiting for leadership");
-    // Standby until we hold the Lease, or until asked to stop.
-    loop {
-        if *leader.borrow_and_update() {
-            break;
+    Elector::new(ctx.client.clone(), lease)
+        .run(ctx, shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A renewal comes well before the fence's deadline, whatever the flags.
+    #[test]
+    fn renewals_come_before_the_fence_closes() {
+        for (duration, grace) in [(15, 5), (3, 1), (2, 1), (60, 1), (10, 9), (3600, 10)] {
+            let c = LeaseConfig {
+                name: "l".into(),
+                namespace: "n".into(),
+                identity: "i".into(),
+                duration: Duration::from_secs(duration),
+                grace: Duration::from_secs(grace),
+            };
+            let fence_after = c.duration() - c.margin();
+            assert!(
+                c.renew_after() * 2 <= fence_after && c.renew_after() > Duration::ZERO,
+                "{duration}/{grace}: renew after {:?}, fence after {fence_after:?}",
+                c.renew_after()
+            );
+            assert!(c.margin() >= Duration::from_secs(1));
         }
-        tokio::select! {
-            changed = leader.changed() => if changed.is_err() { return Ok(Ended::LostLeadership) },
-            _ = shutdown.clone() => {
-                drop(leader);
-                let _ = task.await;
-                return Ok(Ended::Shutdown);
-            }
-        }
-    }
-    info!(identity = %lease.identity, "acquired leadership");
-    // Not ready again until the controller's caches have synced.
-    ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);
-    ctx.metrics.set_leader(true);
-    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut watch_leader = leader.clone();
-    let fence = ctx.pim.clone();
-    let lost_watch = tokio::spawn(async move {
-        loop {
-            if watch_leader.changed().await.is_err() || !*watch_leader.borrow_and_update() {
-                // At once, before the controller winds down: reconciles still running must not
-                // write to Confluent Cloud while a new leader may be acting.
-                fence.fence();
-                let _ = lost_tx.send(());
-                return;
-            }
-        }
-    });
-    let lost = lost_rx.map(|r| r.is_ok()).shared();
-    let stop = {
-        let lost = lost.clone();
-        let shutdown = shutdown.clone();
-        async move {
-            tokio::select! {
-                _ = shutdown => {},
-                _ = lost => {},
-            }
-        }
-    };
-    // The controller finishes in-flight reconciles before returning.
-    controller::run(ctx.clone(), stop).await;
-    lost_watch.abort();
-    ctx.metrics.set_leader(false);
-    let was_lost = lost.now_or_never() == Some(true);
-    // Dropping the receiver makes the manager release the Lease (if still ours) and stop.
-    drop(leader);
-    match task.await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => warn!(error = %e, "releasing the lease failed"),
-        Err(e) => warn!(error = %e, "lease manager task failed"),
-    }
-    if was_lost {
-        warn!(identity = %lease.identity, "lost leadership");
-        Ok(Ended::LostLeadership)
-    } else {
-        info!(identity = %lease.identity, "released leadership");
-        Ok(Ended::Shutdown)
     }
 }

@@ -9,6 +9,7 @@ use std::{
 };
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
+use futures::FutureExt;
 
 use crate::{
     cli::RunArgs,
@@ -80,6 +81,27 @@ fn default_credentials(args: &RunArgs) -> Result<DefaultCredentials, BoxError> {
 /// `Config::shutdown_grace` (8 s), releasing the Lease the rest. Within the chart's
 /// termination grace period (and the 10 s the issue tracker asked for).
 pub const SHUTDOWN_LIMIT: Duration = Duration::from_millis(9_500);
+
+/// How long releasing the Lease may take on the way out, after `SHUTDOWN_LIMIT` or a panic.
+const RELEASE_LIMIT: Duration = Duration::from_millis(400);
+
+/// Notified when any thread panics (after the default hook has printed it), so the process
+/// releases its Lease and ends instead of running on with a dead task.
+fn panic_signal() -> Arc<tokio::sync::Notify> {
+    static SIGNAL: std::sync::OnceLock<Arc<tokio::sync::Notify>> = std::sync::OnceLock::new();
+    SIGNAL
+        .get_or_init(|| {
+            let signal = Arc::new(tokio::sync::Notify::new());
+            let notify = signal.clone();
+            let default = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                default(info);
+                notify.notify_one();
+            }));
+            signal
+        })
+        .clone()
+}
 
 /// The line `run --emulator` starts with, and what every resource's `Ready` message says.
 pub const EMULATOR_NOTICE: &str = "EMULATOR: integrations are created in an emulator inside the operator, nothing is created in Confluent Cloud";
@@ -191,24 +213,34 @@ pub async fn run_with(
             tracing::error!(error = %e, "health server stopped");
         }
     });
-    let shutdown = futures::FutureExt::shared(shutdown);
+    let shutdown = shutdown.shared();
+    let elector = args.leader_election.then(|| {
+        leader::Elector::new(
+            ctx.client.clone(),
+            LeaseConfig {
+                name: args.lease_name.clone(),
+                namespace: args.lease_namespace.clone(),
+                identity: args
+                    .pod_name
+                    .clone()
+                    .unwrap_or_else(|| format!("pio-{:016x}", fastrand::u64(..))),
+                duration: args.lease_duration,
+                grace: args.lease_renew_grace,
+            },
+        )
+    });
     let work = async {
-        if !args.leader_election {
-            controller::run(ctx.clone(), shutdown.clone()).await;
-            return Ok(Ended::Shutdown);
+        match &elector {
+            None => {
+                controller::run(ctx.clone(), shutdown.clone()).await;
+                Ok(Ended::Shutdown)
+            }
+            Some(elector) => elector.run(ctx.clone(), shutdown.clone()).await,
         }
-        let lease = LeaseConfig {
-            name: args.lease_name.clone(),
-            namespace: args.lease_namespace.clone(),
-            identity: args
-                .pod_name
-                .clone()
-                .unwrap_or_else(|| format!("pio-{:016x}", fastrand::u64(..))),
-            duration: args.lease_duration,
-            grace: args.lease_renew_grace,
-        };
-        leader::run_elected(ctx.clone(), lease, shutdown.clone()).await
     };
+    // A panic anywhere (a reconcile, a spawned task) ends the process like a lost Lease, after
+    // the Lease is released: a standby takes over at once, not after the whole lease duration.
+    let panicked = panic_signal();
     // Shutdown is bounded: whatever is in flight (a long throttle, a hanging call) is dropped
     // `SHUTDOWN_LIMIT` after the signal.
     let deadline = async {
@@ -216,12 +248,20 @@ pub async fn run_with(
         tokio::time::sleep(SHUTDOWN_LIMIT).await;
     };
     let ended = tokio::select! {
-        ended = work => ended,
+        ended = std::panic::AssertUnwindSafe(work).catch_unwind() => {
+            ended.unwrap_or_else(|_| Err(leader::LeaderError::Panicked))
+        }
+        _ = panicked.notified() => Err(leader::LeaderError::Panicked),
         _ = deadline => {
             tracing::warn!(limit_ms = SHUTDOWN_LIMIT.as_millis() as u64, "in-flight work did not finish in time after the shutdown signal; stopping anyway");
             Ok(Ended::Shutdown)
         }
     };
+    // Whatever ended the work, a Lease still ours is given up (bounded: the process must end).
+    if let Some(elector) = &elector {
+        ctx.pim.fence().close();
+        let _ = tokio::time::timeout(RELEASE_LIMIT, elector.release()).await;
+    }
     server.abort();
     drop(emulator);
     match ended? {

@@ -201,3 +201,316 @@ async fn a_replica_that_loses_the_lease_sends_no_more_writes() {
         .await
         .unwrap();
 }
+
+/// Every Confluent call a replica sends, with the time it was sent.
+#[derive(Default)]
+struct Sent(std::sync::Mutex<Vec<(&'static str, tokio::time::Instant)>>);
+
+impl pio::pim::RequestObserver for Sent {
+    fn observe(&self, operation: &'static str, _status: Option<u16>, elapsed: Duration) {
+        let sent = tokio::time::Instant::now() - elapsed;
+        self.0.lock().unwrap().push((operation, sent));
+    }
+}
+
+impl Sent {
+    /// Writes (anything but a list or a get) sent at or after `t`.
+    fn writes_after(&self, t: tokio::time::Instant) -> Vec<&'static str> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(op, at)| *at >= t && !["list", "get"].contains(op))
+            .map(|(op, _)| *op)
+            .collect()
+    }
+}
+
+/// A replica on a runtime of its own, on one thread the test can block: a frozen process.
+struct Frozen {
+    handle: tokio::runtime::Handle,
+    pim: PimClient,
+    sent: Arc<Sent>,
+    task: Option<tokio::task::JoinHandle<Result<Ended, leader::LeaderError>>>,
+}
+
+fn lease(name: &str, identity: &str) -> LeaseConfig {
+    LeaseConfig {
+        name: name.into(),
+        namespace: "pim-system".into(),
+        identity: identity.into(),
+        duration: Duration::from_secs(3),
+        grace: Duration::from_secs(1),
+    }
+}
+
+fn replica_with(
+    h: &Harness,
+    client: kube::Client,
+    lease_name: &str,
+    identity: &str,
+    handle: &tokio::runtime::Handle,
+) -> Frozen {
+    let sent = Arc::new(Sent::default());
+    let pim = PimClient::new(&h.em.base_url, Duration::from_secs(5))
+        .unwrap()
+        .with_observer(sent.clone());
+    let ctx = Arc::new(Context::new(
+        client,
+        pim.clone(),
+        test_config(),
+        Arc::new(Metrics::new()),
+    ));
+    let task = handle.spawn(leader::run_elected(
+        ctx,
+        lease(lease_name, identity),
+        std::future::pending(),
+    ));
+    Frozen {
+        handle: handle.clone(),
+        pim,
+        sent,
+        task: Some(task),
+    }
+}
+
+/// A runtime on a thread of its own; dropped with the returned sender.
+fn own_runtime() -> (tokio::runtime::Handle, std::sync::mpsc::Sender<()>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tx.send(rt.handle().clone()).unwrap();
+        // Runs its tasks until the test is done with it.
+        rt.block_on(async {
+            while stop_rx.try_recv().is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+    });
+    (rx.recv().unwrap(), stop_tx)
+}
+
+async fn gcp_and_azure(h: &Harness) -> Vec<String> {
+    let mut names = Vec::new();
+    for i in 0..4 {
+        let mut gcp = gcp_spec();
+        gcp["displayName"] = serde_json::json!(format!("gcs-{i}"));
+        h.create(&format!("gcp{i}"), gcp).await;
+        let mut azure = azure_spec();
+        azure["displayName"] = serde_json::json!(format!("blob-{i}"));
+        h.create(&format!("azure{i}"), azure).await;
+        names.extend([format!("gcp{i}"), format!("azure{i}")]);
+    }
+    names
+}
+
+/// The leader is frozen (its only thread blocked, as by SIGSTOP) with GCP and Azure resources
+/// mid-flight, past its Lease; a standby takes over. When it thaws, its queued calls find the
+/// fence closed by its own clock: not one Confluent write after its deadline (it sent 21 before
+/// the fence ran on the local clock, the moment it was thawed). The standby finishes the work,
+/// with one integration per resource.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_leader_sends_no_write_after_its_deadline() {
+    let mut em = emulator_config();
+    em.faults.latency_ms = 300;
+    let mut h = Harness::with(test_config(), em).await;
+    h.crash().await;
+    let (a_rt, _a_stop) = own_runtime();
+    let mut a = replica_with(&h, h.fake.client(NS), "pio-freeze", "replica-a", &a_rt);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while a
+        .pim
+        .fence()
+        .deadline()
+        .is_none_or(|d| d <= tokio::time::Instant::now())
+    {
+        assert!(tokio::time::Instant::now() < deadline, "A never led");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (b_rt, _b_stop) = own_runtime();
+    let b = replica_with(&h, h.fake.client(NS), "pio-freeze", "replica-b", &b_rt);
+    let names = gcp_and_azure(&h).await;
+    h.wait_called("v2_create").await;
+
+    // Freeze A for longer than the Lease lasts.
+    let a_deadline = a.pim.fence().deadline().unwrap();
+    a.handle
+        .spawn(async { std::thread::sleep(Duration::from_secs(6)) });
+    for name in &names {
+        h.wait_ready(name).await;
+    }
+    // A has thawed by now (6 s), and had every chance to send what it had queued.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let late = a.sent.writes_after(a_deadline);
+    assert!(late.is_empty(), "A wrote after its deadline: {late:?}");
+    assert!(
+        !b.sent.writes_after(a_deadline).is_empty(),
+        "B finished the work"
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(10), a.task.take().unwrap())
+        .await
+        .expect("A steps down")
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended, Ended::LostLeadership);
+    let remote = h.remote().await;
+    assert_eq!(
+        remote.len(),
+        names.len(),
+        "one integration each: {remote:#?}"
+    );
+    assert!(
+        remote.iter().all(|r| r["status"] != "DRAFT"),
+        "every integration configured: {remote:#?}"
+    );
+}
+
+/// A TCP proxy in front of the API server that the test can cut, as a network partition does.
+struct Proxy {
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+    connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn to(upstream: &str) -> Self {
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let conns = connections.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                conns.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                }));
+            }
+        });
+        Self {
+            url,
+            task,
+            connections,
+        }
+    }
+
+    /// Cuts every connection and accepts no more.
+    fn cut(&self) {
+        self.task.abort();
+        for c in self.connections.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+}
+
+fn client_for(url: &str) -> kube::Client {
+    let mut config = kube::Config::new(url.parse().unwrap());
+    config.default_namespace = NS.into();
+    config.read_timeout = Some(Duration::from_secs(2));
+    config.connect_timeout = Some(Duration::from_secs(1));
+    kube::Client::try_from(config).unwrap()
+}
+
+/// The leader loses the API server (its connection cut mid-wave): its renewals fail, and at its
+/// deadline its fence closes by its own clock, whatever the Lease loop has noticed: no Confluent
+/// write after it. The standby takes over and finishes, with one integration per resource.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_leader_sends_no_write_after_its_deadline() {
+    let mut em = emulator_config();
+    em.faults.latency_ms = 300;
+    let mut h = Harness::with(test_config(), em).await;
+    h.crash().await;
+    let (url, _server) = h.fake.serve_http().await.unwrap();
+    let proxy = Proxy::to(&url).await;
+    let here = tokio::runtime::Handle::current();
+    let mut a = replica_with(&h, client_for(&proxy.url), "pio-cut", "replica-a", &here);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while a
+        .pim
+        .fence()
+        .deadline()
+        .is_none_or(|d| d <= tokio::time::Instant::now())
+    {
+        assert!(tokio::time::Instant::now() < deadline, "A never led");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let b = replica_with(&h, client_for(&url), "pio-cut", "replica-b", &here);
+    let names = gcp_and_azure(&h).await;
+    h.wait_called("v2_create").await;
+
+    proxy.cut();
+    let cut_at = tokio::time::Instant::now();
+    // No renewal lands after the cut: this is A's deadline (a renewal in flight through the
+    // proxy is cut with it).
+    let a_deadline = a.pim.fence().deadline().unwrap();
+    assert!(a_deadline <= cut_at + Duration::from_secs(3));
+    for name in &names {
+        h.wait_ready(name).await;
+    }
+    let late = a.sent.writes_after(a_deadline);
+    assert!(late.is_empty(), "A wrote after its deadline: {late:?}");
+    assert!(
+        !b.sent.writes_after(cut_at).is_empty(),
+        "B finished the work"
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(10), a.task.take().unwrap())
+        .await
+        .expect("A steps down")
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended, Ended::LostLeadership);
+    let remote = h.remote().await;
+    assert_eq!(
+        remote.len(),
+        names.len(),
+        "one integration each: {remote:#?}"
+    );
+}
+
+/// The fence closes on the client's own clock, whatever the lease loop has noticed: once the
+/// deadline has passed (here tokio's paused clock moves past it, as a thawed process finds its
+/// clock moved on), a write is refused before it is sent, and a read still goes out.
+#[tokio::test(start_paused = true)]
+async fn the_fence_closes_at_its_deadline_without_anyone_closing_it() {
+    pio::install_crypto_provider();
+    // Nothing listens there: a write that got past the fence would fail to connect instead.
+    let pim = PimClient::new("http://127.0.0.1:9", Duration::from_secs(1)).unwrap();
+    let creds = pio::pim::Credentials::new(KEY, SECRET);
+    let body = pio::pim::CreateIntegration {
+        display_name: "late".into(),
+        provider: "AWS".into(),
+        config: Some(pio::pim::WriteConfig::Aws {
+            customer_iam_role_arn: arn(7),
+        }),
+        environment: pio::pim::EnvId { id: ENV.into() },
+    };
+    pim.fence()
+        .allow_until(tokio::time::Instant::now() + Duration::from_secs(12));
+    tokio::time::advance(Duration::from_secs(11)).await;
+    let before = pim
+        .create(&creds, pio::pim::ApiVersion::V1, &body)
+        .await
+        .unwrap_err();
+    assert_ne!(
+        before,
+        pio::pim::PimError::Fenced,
+        "allowed before the deadline"
+    );
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let after = pim
+        .create(&creds, pio::pim::ApiVersion::V1, &body)
+        .await
+        .unwrap_err();
+    assert_eq!(after, pio::pim::PimError::Fenced);
+    let read = pim
+        .list(&creds, pio::pim::ApiVersion::V1, ENV, Default::default())
+        .await
+        .unwrap_err();
+    assert_ne!(read, pio::pim::PimError::Fenced, "reads go on");
+}

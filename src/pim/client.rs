@@ -1,16 +1,7 @@
 //! A typed client of the Provider Integration API. It knows HTTP and the API's dialect, and
 //! nothing about Kubernetes.
 
-use std::{
-    collections::HashSet,
-    fmt,
-    num::NonZeroU32,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::HashSet, fmt, num::NonZeroU32, sync::Arc, time::Duration};
 
 use reqwest::{Method, StatusCode, header};
 use serde::de::DeserializeOwned;
@@ -76,6 +67,37 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// Until when this process may send writes (any request but a GET) to Confluent Cloud. Without
+/// leader election, always; with it, until the leader's renew deadline: the monotonic time of
+/// its last successful Lease renewal plus the lease duration, less a margin, after which a
+/// standby may be acting. Read on tokio's clock right before each write is sent, so it holds
+/// whatever the lease manager has noticed: across a SIGSTOP (the clock has moved on when the
+/// process runs again) and a partition (no renewal moves it).
+#[derive(Debug, Default)]
+pub struct Fence(std::sync::Mutex<Option<tokio::time::Instant>>);
+
+impl Fence {
+    /// Writes may be sent until `deadline`.
+    pub fn allow_until(&self, deadline: tokio::time::Instant) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
+    }
+
+    /// No write is sent from now on (until `allow_until`).
+    pub fn close(&self) {
+        self.allow_until(tokio::time::Instant::now());
+    }
+
+    /// The deadline in force (`None`: no fence, writes always allowed).
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn allows_writes(&self) -> bool {
+        self.deadline()
+            .is_none_or(|d| tokio::time::Instant::now() < d)
+    }
+}
+
 /// Called after every API request, e.g. to count requests in metrics.
 pub trait RequestObserver: Send + Sync {
     fn observe(&self, operation: &'static str, status: Option<u16>, elapsed: Duration);
@@ -115,8 +137,8 @@ pub struct PimClient {
     throttle: Arc<Throttle>,
     /// Calls in flight, adapted to the API's latency and overload signals.
     adaptive: Arc<Adaptive>,
-    /// Set when this replica lost the leader Lease: no write is sent after it (`fence`).
-    fenced: Arc<AtomicBool>,
+    /// Until when writes may leave this process (leader election's renew deadline).
+    fence: Arc<Fence>,
 }
 
 impl fmt::Debug for PimClient {
@@ -147,7 +169,7 @@ impl PimClient {
             observer: None,
             throttle: Arc::new(Throttle::new(None)),
             adaptive: Arc::new(Adaptive::new(DEFAULT_CEILING)),
-            fenced: Arc::default(),
+            fence: Arc::default(),
         })
     }
 
@@ -183,14 +205,13 @@ impl PimClient {
         &self.base
     }
 
-    /// From now on every write (shared by all clones of this client) fails with `Fenced` before
-    /// it is sent: called when the leader Lease is lost, since a new leader may be acting.
-    pub fn fence(&self) {
-        self.fenced.store(true, Ordering::SeqCst);
+    /// The write fence shared by all clones of this client (leader election moves it).
+    pub fn fence(&self) -> &Fence {
+        &self.fence
     }
 
     fn check_fence(&self, method: &Method) -> Result<(), PimError> {
-        if *method != Method::GET && self.fenced.load(Ordering::SeqCst) {
+        if *method != Method::GET && !self.fence.allows_writes() {
             return Err(PimError::Fenced);
         }
         Ok(())
@@ -395,17 +416,18 @@ impl PimClient {
         self.check_fence(&method)?;
         self.throttle.acquire(creds).await?;
         let permit = self.adaptive.acquire().await;
-        // A wait at the throttle may have outlived the Lease.
-        self.check_fence(&method)?;
         let start = std::time::Instant::now();
         let mut req = self
             .http
-            .request(method, url)
+            .request(method.clone(), url)
             .basic_auth(&creds.key, Some(&creds.secret))
             .header(header::ACCEPT, "application/json");
         if let Some(b) = body {
             req = req.json(b);
         }
+        // The last moment before the request leaves: the deadline may have passed while it
+        // waited for a slot, or while the whole process was stopped.
+        self.check_fence(&method)?;
         let result = req.send().await;
         let resp = match result {
             Ok(r) => r,

@@ -7,7 +7,8 @@ pub mod throttle;
 pub mod types;
 
 pub use client::{
-    ApiVersion, Body, Credentials, ListFilter, PimClient, RequestObserver, interpret, page_token,
+    ApiVersion, Body, Credentials, Fence, ListFilter, PimClient, RequestObserver, interpret,
+    page_token,
 };
 pub use error::{ErrorClass, MAX_RETRY_AFTER, PimError, RetryAfter};
 pub use types::*;
