@@ -59,6 +59,7 @@ pub const FINALIZER: &str = "pim.confluent.cloud/cleanup";
 #[x_kube(validation = Rule::new("self.provider != 'GCP' || has(self.gcp)").message("provider GCP requires spec.gcp.customerGoogleServiceAccount").reason(kube::core::Reason::FieldValueRequired).field_path(".gcp"))]
 #[x_kube(validation = Rule::new("self.provider != 'Azure' || has(self.azure)").message("provider Azure requires spec.azure.customerAzureTenantId").reason(kube::core::Reason::FieldValueRequired).field_path(".azure"))]
 #[x_kube(validation = Rule::new("!has(self.managementPolicy) || self.managementPolicy != 'Observe' || has(self.integrationId) || self.provider == 'AWS' || has(self.displayName)").message("managementPolicy Observe needs the integration to observe: spec.integrationId, or spec.displayName for GCP and Azure (AWS: the role ARN)").reason(kube::core::Reason::FieldValueRequired).field_path(".managementPolicy"))]
+#[x_kube(validation = Rule::new("!has(oldSelf.managementPolicy) || oldSelf.managementPolicy != 'Observe' || (has(self.managementPolicy) && self.managementPolicy == 'Observe')").message("an observer stays one: managementPolicy Observe cannot become Manage (that would make it the owner, and deleting it would delete an integration made elsewhere); to take the integration over, create a resource with spec.integrationId (adopted integrations are kept on delete unless deletionPolicy says Delete), then delete the observer").reason(kube::core::Reason::FieldValueForbidden).field_path(".managementPolicy"))]
 #[x_kube(validation = Rule::new("(has(self.aws) ? 1 : 0) + (has(self.gcp) ? 1 : 0) + (has(self.azure) ? 1 : 0) <= 1").message("set only the block of spec.provider (aws, gcp or azure)").reason(kube::core::Reason::FieldValueForbidden))]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderIntegrationSpec {
@@ -118,6 +119,8 @@ pub struct ProviderIntegrationSpec {
     /// `integrationId` or by its key (the role ARN for AWS, `displayName` for GCP and Azure),
     /// into the status and `writeOutputsTo`, and never writes to Confluent Cloud; deleting it
     /// deletes nothing. Any number of resources may observe an integration another one manages.
+    /// `Manage` may become `Observe` (the resource lets the integration go, keeping it), never
+    /// the other way: to take over an integration, adopt it with `integrationId`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub management_policy: Option<ManagementPolicy>,
 

@@ -265,6 +265,25 @@ async fn run_lifecycle(client: Client, ns: String) {
         .to_string();
     assert!(err.contains("environment"), "{err}");
 
+    // An observer never becomes an owner: the transition rule refuses the update.
+    let observer = resource(
+        "observer",
+        0,
+        json!({"managementPolicy": "Observe", "integrationId": "dlz-e2e0000"}),
+    );
+    api.create(&PostParams::default(), &observer).await.unwrap();
+    let err = api
+        .patch(
+            "observer",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"managementPolicy": "Manage"}})),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("an observer stays one"), "{err}");
+    api.delete("observer", &Default::default()).await.unwrap();
+
     // Every file of `examples/` passes the real server's schema and CEL rules (a dry run:
     // nothing is stored).
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");

@@ -35,8 +35,8 @@ fn examples() -> Vec<(String, Value)> {
 }
 
 /// The CRD's OpenAPI schema, as the API server checks a resource (structural: the
-/// `x-kubernetes-*` keys are the server's own and ignored here; the CEL rules are checked by hand
-/// below and by a real server in `tests/e2e.rs`).
+/// `x-kubernetes-*` keys are the server's own and ignored here; the CEL rules are evaluated by
+/// `common::cel_rules`, and by a real server in `tests/e2e.rs`).
 fn crd_schema() -> jsonschema::Validator {
     let text =
         std::fs::read_to_string("crds/providerintegrations.pim.confluent.cloud.yaml").unwrap();
@@ -72,7 +72,9 @@ fn every_example_is_valid_against_the_crd() {
         assert_eq!(doc["apiVersion"], "pim.confluent.cloud/v1alpha1", "{file}");
         let errors: Vec<String> = schema.iter_errors(doc).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{file}: {errors:?}");
-        // The CEL rules: the provider's block, and only it.
+        // The CEL rules, as the API server evaluates them.
+        let broken = common::cel_rules::violations(&doc["spec"], None);
+        assert!(broken.is_empty(), "{file}: {broken:?}");
         let provider = doc["spec"]["provider"].as_str().unwrap();
         let blocks: Vec<&str> = ["aws", "gcp", "azure"]
             .into_iter()

@@ -123,3 +123,30 @@ async fn observers_mirror_the_owners_integration_and_never_write() {
     assert_eq!(h.remote().await.len(), 1, "the owner's integration stays");
     assert!(h.get("owner").unwrap().is_ready());
 }
+
+/// An owner let go (`Manage` to `Observe`, the one way the CRD allows): it keeps mirroring its
+/// integration, and its deletion deletes nothing.
+#[tokio::test]
+async fn an_owner_that_becomes_an_observer_lets_its_integration_go() {
+    let h = Harness::new().await;
+    h.create("owner", aws_spec(5)).await;
+    let id = h.wait_ready("owner").await.status.unwrap().id.unwrap();
+    let before = writes(&h);
+    h.patch_spec("owner", json!({"managementPolicy": "Observe"}))
+        .await;
+    h.wait("owner", "Ready as an observer", |p| {
+        p.is_ready()
+            && p.status.as_ref().and_then(|s| s.observed_generation) == p.metadata.generation
+    })
+    .await;
+    h.delete("owner").await;
+    h.wait_gone("owner").await;
+    let remote = h.remote().await;
+    assert_eq!(remote.len(), 1, "{remote:?}");
+    assert_eq!(remote[0]["id"], json!(id));
+    assert_eq!(
+        writes(&h),
+        before,
+        "no write to Confluent Cloud after the switch"
+    );
+}

@@ -2,7 +2,10 @@
 //! server matches `pattern`s with RE2 semantics, which the `regex` crate shares; the e2e test
 //! checks the same inputs against a real API server when one is available.
 
-use serde_json::Value;
+mod common;
+
+use common::cel_rules::violations;
+use serde_json::{Value, json};
 
 const CRD_FILE: &str = "crds/providerintegrations.pim.confluent.cloud.yaml";
 
@@ -87,29 +90,39 @@ fn provider_enum_and_cel_rules_tie_each_provider_to_its_block() {
         .filter_map(Value::as_str)
         .collect();
     assert_eq!(providers, ["AWS", "GCP", "Azure"]);
-    let rules: Vec<&str> = spec["x-kubernetes-validations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["rule"].as_str())
-        .collect();
-    for rule in [
-        "self.provider != 'AWS' || has(self.aws)",
-        "self.provider != 'GCP' || has(self.gcp)",
-        "self.provider != 'Azure' || has(self.azure)",
-    ] {
-        assert!(rules.contains(&rule), "missing CEL rule {rule}: {rules:?}");
+    // The CEL rules, evaluated: each provider needs its block, and only it.
+    let aws = json!({"environment": "env-1", "provider": "AWS",
+        "aws": {"customerIamRoleArn": "arn:aws:iam::123456789012:role/r"}});
+    let gcp = json!({"environment": "env-1", "provider": "GCP",
+        "gcp": {"customerGoogleServiceAccount": "sa@p.iam.gserviceaccount.com"}});
+    let azure = json!({"environment": "env-1", "provider": "Azure",
+        "azure": {"customerAzureTenantId": "00000000-0000-0000-0000-000000000001"}});
+    for ok in [&aws, &gcp, &azure] {
+        assert_eq!(violations(ok, None), Vec::<String>::new(), "{ok}");
     }
-    assert!(
-        rules.iter().any(|r| r.contains("<= 1")),
-        "at most one provider block: {rules:?}"
+    let mut no_block = aws.clone();
+    no_block["provider"] = json!("GCP");
+    assert_eq!(
+        violations(&no_block, None),
+        ["provider GCP requires spec.gcp.customerGoogleServiceAccount"]
+    );
+    let mut two_blocks = gcp.clone();
+    two_blocks["azure"] = azure["azure"].clone();
+    assert_eq!(
+        violations(&two_blocks, None),
+        ["set only the block of spec.provider (aws, gcp or azure)"]
     );
     // An observer must say what it observes (`tests/e2e.rs` has a real API server evaluate it).
+    let mut blind = gcp.clone();
+    blind["managementPolicy"] = json!("Observe");
+    assert_eq!(violations(&blind, None).len(), 1);
+    blind["displayName"] = json!("gcs");
+    assert!(violations(&blind, None).is_empty());
+    let mut aws_observer = aws.clone();
+    aws_observer["managementPolicy"] = json!("Observe");
     assert!(
-        rules.contains(
-            &"!has(self.managementPolicy) || self.managementPolicy != 'Observe' || has(self.integrationId) || self.provider == 'AWS' || has(self.displayName)"
-        ),
-        "{rules:?}"
+        violations(&aws_observer, None).is_empty(),
+        "AWS: the role ARN is the key"
     );
     let policies: Vec<&str> = spec["properties"]["managementPolicy"]["enum"]
         .as_array()
@@ -149,4 +162,41 @@ fn existing_aws_resources_stay_valid() {
         spec["properties"]["aws"]["required"],
         serde_json::json!(["customerIamRoleArn"])
     );
+}
+
+/// `managementPolicy`: an owner may let its integration go and observe it (`Manage` to
+/// `Observe`), but an observer never becomes an owner (its deletion would then delete an
+/// integration made elsewhere): the API server refuses that update.
+#[test]
+fn an_observer_cannot_become_an_owner() {
+    let base = json!({"environment": "env-1", "provider": "AWS", "integrationId": "dlz-1",
+        "aws": {"customerIamRoleArn": "arn:aws:iam::123456789012:role/r"}});
+    let with = |policy: Option<&str>| {
+        let mut s = base.clone();
+        if let Some(p) = policy {
+            s["managementPolicy"] = json!(p);
+        }
+        s
+    };
+    let (unset, manage, observe) = (with(None), with(Some("Manage")), with(Some("Observe")));
+    let refused = |old: &Value, new: &Value| !violations(new, Some(old)).is_empty();
+    for (old, new) in [(&observe, &manage), (&observe, &unset)] {
+        assert!(refused(old, new), "{old} -> {new}");
+        assert!(
+            violations(new, Some(old))[0].starts_with("an observer stays one"),
+            "{:?}",
+            violations(new, Some(old))
+        );
+    }
+    for (old, new) in [
+        (&manage, &observe),
+        (&unset, &observe),
+        (&unset, &manage),
+        (&observe, &observe),
+        (&manage, &unset),
+    ] {
+        assert!(!refused(old, new), "{old} -> {new}");
+    }
+    // On a create there is no old spec: the transition rule is not evaluated.
+    assert!(violations(&observe, None).is_empty());
 }

@@ -18,6 +18,7 @@ use pio::{
 };
 use serde_json::{Value, json};
 
+pub mod cel_rules;
 pub mod contract;
 pub mod fake_kube;
 pub use fake_kube::FakeKube;
