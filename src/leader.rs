@@ -161,19 +161,8 @@ impl Elector {
                     "acquireTime": now, "renewTime": now, "leaseTransitions": 0},
             }))
             .map_err(kube::Error::SerdeError)?;
-            return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(created) => {
-                    *seen = Some(Seen {
-                        record: Record::of(&created),
-                        at: sent,
-                    });
-                    Ok(Attempt::Held {
-                        deadline: self.deadline(sent),
-                    })
-                }
-                Err(kube::Error::Api(e)) if e.code == 409 => Ok(Attempt::Other),
-                Err(e) => Err(e),
-            };
+            let created = self.api.create(&PostParams::default(), &lease).await;
+            return self.held(&mut seen, created, sent);
         };
         let record = Record::of(&lease);
         let observed_at = match &*seen {
@@ -196,29 +185,40 @@ impl Elector {
             spec["acquireTime"] = serde_json::to_value(&now).map_err(kube::Error::SerdeError)?;
             spec["leaseTransitions"] = (record.transitions + 1).into();
         }
+        let written = self.write(&lease, spec).await;
+        self.held(&mut seen, written, sent)
+    }
+
+    /// Writes `spec` into the Lease, guarded by the `resourceVersion` it was decided on.
+    async fn write(&self, lease: &Lease, spec: serde_json::Value) -> Result<Lease, kube::Error> {
         let patch = serde_json::json!({
             "metadata": {"resourceVersion": lease.metadata.resource_version},
             "spec": spec,
         });
-        match self
-            .api
-            .patch(
-                &self.config.name,
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
+        let params = PatchParams::default();
+        self.api
+            .patch(&self.config.name, &params, &Patch::Merge(&patch))
             .await
-        {
-            Ok(written) => {
+    }
+
+    /// What a write of ours, sent at `sent`, came to: held until the deadline it sets, or (409:
+    /// someone wrote first) theirs, unless the next look says otherwise.
+    fn held(
+        &self,
+        seen: &mut Option<Seen>,
+        written: Result<Lease, kube::Error>,
+        sent: Instant,
+    ) -> Result<Attempt, kube::Error> {
+        match written {
+            Ok(lease) => {
                 *seen = Some(Seen {
-                    record: Record::of(&written),
+                    record: Record::of(&lease),
                     at: sent,
                 });
                 Ok(Attempt::Held {
                     deadline: self.deadline(sent),
                 })
             }
-            // Someone wrote first: theirs, unless the next look says otherwise.
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(Attempt::Other),
             Err(e) => Err(e),
         }
@@ -237,19 +237,8 @@ impl Elector {
         if Record::of(&lease).holder.as_deref() != Some(self.me()) {
             return;
         }
-        let patch = serde_json::json!({
-            "metadata": {"resourceVersion": lease.metadata.resource_version},
-            "spec": {"holderIdentity": null, "renewTime": MicroTime(jiff::Timestamp::now())},
-        });
-        match self
-            .api
-            .patch(
-                &self.config.name,
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await
-        {
+        let spec = serde_json::json!({"holderIdentity": null, "renewTime": MicroTime(jiff::Timestamp::now())});
+        match self.write(&lease, spec).await {
             Ok(_) => info!(identity = %self.me(), "released leadership"),
             Err(e) => warn!(error = %e, "releasing the lease failed"),
         }

@@ -12,7 +12,7 @@ use kube::{
     api::{DeleteParams, Patch, PatchParams},
 };
 use pio::{
-    controller::{Config, DEFAULT_CREDENTIALS_ANNOTATION, DefaultCredentials},
+    controller::{Config, DEFAULT_CREDENTIALS_ANNOTATION},
     crd::{PAUSED, PAUSED_ANNOTATION, ProviderIntegration, STALLED},
     emulator,
     pim::{ApiVersion, Credentials, ListFilter, PimClient},
@@ -277,13 +277,6 @@ async fn concurrent_first_reads_of_a_secret_are_one_read() {
         h.wait_ready(&format!("r{i}")).await;
     }
     assert_eq!(reads(&h) - before, 1, "one read of the shared Secret");
-}
-
-fn default_credentials_config() -> Config {
-    Config {
-        default_credentials: DefaultCredentials::Static(Credentials::new(KEY, SECRET)),
-        ..test_config()
-    }
 }
 
 /// Resources on the default credentials keep no memory once settled; a namespace's Secrets'

@@ -6,9 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use pio::controller::{Config, DEFAULT_CREDENTIALS_ANNOTATION, DefaultCredentials};
+use pio::controller::DEFAULT_CREDENTIALS_ANNOTATION;
 use pio::crd::{ProviderIntegration, STALLED};
-use pio::pim::Credentials;
 use serde_json::{Value, json};
 
 fn stalled(reason: &'static str) -> impl Fn(&ProviderIntegration) -> bool {
@@ -157,13 +156,6 @@ async fn two_resources_racing_for_one_key_produce_one_owner() {
             .collect();
         assert_eq!(same_key.len(), 1, "round {round}: {same_key:?}");
         assert_eq!(same_key[0]["id"], json!(id));
-    }
-}
-
-fn default_credentials_config() -> Config {
-    Config {
-        default_credentials: DefaultCredentials::Static(Credentials::new(KEY, SECRET)),
-        ..test_config()
     }
 }
 

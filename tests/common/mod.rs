@@ -62,6 +62,16 @@ pub fn test_config() -> Config {
     }
 }
 
+/// The harness's key as the operator's default credentials (granted per namespace).
+pub fn default_credentials_config() -> Config {
+    Config {
+        default_credentials: controller::DefaultCredentials::Static(pio::pim::Credentials::new(
+            KEY, SECRET,
+        )),
+        ..test_config()
+    }
+}
+
 pub fn emulator_config() -> EmulatorConfig {
     EmulatorConfig {
         keys: vec![

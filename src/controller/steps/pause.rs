@@ -53,23 +53,8 @@ pub(crate) async fn unsure(
              cannot be ruled out; the integration is deleted once it can be read (to let the \
              resource go now and keep the integration, set spec.deletionPolicy: Orphan)"
         );
-        let already = pi
-            .condition(PAUSED)
-            .is_some_and(|c| c.status == "Unknown" && c.message == message);
-        if !already {
-            let mut s = pi.status.clone().unwrap_or_default();
-            crate::crd::set_condition(
-                &mut s.conditions,
-                PAUSED,
-                "Unknown",
-                Reason::PauseUnknown.as_str(),
-                &message,
-                pi.metadata.generation,
-                &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
-            );
-            let pi = status::write(ctx, pi, s).await?;
+        if say(ctx, pi, "Unknown", Reason::PauseUnknown, message).await? {
             info!("deletion waits for the Namespace to be read");
-            status::event(ctx, &pi, EventType::Warning, Reason::PauseUnknown, message).await;
         }
     }
     Ok(UNSURE_RETRY.mul_f64(0.5 + fastrand::f64()))
@@ -107,25 +92,45 @@ pub(crate) async fn hold(
              Confluent Cloud and the status is left as it was until the pause is lifted ({lift})"
         )
     };
-    let already = pi
-        .condition(PAUSED)
-        .is_some_and(|c| c.status == "True" && c.message == message);
-    if !already {
-        let mut s = pi.status.clone().unwrap_or_default();
-        crate::crd::set_condition(
-            &mut s.conditions,
-            PAUSED,
-            "True",
-            Reason::Paused.as_str(),
-            &message,
-            pi.metadata.generation,
-            &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
-        );
-        let pi = status::write(ctx, pi, s).await?;
+    if say(ctx, pi, "True", Reason::Paused, message).await? {
         info!(by = ?by, deleting, "paused");
-        status::event(ctx, &pi, EventType::Normal, Reason::Paused, message).await;
     }
     Ok(())
+}
+
+/// Sets the `Paused` condition and says it in an event (a Warning unless it is a plain pause),
+/// once: an unchanged condition is not written again. Returns whether it wrote.
+async fn say(
+    ctx: &Context,
+    pi: &ProviderIntegration,
+    status: &str,
+    reason: Reason,
+    message: String,
+) -> Result<bool, Error> {
+    let already = pi
+        .condition(PAUSED)
+        .is_some_and(|c| c.status == status && c.message == message);
+    if already {
+        return Ok(false);
+    }
+    let mut s = pi.status.clone().unwrap_or_default();
+    crate::crd::set_condition(
+        &mut s.conditions,
+        PAUSED,
+        status,
+        reason.as_str(),
+        &message,
+        pi.metadata.generation,
+        &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+    );
+    let pi = status::write(ctx, pi, s).await?;
+    let kind = if reason == Reason::Paused {
+        EventType::Normal
+    } else {
+        EventType::Warning
+    };
+    status::event(ctx, &pi, kind, reason, message).await;
+    Ok(true)
 }
 
 /// Clears the `Paused` condition once the pause is lifted, and returns the resource as stored.
