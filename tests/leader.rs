@@ -274,6 +274,17 @@ fn replica_with(
     }
 }
 
+impl Frozen {
+    /// Waits until this replica leads: its fence lets writes through.
+    async fn leading(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self.pim.fence().allows_writes() {
+            assert!(tokio::time::Instant::now() < deadline, "never led");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// A runtime on a thread of its own; dropped with the returned sender.
 fn own_runtime() -> (tokio::runtime::Handle, std::sync::mpsc::Sender<()>) {
     let (tx, rx) = std::sync::mpsc::channel();
@@ -321,16 +332,7 @@ async fn a_frozen_leader_sends_no_write_after_its_deadline() {
     h.crash().await;
     let (a_rt, _a_stop) = own_runtime();
     let mut a = replica_with(&h, h.fake.client(NS), "pio-freeze", "replica-a", &a_rt);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while a
-        .pim
-        .fence()
-        .deadline()
-        .is_none_or(|d| d <= tokio::time::Instant::now())
-    {
-        assert!(tokio::time::Instant::now() < deadline, "A never led");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    a.leading().await;
     let (b_rt, _b_stop) = own_runtime();
     let b = replica_with(&h, h.fake.client(NS), "pio-freeze", "replica-b", &b_rt);
     let names = gcp_and_azure(&h).await;
@@ -443,16 +445,7 @@ async fn a_partitioned_leader_sends_no_write_after_its_deadline() {
     let proxy = Proxy::to(&url).await;
     let here = tokio::runtime::Handle::current();
     let mut a = replica_with(&h, client_for(&proxy.url), "pio-cut", "replica-a", &here);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while a
-        .pim
-        .fence()
-        .deadline()
-        .is_none_or(|d| d <= tokio::time::Instant::now())
-    {
-        assert!(tokio::time::Instant::now() < deadline, "A never led");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    a.leading().await;
     let b = replica_with(&h, client_for(&url), "pio-cut", "replica-b", &here);
     let names = gcp_and_azure(&h).await;
     h.wait_called("v2_create").await;
