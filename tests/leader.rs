@@ -278,7 +278,13 @@ impl Frozen {
     /// Waits until this replica leads: its fence lets writes through.
     async fn leading(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !self.pim.fence().allows_writes() {
+        // A deadline ahead (no deadline at all: the elector has not started yet).
+        while self
+            .pim
+            .fence()
+            .deadline()
+            .is_none_or(|d| d <= tokio::time::Instant::now())
+        {
             assert!(tokio::time::Instant::now() < deadline, "never led");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
