@@ -19,6 +19,7 @@ use pio::{
 use serde_json::{Value, json};
 
 pub mod cel_rules;
+pub mod cloud_crds;
 pub mod contract;
 pub mod fake_kube;
 pub use fake_kube::FakeKube;

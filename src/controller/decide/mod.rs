@@ -18,6 +18,7 @@ use crate::pim::{ApiVersion, Integration};
 
 pub mod desired;
 pub mod reasons;
+pub mod trust;
 mod validation;
 
 pub use desired::{Desired, DesiredConfig, InvalidSpec, api_version};
