@@ -164,7 +164,7 @@ impl AwsRoleKind {
 /// The role name and path of an IAM role ARN: `arn:aws:iam::123456789012:role/a/b/name` is
 /// `("name", "/a/b/")`; `None` for anything that is not a role ARN.
 pub fn role_name_and_path(arn: &str) -> Option<(String, String)> {
-    let resource = arn.strip_prefix("arn:")?.splitn(6, ':').nth(4)?;
+    let resource = arn.strip_prefix("arn:")?.splitn(5, ':').nth(4)?;
     let rest = resource.strip_prefix("role/")?;
     let (path, name) = match rest.rsplit_once('/') {
         Some((p, n)) => (format!("/{p}/"), n),
