@@ -337,7 +337,32 @@ async fn a_frozen_leader_sends_no_write_after_its_deadline() {
     let mut h = Harness::with(test_config(), em).await;
     h.crash().await;
     let (a_rt, _a_stop) = own_runtime();
-    let mut a = replica_with(&h, h.fake.client(NS), "pio-freeze", "replica-a", &a_rt);
+    // A's requests to the API server, recorded on their way in.
+    let a_kube = Arc::new(Sent::default());
+    let recorded = a_kube.clone();
+    let router = h.fake.router().layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let recorded = recorded.clone();
+            async move {
+                let write = req.method() != http::Method::GET;
+                if write {
+                    recorded
+                        .0
+                        .lock()
+                        .unwrap()
+                        .push(("kube write", tokio::time::Instant::now()));
+                }
+                next.run(req).await
+            }
+        },
+    ));
+    let mut a = replica_with(
+        &h,
+        kube::Client::new(router, NS),
+        "pio-freeze",
+        "replica-a",
+        &a_rt,
+    );
     a.leading().await;
     let (b_rt, _b_stop) = own_runtime();
     let b = replica_with(&h, h.fake.client(NS), "pio-freeze", "replica-b", &b_rt);
@@ -354,6 +379,12 @@ async fn a_frozen_leader_sends_no_write_after_its_deadline() {
     // A has thawed by now (6 s), and had every chance to send what it had queued.
     tokio::time::sleep(Duration::from_secs(1)).await;
     handed_over(&h, &mut a, &b, a_deadline, a_deadline, &names).await;
+    // Nor did A write to the API server after it (a status decided before the freeze, say).
+    let late = a_kube.writes_after(a_deadline);
+    assert!(
+        late.is_empty(),
+        "A wrote to Kubernetes after its deadline: {late:?}"
+    );
 }
 
 /// After A's deadline: A sent no write, B did (from `b_from` on) and finished the work, A

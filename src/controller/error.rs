@@ -28,6 +28,10 @@ pub enum Error {
     /// is safe to repeat) and retried with backoff.
     #[error("the reconcile did not finish within {0:?}")]
     Deadline(Duration),
+    /// Not written: this replica is past its leader Lease's renew deadline, and a new leader may
+    /// be acting (`pim::Fence`). Nothing is retried here; the replica is stepping down.
+    #[error("not written: this replica no longer holds the leader Lease")]
+    Fenced,
     /// What the resource's Namespace says (a pause, a grant) cannot be told now: the watch of
     /// Namespaces is starting or failing. Nothing was done; tried again within a second.
     #[error("the Namespace {0} cannot be read yet, so a pause on it cannot be ruled out")]

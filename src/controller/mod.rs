@@ -118,7 +118,7 @@ async fn finalize(pi: Arc<ProviderIntegration>, ctx: &Context) -> Result<Action,
         return apply(&api, pi, ctx).await;
     }
     let action = cleanup::cleanup(&pi, ctx).await?;
-    metadata::remove_finalizer(&api, &pi).await?;
+    metadata::remove_finalizer(ctx, &api, &pi).await?;
     // Only now: a failed removal retries cleanup, which may need the remembered credentials.
     ctx.forget(&pi);
     Ok(action)
@@ -182,6 +182,11 @@ fn has_finalizer(pi: &ProviderIntegration) -> bool {
 pub fn error_policy(cached: Arc<Cached>, err: &Error, ctx: Arc<Context>) -> Action {
     match err {
         Error::DeletionPending { retry_in, .. } => Action::requeue(*retry_in),
+        // Past the Lease's deadline: this replica is stepping down, a new leader takes over.
+        Error::Fenced => {
+            debug!("{err}");
+            Action::await_change()
+        }
         Error::NamespaceUnknown(_) => {
             debug!("{err}");
             Action::requeue(pause::UNSURE_RETRY.mul_f64(0.5 + fastrand::f64()))

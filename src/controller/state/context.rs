@@ -291,6 +291,16 @@ impl Context {
         lock(&self.memory).len()
     }
 
+    /// Whether this replica may still write anything (to Confluent Cloud or to the Kubernetes API
+    /// server): not past its leader Lease's renew deadline.
+    pub(crate) fn may_write(&self) -> Result<(), crate::controller::error::Error> {
+        if self.pim.fence().allows_writes() {
+            Ok(())
+        } else {
+            Err(crate::controller::error::Error::Fenced)
+        }
+    }
+
     /// Secrets' last keys and default-credential grants kept: bounded by the Secrets in use and
     /// the namespaces that exist. For tests and diagnostics.
     pub fn secrets_kept(&self) -> usize {

@@ -112,6 +112,7 @@ async fn in_sync(
     } else {
         (Cow::Borrowed(pi), i)
     };
+    ctx.may_write()?;
     let written = match outputs::sync(&ctx.client, MANAGER, &pi, &i).await {
         Ok(written) => written,
         Err(outputs::OutputsError::Kube(e)) => return Err(Error::Kube(e)),

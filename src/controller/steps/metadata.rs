@@ -92,6 +92,7 @@ async fn patch_metadata(
     pi: &ProviderIntegration,
     mut ops: Vec<PatchOperation>,
 ) -> Result<ProviderIntegration, Error> {
+    ctx.may_write()?;
     ops.insert(0, decided_on(pi));
     let patch = json_patch::Patch(ops);
     let updated = api
@@ -179,9 +180,11 @@ pub(crate) async fn drop_intent_annotation(
 /// on a copy older than one of our own writes (which may have recorded an id to delete) must
 /// not release the finalizer.
 pub(crate) async fn remove_finalizer(
+    ctx: &Context,
     api: &Api<ProviderIntegration>,
     pi: &ProviderIntegration,
 ) -> Result<(), Error> {
+    ctx.may_write()?;
     let remaining: Vec<&String> = pi.finalizers().iter().filter(|f| *f != FINALIZER).collect();
     // Merge patch: `resourceVersion` is a precondition, so a release decided on a stale copy
     // gets 409.

@@ -32,6 +32,10 @@ pub(crate) async fn event(
     reason: Reason,
     note: String,
 ) {
+    // A replica past its Lease's deadline says nothing more: a new leader speaks now.
+    if ctx.may_write().is_err() {
+        return;
+    }
     let ev = KubeEvent {
         type_,
         reason: reason.as_str().into(),
@@ -80,6 +84,7 @@ pub(crate) async fn write<'a>(
         Some(s) => to_json(s)?,
         None => Value::Null,
     };
+    ctx.may_write()?;
     let patch = json!({
         "metadata": {"resourceVersion": pi.resource_version()},
         "status": merge_diff(&before, &to_json(&status)?),
