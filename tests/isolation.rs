@@ -166,6 +166,16 @@ async fn annotate_namespace(h: &Harness, ns: &str, annotations: Value) {
     .unwrap();
 }
 
+/// A namespace "team" with its own Secret, and a resource "s3" Ready in it.
+async fn ready_in_team(h: &Harness, role: usize) {
+    h.namespace("team", json!({})).await;
+    h.put_secret_in("team", "pim-creds", KEY, SECRET).await;
+    let mut spec = aws_spec(role);
+    spec["credentialsRef"] = json!({"name": "pim-creds"});
+    h.create_in("team", "s3", spec).await;
+    h.wait_in("team", "s3", "Ready", |p| p.is_ready()).await;
+}
+
 /// While the Namespaces cannot be read (the watch broken, its restarts answered 500), a
 /// deletion does not take the missing answer for "not paused": it waits and says why. When the
 /// watch is back it sees the pause put on meanwhile, and the integration is deleted only once
@@ -173,12 +183,7 @@ async fn annotate_namespace(h: &Harness, ns: &str, annotations: Value) {
 #[tokio::test]
 async fn a_pause_is_never_lost_to_an_api_server_error() {
     let h = Harness::with(fast_resync(), emulator_config()).await;
-    h.namespace("team", json!({})).await;
-    h.put_secret_in("team", "pim-creds", KEY, SECRET).await;
-    let mut spec = aws_spec(3);
-    spec["credentialsRef"] = json!({"name": "pim-creds"});
-    h.create_in("team", "s3", spec).await;
-    h.wait_in("team", "s3", "Ready", |p| p.is_ready()).await;
+    ready_in_team(&h, 3).await;
 
     // The Namespace watch breaks and cannot be restarted; meanwhile the team pauses.
     h.fake
@@ -236,12 +241,7 @@ async fn a_pause_is_never_lost_to_an_api_server_error() {
 #[tokio::test]
 async fn a_namespace_pause_is_seen_through_the_watch() {
     let h = Harness::new().await;
-    h.namespace("team", json!({})).await;
-    h.put_secret_in("team", "pim-creds", KEY, SECRET).await;
-    let mut spec = aws_spec(4);
-    spec["credentialsRef"] = json!({"name": "pim-creds"});
-    h.create_in("team", "s3", spec).await;
-    h.wait_in("team", "s3", "Ready", |p| p.is_ready()).await;
+    ready_in_team(&h, 4).await;
     let namespace_reads = h.fake.requests().get("GET namespaces").copied();
     annotate_namespace(&h, "team", json!({PAUSED_ANNOTATION: "true"})).await;
     h.wait_in("team", "s3", "Paused", |p| {

@@ -540,3 +540,68 @@ async fn the_fence_closes_at_its_deadline_without_anyone_closing_it() {
         .unwrap_err();
     assert_ne!(read, pio::pim::PimError::Fenced, "reads go on");
 }
+
+/// SIGTERM while a reconcile hangs on a call that will not answer for a minute: the shutdown is
+/// cut short (the reconcile dropped after the 8 s grace, the whole process bounded by
+/// `SHUTDOWN_LIMIT`), and the Lease is still released on the way out, so a standby takes over at
+/// once instead of after the whole lease duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_cut_short_still_releases_the_lease() {
+    let mut em = emulator_config();
+    em.faults.latency_ms = 60_000;
+    let mut h = Harness::with(test_config(), em).await;
+    h.crash().await;
+    h.create("stuck", aws_spec(1)).await;
+    let args = match <pio::cli::Cli as clap::Parser>::parse_from([
+        "provider-integration-operator",
+        "run",
+        "--leader-election",
+        "--pod-name",
+        "replica-a",
+        "--lease-name",
+        "pio-cut-short",
+        "--lease-namespace",
+        "pim-system",
+        "--api-url",
+        &h.em.base_url,
+        "--api-timeout",
+        "120s",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ])
+    .command
+    {
+        pio::cli::Command::Run(a) => a,
+        other => panic!("{other:?}"),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let operator = tokio::spawn(pio::run::run_with(args, h.client.clone(), async {
+        let _ = stopped.await;
+    }));
+    let holder = |h: &Harness| {
+        h.fake
+            .get("leases", "pim-system", "pio-cut-short")
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(String::from))
+    };
+    // Leading; then its reconcile's first call hangs on the emulator (answered in a minute).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while holder(&h).as_deref() != Some("replica-a") {
+        assert!(tokio::time::Instant::now() < deadline, "never led");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let asked = tokio::time::Instant::now();
+    let _ = stop.send(());
+    let ended = tokio::time::timeout(Duration::from_secs(15), operator)
+        .await
+        .expect("the shutdown is bounded")
+        .unwrap();
+    let took = asked.elapsed();
+    assert!(ended.is_ok(), "{ended:?}");
+    let grace = pio::controller::Config::default().shutdown_grace;
+    assert!(
+        took >= grace && took <= pio::run::SHUTDOWN_LIMIT + Duration::from_secs(1),
+        "the hung reconcile was cut short, within the limit: {took:?}"
+    );
+    assert_eq!(holder(&h), None, "the Lease was released on the way out");
+}
