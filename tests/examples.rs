@@ -6,7 +6,6 @@ mod common;
 
 use std::{path::PathBuf, time::Duration};
 
-use clap::Parser;
 use common::{FakeKube, fake_kube};
 use kube::{
     Api,
@@ -42,22 +41,7 @@ fn crd_schema() -> jsonschema::Validator {
         std::fs::read_to_string("crds/providerintegrations.pim.confluent.cloud.yaml").unwrap();
     let crd: Value = serde_saphyr::from_str(&text).unwrap();
     let mut schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone();
-    // OpenAPI's `nullable`, as JSON Schema says it.
-    fn nullable(v: &mut Value) {
-        match v {
-            Value::Object(o) => {
-                if o.get("nullable") == Some(&Value::Bool(true))
-                    && let Some(Value::String(t)) = o.get("type").cloned()
-                {
-                    o.insert("type".into(), serde_json::json!([t, "null"]));
-                }
-                o.values_mut().for_each(nullable);
-            }
-            Value::Array(a) => a.iter_mut().for_each(nullable),
-            _ => {}
-        }
-    }
-    nullable(&mut schema);
+    common::cloud_crds::nullable(&mut schema);
     jsonschema::validator_for(&schema).unwrap()
 }
 
@@ -107,18 +91,7 @@ async fn run_emulator_makes_every_example_ready_from_a_clean_start() {
     pio::install_crypto_provider();
     let fake = FakeKube::new();
     let client = fake.client(NS);
-    let args = match pio::cli::Cli::parse_from([
-        "provider-integration-operator",
-        "run",
-        "--emulator",
-        "--metrics-addr",
-        "127.0.0.1:0",
-    ])
-    .command
-    {
-        pio::cli::Command::Run(a) => a,
-        other => panic!("{other:?}"),
-    };
+    let args = common::run_args(&["--emulator", "--metrics-addr", "127.0.0.1:0"]);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let operator = tokio::spawn(pio::run::run_with(args, client.clone(), async {
         let _ = stopped.await;

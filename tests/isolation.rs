@@ -307,15 +307,13 @@ async fn nothing_is_kept_for_settled_resources_or_departed_namespaces() {
     let ctx = h.ctx();
     // Settled once the operator has seen the watch event of its own last write (until then it
     // keeps that write's resourceVersion, to tell stale copies).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while ctx.remembered() > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "settled resources keep nothing: {} still remembered",
-            ctx.remembered()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(5),
+        "settled resources keep nothing; still remembered",
+        || ctx.remembered(),
+        |n| *n == 0,
+    )
+    .await;
     // The default Secret of the harness, "own"'s Secret, and "open"'s grant.
     let kept = ctx.secrets_kept();
     assert!(kept >= 2, "{kept}");

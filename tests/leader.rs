@@ -175,14 +175,7 @@ async fn a_replica_that_loses_the_lease_sends_no_more_writes() {
     // Any write this replica's client would still send is refused before it leaves.
     let before = h.em.state.count("v1_create");
     let creds = pio::pim::Credentials::new(KEY, SECRET);
-    let body = pio::pim::CreateIntegration {
-        display_name: "late".into(),
-        provider: "AWS".into(),
-        config: Some(pio::pim::WriteConfig::Aws {
-            customer_iam_role_arn: arn(7),
-        }),
-        environment: pio::pim::EnvId { id: ENV.into() },
-    };
+    let body = create_body(7);
     let e = replica
         .pim
         .create(&creds, pio::pim::ApiVersion::V1, &body)
@@ -508,14 +501,7 @@ async fn the_fence_closes_at_its_deadline_without_anyone_closing_it() {
     // Nothing listens there: a write that got past the fence would fail to connect instead.
     let pim = PimClient::new("http://127.0.0.1:9", Duration::from_secs(1)).unwrap();
     let creds = pio::pim::Credentials::new(KEY, SECRET);
-    let body = pio::pim::CreateIntegration {
-        display_name: "late".into(),
-        provider: "AWS".into(),
-        config: Some(pio::pim::WriteConfig::Aws {
-            customer_iam_role_arn: arn(7),
-        }),
-        environment: pio::pim::EnvId { id: ENV.into() },
-    };
+    let body = create_body(7);
     pim.fence()
         .allow_until(tokio::time::Instant::now() + Duration::from_secs(12));
     tokio::time::advance(Duration::from_secs(11)).await;
@@ -552,9 +538,7 @@ async fn a_shutdown_cut_short_still_releases_the_lease() {
     let mut h = Harness::with(test_config(), em).await;
     h.crash().await;
     h.create("stuck", aws_spec(1)).await;
-    let args = match <pio::cli::Cli as clap::Parser>::parse_from([
-        "provider-integration-operator",
-        "run",
+    let args = run_args(&[
         "--leader-election",
         "--pod-name",
         "replica-a",
@@ -568,12 +552,7 @@ async fn a_shutdown_cut_short_still_releases_the_lease() {
         "120s",
         "--metrics-addr",
         "127.0.0.1:0",
-    ])
-    .command
-    {
-        pio::cli::Command::Run(a) => a,
-        other => panic!("{other:?}"),
-    };
+    ]);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let operator = tokio::spawn(pio::run::run_with(args, h.client.clone(), async {
         let _ = stopped.await;

@@ -44,15 +44,13 @@ async fn memory_goes_with_the_watch_delete_event() {
         h.delete(&format!("m{i}")).await;
         h.wait_gone(&format!("m{i}")).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while ctx.remembered() > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} resources still remembered after their deletion",
-            ctx.remembered()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(5),
+        "resources still remembered after their deletion",
+        || ctx.remembered(),
+        |n| *n == 0,
+    )
+    .await;
     let _ = stop.send(());
     let _ = task.await;
 }

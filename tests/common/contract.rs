@@ -24,28 +24,41 @@ use serde_json::{Map, Value, json};
 pub fn dir() -> Option<PathBuf> {
     static DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let (dir, named) = match std::env::var_os("PIO_CONTRACT_DIR") {
-            Some(d) => (PathBuf::from(d), "PIO_CONTRACT_DIR"),
-            None => (
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/confluent-api"),
-                "the directory beside the checkout",
-            ),
-        };
-        if dir.join("pim-v1.openapi.yaml").is_file() {
-            return Some(dir);
-        }
-        let why = format!(
-            "Confluent's published contract is not at {} ({named}); set PIO_CONTRACT_DIR to a copy of shared/confluent-api to run them",
-            dir.display()
-        );
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true: {why}"
-        );
-        println!("contract checks SKIPPED: {why}");
-        None
+        shared_dir(
+            "PIO_CONTRACT_DIR",
+            "../shared/confluent-api",
+            "pim-v1.openapi.yaml",
+            "Confluent's published contract",
+        )
     })
     .clone()
+}
+
+/// A folder of `shared/` beside the checkout (as CI has it), or where the environment variable
+/// `env` says: `None`, said once on a line of its own, when it is not there (`marker` inside it
+/// says it is) outside CI; with `CI=true` its absence is a failure.
+pub fn shared_dir(env: &str, beside: &str, marker: &str, what: &str) -> Option<std::path::PathBuf> {
+    let (dir, named) = match std::env::var_os(env) {
+        Some(d) => (std::path::PathBuf::from(d), env.to_string()),
+        None => (
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(beside),
+            "the directory beside the checkout".to_string(),
+        ),
+    };
+    if dir.join(marker).exists() {
+        return Some(dir);
+    }
+    let why = format!(
+        "{what} is not at {} ({named}); set {env} to a copy of {} to run them",
+        dir.display(),
+        beside.trim_start_matches("../")
+    );
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true: {why}"
+    );
+    println!("checks SKIPPED: {why}");
+    None
 }
 
 /// The contract, loaded once per test binary; `None` where it is absent (see `dir`).

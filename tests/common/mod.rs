@@ -63,6 +63,47 @@ pub fn test_config() -> Config {
     }
 }
 
+/// Waits up to `within` for `done`, failing with `what` and the last value of `state`.
+pub async fn eventually<T: std::fmt::Debug>(
+    within: Duration,
+    what: &str,
+    mut state: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let now = state();
+        if done(&now) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: {now:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The arguments of `run`, parsed as the binary parses them.
+pub fn run_args(flags: &[&str]) -> pio::cli::RunArgs {
+    let argv = ["provider-integration-operator", "run"]
+        .into_iter()
+        .chain(flags.iter().copied());
+    match <pio::cli::Cli as clap::Parser>::parse_from(argv).command {
+        pio::cli::Command::Run(a) => a,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A create the tests send by hand (to see it fenced, say).
+pub fn create_body(role: usize) -> pio::pim::CreateIntegration {
+    pio::pim::CreateIntegration {
+        display_name: "late".into(),
+        provider: "AWS".into(),
+        config: Some(pio::pim::WriteConfig::Aws {
+            customer_iam_role_arn: arn(role),
+        }),
+        environment: pio::pim::EnvId { id: ENV.into() },
+    }
+}
+
 /// The harness's key as the operator's default credentials (granted per namespace).
 pub fn default_credentials_config() -> Config {
     Config {
