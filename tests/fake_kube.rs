@@ -240,3 +240,87 @@ async fn the_harness_creates_objects_as_kubectl_apply_does() {
     );
     assert!(!managers.contains(&"unknown"), "{managers:?}");
 }
+
+/// A cloud operator's published CRD installed in the fake is served by its group (ACK's and
+/// Crossplane's `roles` side by side), and objects are pruned to its schema and validated
+/// against it, as a real server does.
+#[tokio::test]
+async fn installed_crds_are_served_by_group_pruned_and_validated() {
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+    let Some(dir) = common::cloud_crds::dir() else {
+        println!("SKIPPED installed_crds_are_served_by_group_pruned_and_validated: no cloud CRDs");
+        return;
+    };
+    let (fake, _) = fake();
+    for file in [
+        "ack-iam/iam.services.k8s.aws_roles.yaml",
+        "crossplane-aws/iam.aws.m.upbound.io_roles.yaml",
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        fake.install_crd(&serde_saphyr::from_str::<Value>(&text).unwrap());
+    }
+    let client = fake.client(NS);
+    let ack = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("iam.services.k8s.aws", "v1alpha1", "Role"),
+        "roles",
+    );
+    let xp = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("iam.aws.m.upbound.io", "v1beta1", "Role"),
+        "roles",
+    );
+    let acks: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &ack);
+    let xps: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &xp);
+    let role = |api_version: &str, spec: Value| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": api_version, "kind": "Role",
+            "metadata": {"name": "r"}, "spec": spec}))
+        .unwrap()
+    };
+    // Same name and plural in two groups: two objects.
+    acks.create(
+        &Default::default(),
+        &role(
+            "iam.services.k8s.aws/v1alpha1",
+            json!({"name": "r", "assumeRolePolicyDocument": "{}", "typo": 1}),
+        ),
+    )
+    .await
+    .unwrap();
+    xps.create(
+        &Default::default(),
+        &role(
+            "iam.aws.m.upbound.io/v1beta1",
+            json!({"forProvider": {"assumeRolePolicy": "{}"}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let stored = acks.get("r").await.unwrap();
+    assert_eq!(stored.data["spec"]["name"], "r");
+    assert!(stored.data["spec"].get("typo").is_none(), "pruned");
+    assert_eq!(fake.pruned(), ["roles.iam.services.k8s.aws: .spec.typo"]);
+    assert!(xps.get("r").await.unwrap().data["spec"]["forProvider"].is_object());
+    // A value of the wrong type, or a missing required field: 422, nothing stored.
+    let e = acks
+        .patch(
+            "r",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"maxSessionDuration": "an hour"}})),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, kube::Error::Api(s) if s.code == 422), "{e}");
+    let e = acks
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({"apiVersion": "iam.services.k8s.aws/v1alpha1",
+                "kind": "Role", "metadata": {"name": "no-doc"}, "spec": {"name": "x"}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, kube::Error::Api(s) if s.code == 422 && s.message.contains("assumeRolePolicyDocument")),
+        "{e}"
+    );
+    assert_eq!(acks.list(&Default::default()).await.unwrap().items.len(), 1);
+}

@@ -59,11 +59,24 @@ pub const KUBECTL_MANAGER: &str = "kubectl-client-side-apply";
 
 /// A resource type the fake serves.
 struct Kind {
+    /// Its name in the store and in request counts: the plural, with the group for installed
+    /// CRDs (`roles.iam.services.k8s.aws`), since two groups may share a plural.
     plural: &'static str,
     api_version: &'static str,
     kind: &'static str,
     /// Custom resources: a status subresource and generation tracking.
     custom: bool,
+    /// Installed from a CRD (`install_crd`): its group, URL plural and scope, and its schema,
+    /// which objects are pruned to and validated against as a real server does.
+    installed: Option<Installed>,
+}
+
+struct Installed {
+    group: String,
+    path_plural: String,
+    namespaced: bool,
+    schema: Value,
+    validator: jsonschema::Validator,
 }
 
 const KINDS: &[Kind] = &[
@@ -72,36 +85,42 @@ const KINDS: &[Kind] = &[
         api_version: "pim.confluent.cloud/v1alpha1",
         kind: "ProviderIntegration",
         custom: true,
+        installed: None,
     },
     Kind {
         plural: "secrets",
         api_version: "v1",
         kind: "Secret",
         custom: false,
+        installed: None,
     },
     Kind {
         plural: "configmaps",
         api_version: "v1",
         kind: "ConfigMap",
         custom: false,
+        installed: None,
     },
     Kind {
         plural: "events",
         api_version: "events.k8s.io/v1",
         kind: "Event",
         custom: false,
+        installed: None,
     },
     Kind {
         plural: "namespaces",
         api_version: "v1",
         kind: "Namespace",
         custom: false,
+        installed: None,
     },
     Kind {
         plural: "leases",
         api_version: "coordination.k8s.io/v1",
         kind: "Lease",
         custom: false,
+        installed: None,
     },
 ];
 
@@ -153,6 +172,8 @@ struct Inner {
     compacted: BTreeMap<String, u64>,
     /// Requests answered 503 because the server was down (`set_down`).
     answered_down: u64,
+    /// Fields pruned from objects of installed CRDs (`pruned`).
+    pruned: Vec<String>,
 }
 
 /// The fake API server; cheap to clone.
@@ -160,6 +181,8 @@ struct Inner {
 pub struct FakeKube {
     inner: Arc<Mutex<Inner>>,
     changed: Arc<tokio::sync::watch::Sender<u64>>,
+    /// CRDs installed (`install_crd`), served besides the built-in kinds.
+    installed: Arc<Mutex<Vec<&'static Kind>>>,
 }
 
 impl Default for FakeKube {
@@ -195,11 +218,11 @@ struct Target {
     status: bool,
 }
 
-fn parse_path(path: &str) -> Option<Target> {
+fn parse_path(path: &str, installed: &[&'static Kind]) -> Option<Target> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let rest = match parts.as_slice() {
-        ["api", "v1", rest @ ..] => rest,
-        ["apis", _group, _version, rest @ ..] => rest,
+    let (group, rest) = match parts.as_slice() {
+        ["api", "v1", rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
         _ => return None,
     };
     let (namespace, rest) = match rest {
@@ -212,8 +235,23 @@ fn parse_path(path: &str) -> Option<Target> {
         [p, n, "status"] => (*p, Some(n.to_string()), true),
         _ => return None,
     };
+    let kind = installed
+        .iter()
+        .copied()
+        .find(|k| {
+            k.installed
+                .as_ref()
+                .is_some_and(|i| i.group == group && i.path_plural == plural)
+        })
+        .or_else(|| kind(plural))?;
+    // A cluster-scoped kind has no namespaced path, and a namespaced one's objects have one.
+    if let Some(i) = &kind.installed
+        && (i.namespaced != namespace.is_some() && (name.is_some() || !i.namespaced))
+    {
+        return None;
+    }
     Some(Target {
-        kind: kind(plural)?,
+        kind,
         namespace,
         name,
         status,
@@ -230,6 +268,7 @@ impl FakeKube {
         Self {
             inner: Arc::default(),
             changed: Arc::new(tx),
+            installed: Arc::default(),
         }
     }
 
@@ -336,6 +375,59 @@ impl FakeKube {
         lock(&self.inner).requests.clone()
     }
 
+    /// Serves a CustomResourceDefinition (a parsed CRD manifest, such as a cloud operator's
+    /// published one): its group, plural and scope, with objects pruned to its storage version's
+    /// schema and validated against it (422) on every write, as a real server does.
+    pub fn install_crd(&self, crd: &Value) {
+        let spec = &crd["spec"];
+        let Some(version) = spec["versions"]
+            .as_array()
+            .and_then(|v| v.iter().find(|v| v["storage"] == true))
+        else {
+            panic!("a CRD with a storage version: {crd}");
+        };
+        let group = spec["group"].as_str().unwrap_or_default().to_string();
+        let path_plural = spec["names"]["plural"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let mut schema = version["schema"]["openAPIV3Schema"].clone();
+        openapi_nullable(&mut schema);
+        let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        let kind: &'static Kind = Box::leak(Box::new(Kind {
+            plural: leak(format!("{path_plural}.{group}")),
+            api_version: leak(format!(
+                "{group}/{}",
+                version["name"].as_str().unwrap_or_default()
+            )),
+            kind: leak(
+                spec["names"]["kind"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            custom: version["subresources"]["status"].is_object(),
+            installed: Some(Installed {
+                group,
+                path_plural,
+                namespaced: spec["scope"] == "Namespaced",
+                schema,
+                validator,
+            }),
+        }));
+        self.installed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(kind);
+    }
+
+    /// Fields dropped from objects of installed CRDs because their schema does not have them,
+    /// as `plural: path` (a real server prunes them silently).
+    pub fn pruned(&self) -> Vec<String> {
+        lock(&self.inner).pruned.clone()
+    }
+
     /// Requests that reached the server while it was down (answered 503), of every kind.
     pub fn requests_while_down(&self) -> u64 {
         lock(&self.inner).answered_down
@@ -439,6 +531,9 @@ impl FakeKube {
                 o.remove("status");
             }
         }
+        if let Err(refused) = admit(t.kind, &mut obj, &mut inner.pruned) {
+            return *refused;
+        }
         let mut entries = Vec::new();
         let op = if apply { "Apply" } else { "Update" };
         mf::own(&mut entries, manager, op, None, mf::of(&obj));
@@ -532,6 +627,9 @@ impl FakeKube {
         }
         new["apiVersion"] = t.kind.api_version.into();
         new["kind"] = t.kind.kind.into();
+        if let Err(refused) = admit(t.kind, &mut new, &mut inner.pruned) {
+            return *refused;
+        }
         // Field ownership.
         let subresource = t.status.then_some("status");
         let mut entries = match manager {
@@ -767,6 +865,86 @@ impl FakeKube {
     }
 }
 
+/// OpenAPI's `nullable`, as JSON Schema says it.
+fn openapi_nullable(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            if o.get("nullable") == Some(&Value::Bool(true))
+                && let Some(Value::String(t)) = o.get("type").cloned()
+            {
+                o.insert("type".into(), json!([t, "null"]));
+            }
+            o.values_mut().for_each(openapi_nullable);
+        }
+        Value::Array(a) => a.iter_mut().for_each(openapi_nullable),
+        _ => {}
+    }
+}
+
+/// Drops the fields `schema` does not declare (outside `x-kubernetes-preserve-unknown-fields`),
+/// as a structural schema does; returns their paths. Metadata is the server's own.
+fn prune(schema: &Value, value: &mut Value, at: &str, dropped: &mut Vec<String>) {
+    if schema["x-kubernetes-preserve-unknown-fields"] == true || at == ".metadata" {
+        return;
+    }
+    match value {
+        Value::Object(o) => {
+            let keys: Vec<String> = o.keys().cloned().collect();
+            for k in keys {
+                let path = format!("{at}.{k}");
+                let sub = match schema["properties"].get(&k) {
+                    Some(s) => s.clone(),
+                    None if schema["additionalProperties"].is_object() => {
+                        schema["additionalProperties"].clone()
+                    }
+                    None if at.is_empty() && ["apiVersion", "kind"].contains(&k.as_str()) => {
+                        continue;
+                    }
+                    None => {
+                        o.remove(&k);
+                        dropped.push(path);
+                        continue;
+                    }
+                };
+                if let Some(v) = o.get_mut(&k) {
+                    prune(&sub, v, &path, dropped);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, v) in a.iter_mut().enumerate() {
+                prune(&schema["items"], v, &format!("{at}[{i}]"), dropped);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What a real server does to an object of an installed CRD before storing it: prunes the
+/// fields its schema lacks, then validates it (422 Invalid with every violation).
+fn admit(kind: &Kind, obj: &mut Value, pruned: &mut Vec<String>) -> Result<(), Box<Response>> {
+    let Some(i) = &kind.installed else {
+        return Ok(());
+    };
+    let mut dropped = Vec::new();
+    prune(&i.schema, obj, "", &mut dropped);
+    pruned.extend(dropped.into_iter().map(|p| format!("{}: {p}", kind.plural)));
+    let errors: Vec<String> = i
+        .validator
+        .iter_errors(obj)
+        .map(|e| e.to_string())
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Box::new(status_error(
+            422,
+            "Invalid",
+            format!("{} is invalid: {}", kind.kind, errors.join("; ")),
+        )))
+    }
+}
+
 /// A stream fed by a task, so the watch loop can be written as plain async code.
 fn async_stream<F, Fut>(f: F) -> impl futures::Stream<Item = Result<Bytes, Infallible>>
 where
@@ -932,7 +1110,12 @@ async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
     if path == "/readyz" {
         return (StatusCode::OK, "ok").into_response();
     }
-    let Some(t) = parse_path(&path) else {
+    let installed = fake
+        .installed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let Some(t) = parse_path(&path, &installed) else {
         return status_error(
             404,
             "NotFound",
