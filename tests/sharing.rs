@@ -113,3 +113,43 @@ async fn a_burst_in_one_namespace_does_not_hold_up_another() {
     );
     wait_ready_count(&h, n + 1, Duration::from_secs(120)).await;
 }
+
+/// A 429 storm (30 % of answers, `Retry-After: 1`) is a rate signal about the key: it pauses
+/// that key (every request with it waits out the `Retry-After`) and leaves the number of calls
+/// in flight alone (it used to halve it on every round trip, punishing the storm twice).
+#[tokio::test]
+async fn a_429_storm_paces_the_key_and_leaves_the_calls_in_flight() {
+    pio::install_crypto_provider();
+    let mut config = emulator_config();
+    config.faults.error_rate_429 = 0.3;
+    config.faults.retry_after_secs = 1;
+    config.faults.latency_ms = 20;
+    config.faults.seed = Some(7);
+    let em = pio::emulator::spawn_local(config).await.unwrap();
+    let pim = pio::pim::PimClient::new(&em.base_url, Duration::from_secs(5))
+        .unwrap()
+        .with_concurrency(512);
+    let creds = pio::pim::Credentials::new(KEY, SECRET);
+    let before = pim.concurrency_limit();
+    let calls = futures::future::join_all((0..200).map(|_| {
+        let (pim, creds) = (pim.clone(), creds.clone());
+        async move {
+            pim.list(&creds, pio::pim::ApiVersion::V1, ENV, Default::default())
+                .await
+        }
+    }))
+    .await;
+    let limited = calls.iter().filter(|r| r.is_err()).count();
+    let answered_429 = em.state.count_status(429);
+    assert!(
+        answered_429 > 0 && limited > 0,
+        "a storm: {answered_429} answered 429"
+    );
+    // Paced: the key is paused until its Retry-After (the next request waits it out).
+    assert!(pim.throttled_keys() >= 1, "the key is paused");
+    assert!(
+        pim.concurrency_limit() >= before,
+        "calls in flight cut from {before} to {} by 429s",
+        pim.concurrency_limit()
+    );
+}
