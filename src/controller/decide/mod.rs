@@ -11,15 +11,24 @@
 //! writes nothing, and the decision is made again on the latest copy. Confluent is only written
 //! after such a guarded write (the intent before a create, the id before a DRAFT's config).
 
-use crate::crd::{
-    CloudProvider, DeletionPolicy, PendingCreate, ProviderIntegrationStatus, UpdatePolicy,
-};
-use crate::pim::{ApiVersion, Integration};
+use crate::crd::{CloudProvider, PendingCreate, ProviderIntegrationStatus, UpdatePolicy};
+use crate::pim::Integration;
 
+mod deletion;
 pub mod desired;
+mod gates;
+mod lookup;
+mod observer;
 pub mod reasons;
 pub mod trust;
 mod validation;
+
+pub use deletion::{
+    Cleanup, DeleteOutcome, DeletionTarget, ReadBack, cleanup, delete_outcome, deletion_target,
+};
+pub use gates::{FinalizerStep, PauseStep, Paused, finalizer_step, pause_step};
+pub use lookup::{Lookup, Observed, lookup, tracked_id};
+pub use observer::decide_observer;
 
 pub use desired::{Desired, DesiredConfig, InvalidSpec, api_version};
 pub use reasons::Reason;
@@ -47,91 +56,6 @@ pub fn matches_intent(i: &Integration, p: &PendingCreate) -> bool {
             .is_none_or(|arn| i.customer_iam_role_arn() == Some(arn.as_str()))
 }
 
-/// What the I/O layer must look up before deciding.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
-    /// The integration we track (or are asked to adopt), by id, in this environment, through
-    /// the API version of its provider.
-    ById {
-        id: String,
-        environment: String,
-        version: ApiVersion,
-    },
-    /// An integration with this natural key; `fresh` demands a listing newer than our last
-    /// create attempt (we may have created it), otherwise a cached one will do.
-    ByKey { key: PendingCreate, fresh: bool },
-}
-
-/// What the remote side looked like.
-// Short-lived and moved, never stored in bulk: boxing would only add noise.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-pub enum Observed {
-    /// The tracked id exists.
-    Found(Integration),
-    /// The tracked id does not exist (confirmed, not merely absent from a cache).
-    Missing,
-    /// Result of a key lookup: every integration that `holds_key` (at most one for AWS, whose
-    /// role ARN is unique; display names are not unique in `pim/v2`).
-    ByKey(Vec<Integration>),
-}
-
-/// The id to track: the one we recorded, else the one we are asked to adopt.
-pub fn tracked_id(desired: &Desired, status: &ProviderIntegrationStatus) -> Option<String> {
-    status.id.clone().or_else(|| desired.adopt_id.clone())
-}
-
-/// Which lookup the apply path needs. `throttled` is the intent whose last create this process
-/// saw answered 429 (nothing was created); only then may a recorded intent be looked
-/// up in the cache instead of a fresh listing, since no create of ours can be missing from it.
-pub fn lookup(
-    desired: &Desired,
-    status: &ProviderIntegrationStatus,
-    throttled: Option<&PendingCreate>,
-) -> Lookup {
-    // An observer follows its spec, not a recorded id: by `integrationId`, else by the key (so
-    // it follows the integration its owner recreates).
-    if desired.observe {
-        return match &desired.adopt_id {
-            Some(id) => Lookup::ById {
-                id: id.clone(),
-                version: desired.api_version(),
-                environment: desired.environment.clone(),
-            },
-            None => Lookup::ByKey {
-                key: desired.intent(),
-                fresh: false,
-            },
-        };
-    }
-    match tracked_id(desired, status) {
-        Some(id) => Lookup::ById {
-            id,
-            // A recorded id is of the recorded provider (AWS on resources older than GCP and
-            // Azure support); an id to adopt is of the spec's.
-            version: api_version(match &status.id {
-                Some(_) => status.provider.unwrap_or(CloudProvider::Aws),
-                None => desired.provider(),
-            }),
-            environment: status
-                .id
-                .as_ref()
-                .and(status.environment.clone())
-                .unwrap_or_else(|| desired.environment.clone()),
-        },
-        None => match &status.pending_create {
-            Some(p) => Lookup::ByKey {
-                key: p.clone(),
-                fresh: throttled != Some(p),
-            },
-            None => Lookup::ByKey {
-                key: desired.intent(),
-                fresh: false,
-            },
-        },
-    }
-}
-
 /// The one thing to do next on the apply path. The integration of `InSync`, `Claim` and `Adopt`
 /// may be a `pim/v2` DRAFT, whose config the apply path then sets.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,153 +81,6 @@ pub enum Decision {
         reason: Reason,
         message: String,
     },
-}
-
-/// When a live resource gets the finalizer, for the decision about to be carried out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinalizerStep {
-    /// It has it already.
-    Present,
-    /// Not yet: a stall writes nothing to Confluent, so there is nothing to clean up after.
-    NotYet,
-    /// In the first create's own patch, together with its intent (one write, not two).
-    WithIntent,
-    /// Now, before the decision is carried out: it records, adopts or deletes an integration
-    /// that a deletion of the resource must then clean up after.
-    AddNow,
-}
-
-/// The finalizer judgement:
-///
-/// | has it | decision                              | step         |
-/// |--------|---------------------------------------|--------------|
-/// | yes    | any                                   | `Present`    |
-/// | no     | `Stall`                               | `NotYet`     |
-/// | no     | `Create`                              | `WithIntent` |
-/// | no     | `InSync`, `Claim`, `Adopt`, `Recreate` | `AddNow`     |
-pub fn finalizer_step(decision: &Decision, has_finalizer: bool) -> FinalizerStep {
-    match decision {
-        _ if has_finalizer => FinalizerStep::Present,
-        Decision::Stall { .. } => FinalizerStep::NotYet,
-        Decision::Create { .. } => FinalizerStep::WithIntent,
-        Decision::InSync(_)
-        | Decision::Claim(_)
-        | Decision::Adopt(_)
-        | Decision::Recreate { .. } => FinalizerStep::AddNow,
-        // An observer deletes nothing, so it has nothing to clean up after.
-        Decision::Mirror(_) => FinalizerStep::NotYet,
-    }
-}
-
-/// Whether a resource is paused, as far as can be told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Paused {
-    No,
-    Yes,
-    /// Its Namespace cannot be read now (the watch of Namespaces is starting or failing), so a
-    /// pause there cannot be ruled out.
-    Unknown,
-}
-
-/// What the pause annotation (on the resource or its Namespace) leads to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PauseStep {
-    /// Not paused, and no `Paused` condition to clear: work as usual.
-    Go,
-    /// Paused: say so (and, while being deleted, that the finalizer waits), do nothing else.
-    Hold { deleting: bool },
-    /// A pause cannot be ruled out: do nothing and look again soon; a deletion says why it waits.
-    Unsure { deleting: bool },
-    /// The pause was lifted: clear the `Paused` condition, then work as usual.
-    Resume,
-}
-
-/// The pause judgement. A pause is never lost to an error: while it cannot be told, nothing is
-/// done that the pause would forbid.
-///
-/// | paused  | deleting | `deletionPolicy: Orphan` | `Paused` condition | step                |
-/// |---------|----------|--------------------------|--------------------|---------------------|
-/// | yes/unknown | yes  | yes                      | any                | `Go` (no Confluent call to hold) |
-/// | yes     | yes      | no                       | any                | `Hold{deleting}`    |
-/// | yes     | no       | any                      | any                | `Hold`              |
-/// | unknown | any      | no (or not deleting)     | any                | `Unsure{deleting}`  |
-/// | no      | any      | any                      | present            | `Resume`            |
-/// | no      | any      | any                      | absent             | `Go`                |
-pub fn pause_step(paused: Paused, deleting: bool, orphan: bool, has_condition: bool) -> PauseStep {
-    match (paused, deleting, orphan) {
-        (Paused::Yes | Paused::Unknown, true, true) => PauseStep::Go,
-        (Paused::Yes, deleting, _) => PauseStep::Hold { deleting },
-        (Paused::Unknown, deleting, _) => PauseStep::Unsure { deleting },
-        (Paused::No, ..) if has_condition => PauseStep::Resume,
-        (Paused::No, ..) => PauseStep::Go,
-    }
-}
-
-/// The decision for an observer (`managementPolicy: Observe`), which never writes to Confluent
-/// Cloud and is nobody's owner (the owner index does not hold it, so `decide_among`'s rules do
-/// not apply):
-///
-/// | found                  | decision                        |
-/// |------------------------|---------------------------------|
-/// | none                   | `Stall IntegrationGone` (waits) |
-/// | one, matching the spec | `Mirror`                        |
-/// | one, not matching      | `Stall AdoptedMismatch`         |
-/// | several holding the key | `Stall AmbiguousIntegration`   |
-pub fn decide_observer(desired: &Desired, observed: Observed) -> Decision {
-    let mut found = match observed {
-        Observed::Found(i) => vec![i],
-        Observed::ByKey(found) => found,
-        Observed::Missing => Vec::new(),
-    };
-    let what = match &desired.adopt_id {
-        Some(id) => format!("integration {id}"),
-        None => format!(
-            "an integration with {} {}",
-            desired.config.field(),
-            desired.config.value()
-        ),
-    };
-    match found.len() {
-        0 => Decision::Stall {
-            reason: Reason::IntegrationGone,
-            message: format!(
-                "{what} is not in environment {} (deleted, or not created yet); an observer never creates \
-                 one: the status keeps the last values seen, and the resource waits for it",
-                desired.environment
-            ),
-        },
-        1 => {
-            let i = found.remove(0);
-            let changed = changed_fields(desired, &i, true);
-            if changed.is_empty() {
-                Decision::Mirror(i)
-            } else {
-                Decision::Stall {
-                    reason: Reason::AdoptedMismatch,
-                    message: format!(
-                        "integration {} does not match the spec in {}; an observer mirrors only the integration its spec describes",
-                        i.id,
-                        changed.join(", ")
-                    ),
-                }
-            }
-        }
-        _ => Decision::Stall {
-            reason: Reason::AmbiguousIntegration,
-            message: format!(
-                "{} integrations hold {} {} in environment {} ({}); set spec.integrationId to the one to observe",
-                found.len(),
-                desired.config.field(),
-                desired.config.value(),
-                desired.environment,
-                found
-                    .iter()
-                    .map(|i| i.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        },
-    }
 }
 
 /// The immutable fields that differ between the spec and an integration.
@@ -554,88 +331,6 @@ pub fn already_exists(desired: &Desired, id: &str) -> String {
     )
 }
 
-/// The one thing to do next on the delete path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cleanup {
-    /// Remove the finalizer without calling the API.
-    Orphan,
-    /// Nothing was ever created: remove the finalizer.
-    Nothing,
-    /// Delete this id.
-    Delete {
-        id: String,
-        environment: String,
-        version: ApiVersion,
-    },
-    /// An intent exists without an id: find the integration first.
-    FindThenDelete(PendingCreate),
-    /// The recorded id is managed by an older resource: let go without deleting it.
-    NotOurs { id: String, owner: Holder },
-}
-
-pub fn cleanup(
-    policy: DeletionPolicy,
-    status: &ProviderIntegrationStatus,
-    others: &Others,
-) -> Cleanup {
-    if policy == DeletionPolicy::Orphan {
-        return Cleanup::Orphan;
-    }
-    if let Some(id) = &status.id
-        && let Some((owner, true)) = others.id(id)
-    {
-        return Cleanup::NotOurs {
-            id: id.clone(),
-            owner: owner.clone(),
-        };
-    }
-    match (&status.id, &status.pending_create) {
-        (Some(id), _) => Cleanup::Delete {
-            id: id.clone(),
-            version: api_version(status.provider.unwrap_or(CloudProvider::Aws)),
-            environment: status
-                .environment
-                .clone()
-                .or_else(|| {
-                    status
-                        .pending_create
-                        .as_ref()
-                        .map(|p| p.environment.clone())
-                })
-                .unwrap_or_default(),
-        },
-        (None, Some(p)) => Cleanup::FindThenDelete(p.clone()),
-        (None, None) => Cleanup::Nothing,
-    }
-}
-
-/// Which integration an intent-only resource may delete: only the single full match of its
-/// intent. Several matches share the name, and deleting a stranger's would be worse than leaving
-/// ours, so none is deleted and the user is told.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeletionTarget {
-    One(String),
-    Nothing,
-    Ambiguous(Vec<String>),
-}
-
-pub fn deletion_target(
-    found: &[Integration],
-    intent: &PendingCreate,
-    others: &Others,
-) -> DeletionTarget {
-    let ids: Vec<String> = found
-        .iter()
-        .filter(|i| matches_intent(i, intent) && others.id(&i.id).is_none())
-        .map(|i| i.id.clone())
-        .collect();
-    match <[String; 1]>::try_from(ids) {
-        Ok([id]) => DeletionTarget::One(id),
-        Err(ids) if ids.is_empty() => DeletionTarget::Nothing,
-        Err(ids) => DeletionTarget::Ambiguous(ids),
-    }
-}
-
 /// What a create answered "already exists" (the key is taken) leads to.
 // Short-lived and moved once, like `Decision`.
 #[allow(clippy::large_enum_variant)]
@@ -675,37 +370,6 @@ pub fn after_conflict(
         ),
     };
     AfterConflict::Foreign(message)
-}
-
-/// What a GET after a failed DELETE returned.
-#[derive(Debug, Clone, Copy)]
-pub enum ReadBack<'a> {
-    Found(&'a Integration),
-    /// 404: it is gone after all (deleted meanwhile, or by a lost earlier answer).
-    Gone,
-    /// The read failed too.
-    Unknown,
-}
-
-/// After a failed DELETE, the integration read back tells whether it is in use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeleteOutcome {
-    /// Connectors use it: keep the finalizer and say which.
-    InUse(Vec<String>),
-    /// It no longer exists: the delete is done.
-    Gone,
-    /// Failed for another reason: retry with backoff and show the API's detail.
-    Other(String),
-}
-
-/// Judged by the integration's `usages`, never by the status code, which the API does not
-/// document for this case.
-pub fn delete_outcome(detail: &str, read_back: ReadBack<'_>) -> DeleteOutcome {
-    match read_back {
-        ReadBack::Found(i) if !i.usages.is_empty() => DeleteOutcome::InUse(i.usages.clone()),
-        ReadBack::Gone => DeleteOutcome::Gone,
-        _ => DeleteOutcome::Other(detail.to_string()),
-    }
 }
 
 pub use validation::{

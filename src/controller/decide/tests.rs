@@ -9,7 +9,9 @@ use super::*;
 use crate::crd::{
     CloudProvider, DeletionPolicy, PendingCreate, ProviderIntegrationStatus, UpdatePolicy,
 };
-use crate::pim::{AwsConfig, EnvironmentRef, GcpConfig, Integration, IntegrationConfig};
+use crate::pim::{
+    ApiVersion, AwsConfig, EnvironmentRef, GcpConfig, Integration, IntegrationConfig,
+};
 
 const ENV: &str = "env-1";
 const ROLE: &str = "arn:aws:iam::123456789012:role/a";
