@@ -5,9 +5,10 @@
 //! - before any id is recorded, a key (`environment` + role ARN for AWS, `environment` +
 //!   provider + display name for GCP and Azure) belongs to the oldest live resource asking for it,
 //!   by its recorded intent, or by its spec unless it is stalled for want of credentials (a
-//!   resource that may not act cannot squat a key). Age is `creationTimestamp`, then
-//!   namespace/name, so every replica and every restart agrees, and two resources racing for one
-//!   key cannot both win.
+//!   resource that may not act cannot squat a key). Age is `creationTimestamp`, then the order
+//!   the watch first delivered them in (the API server's commit order), then namespace/name, so
+//!   two resources racing for one key cannot both win (see `Member` for the one window where
+//!   replicas may disagree).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -35,11 +36,20 @@ pub fn natural_key(p: &PendingCreate) -> String {
     }
 }
 
-/// One resource as the index orders it: `creationTimestamp`, then namespace/name, then uid, so
-/// older sorts first. Shared by every set the resource is in: the index holds one per resource.
+/// One resource as the index orders it: `creationTimestamp`, then the order the watch first
+/// delivered it in, then namespace/name, then uid, so older sorts first. Shared by every set the
+/// resource is in: the index holds one per resource.
+///
+/// `creationTimestamp` has whole seconds: two resources created in the same second would be
+/// ordered by name, and the one created second (and so delivered second) could be taken for the
+/// older one after the other had already decided to create. The watch delivers creations in
+/// commit order, so the order first seen breaks that tie the way the API server ordered them
+/// (after a restart, a relist sees them in name order: only resources created within the same
+/// second and still without a recorded id are affected, for that short window).
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Member {
     created: Option<Timestamp>,
+    seen: u64,
     name: Box<str>,
     uid: Arc<str>,
 }
@@ -66,6 +76,8 @@ struct Inner {
     by_uid: HashMap<Arc<str>, Entry>,
     by_id: HashMap<Arc<str>, Members>,
     by_key: HashMap<Arc<str>, Members>,
+    /// How many resources the index has seen first, for `Member::seen`.
+    seen: u64,
     /// Per watched scope (a namespace, or `None` for all), the uids seen since the last `Init`
     /// of its relist, to drop the ones of that scope that went meanwhile.
     relisting: HashMap<Option<Box<str>>, HashSet<Arc<str>>>,
@@ -145,9 +157,17 @@ impl Inner {
     fn upsert(&mut self, pi: &ProviderIntegration) {
         let uid_s = pi.uid().unwrap_or_default();
         let uid = interned(&self.by_uid, &uid_s);
+        let seen = match self.by_uid.get(&uid) {
+            Some(e) => e.member.seen,
+            None => {
+                self.seen += 1;
+                self.seen
+            }
+        };
         self.remove(&uid);
         let member = Arc::new(Member {
             created: pi.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            seen,
             name: format!("{}/{}", pi.namespace().unwrap_or_default(), pi.name_any()).into(),
             uid: uid.clone(),
         });
