@@ -49,7 +49,7 @@ pub fn shared_dir(env: &str, beside: &str, marker: &str, what: &str) -> Option<s
         return Some(dir);
     }
     let why = format!(
-        "{what} is not at {} ({named}); set {env} to a copy of {} to run them",
+        "{what}: not at {} ({named}); set {env} to a copy of {} to run them",
         dir.display(),
         beside.trim_start_matches("../")
     );
