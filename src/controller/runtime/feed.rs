@@ -127,12 +127,6 @@ impl Feed {
         self.push_key(line_key(c));
     }
 
-    /// Asks again for a reconcile that failed because the API server did not answer: it waits
-    /// in line behind the gate, not in kube's scheduler.
-    pub fn retry(&self, c: &Cached) {
-        self.push(c);
-    }
-
     fn push_key(&self, k: Arc<str>) {
         {
             let mut i = self.lock();

@@ -50,20 +50,24 @@ pub async fn run<R, F>(
     let mut runs = Vec::new();
     let mut sweeps = Vec::new();
     let mut lines = Vec::new();
-    // Every line, to wake them all when the API-server gate opens.
-    let feeds: Arc<std::sync::Mutex<Vec<Arc<Feed>>>> = Arc::default();
-    for (scope, api) in apis {
+    // Every watch's line, made first: any of them wakes them all when the API-server gate opens.
+    let feeds: Arc<[Arc<Feed>]> = apis
+        .iter()
+        .map(|_| {
+            let pim = ctx.pim.clone();
+            let gate = ctx.clone();
+            Arc::new(
+                Feed::new(ctx.config.concurrency, move || pim.concurrency_limit())
+                    .with_gate(move || gate.api_server.allowed()),
+            )
+        })
+        .collect();
+    for ((scope, api), feed) in apis.into_iter().zip(feeds.iter().cloned()) {
         let config =
             kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
         // What `Controller::new` does, with the owner index following the same events as the
         // cache, before any reconcile they trigger.
         let (reader, writer) = reflector::store();
-        let pim = ctx.pim.clone();
-        let gate = ctx.clone();
-        let feed = Arc::new(
-            Feed::new(ctx.config.concurrency, move || pim.concurrency_limit())
-                .with_gate(move || gate.api_server.allowed()),
-        );
         let index = ctx.clone();
         let lined = feed.clone();
         let memory = ctx.clone();
@@ -116,10 +120,6 @@ pub async fn run<R, F>(
         )));
         lines.push((feed.clone(), store.clone()));
         stores.push(store.clone());
-        feeds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(feed.clone());
         let (all, opened) = (feeds.clone(), ctx.clone());
         let started = feed.clone();
         let parked = feed.clone();
@@ -142,7 +142,7 @@ pub async fn run<R, F>(
                         // scheduler, whose requeues bypass the line).
                         if e.api_server_unavailable() {
                             ctx.api_server.close(e);
-                            parked.retry(&c);
+                            parked.push(&c);
                             return Action::await_change();
                         }
                         error_policy(c, e, ctx)
@@ -207,10 +207,8 @@ pub async fn run<R, F>(
     sweeps.iter().for_each(|s| s.abort());
 }
 
-fn wake_all(feeds: &std::sync::Mutex<Vec<Arc<Feed>>>) {
-    for f in feeds.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        f.wake();
-    }
+fn wake_all(feeds: &[Arc<Feed>]) {
+    feeds.iter().for_each(|f| f.wake());
 }
 
 /// Follows the Namespaces: a pause or grant changed on one puts its resources in line at once,

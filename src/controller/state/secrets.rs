@@ -213,11 +213,9 @@ impl SecretCache {
     /// Records that resources in `namespace` were granted the default credentials for
     /// `environment`.
     pub(crate) fn grant(&self, namespace: &str, environment: &str) {
-        let mut inner = self.lock();
-        let pair = (namespace.to_string(), environment.to_string());
-        if !inner.granted.contains(&pair) {
-            inner.granted.insert(pair);
-        }
+        self.lock()
+            .granted
+            .insert((namespace.to_string(), environment.to_string()));
     }
 
     /// Whether resources in `namespace` were once granted the default credentials for
