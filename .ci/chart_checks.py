@@ -29,6 +29,8 @@ K8S_TOO_OLD = "1.27"
 RELEASE, NAMESPACE = "pio", "pim-system"
 
 # Every documented option, alone and together.
+TRUST_KEYS = ["ackRole", "crossplaneRole", "crossplaneClusterRole", "configConnectorPolicyMember", "crossplanePrincipal", "crossplaneClusterPrincipal"]
+
 SCENARIOS = {
     "defaults": {},
     "watch-namespaces": {"watchNamespaces": ["team-a", "team-b"]},
@@ -43,6 +45,8 @@ SCENARIOS = {
     "no-service": {"metrics": {"service": {"enabled": False}}, "serviceAccount": {"create": False, "name": "existing"}},
     "two-replicas": {"replicaCount": 2},
     "no-leader-election": {"leaderElection": {"enabled": False}},
+    "trust-all": {"trust": {k: True for k in TRUST_KEYS}},
+    "trust-some-namespaced": {"watchNamespaces": ["team-a"], "trust": {"ackRole": True, "crossplaneClusterPrincipal": True}},
     "everything": {
         "watchNamespaces": ["team-a", "pim-system"],
         "defaultCredentials": {"create": True, "apiKey": "KEY", "apiSecret": "SECRET"},
@@ -125,6 +129,8 @@ def check_values_schema_rejects_wrong_types():
         {"metrics": {"port": "http"}},
         {"unknownKey": True},
         {"defaultCredentials": {"create": "yes"}},
+        {"trust": {"ackRole": "yes"}},
+        {"trust": {"iamPolicy": True}},
     ]
     with helm.Chart.load(str(CHART)) as chart:
         chart.validate_schema({})
@@ -137,11 +143,18 @@ def check_values_schema_rejects_wrong_types():
 
 
 def check_rbac_equals_the_calls_in_the_code():
-    rules = json.loads(os.environ["PIO_RBAC_RULES"])
+    everything = json.loads(os.environ["PIO_RBAC_RULES"])
+    rules = [r for r in everything if not r.get("trust")]
     want = {(r["apiGroup"], r["resource"], v) for r in rules if not r["ownNamespace"] and not r["cluster"] for v in r["verbs"]}
     own = {(r["apiGroup"], r["resource"], v) for r in rules if r["ownNamespace"] for v in r["verbs"]}
     cluster = {(r["apiGroup"], r["resource"], v) for r in rules if r["cluster"] for v in r["verbs"]}
     assert want and own and cluster, "no rules from the binary"
+
+    def trust(keys, cluster_scoped):
+        return {(r["apiGroup"], r["resource"], v) for r in everything
+                if r.get("trust") in keys and r["cluster"] == cluster_scoped for v in r["verbs"]}
+
+    assert {r["trust"] for r in everything if r.get("trust")} == set(TRUST_KEYS)
 
     def granted(rules):
         return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
@@ -171,6 +184,18 @@ def check_rbac_equals_the_calls_in_the_code():
     assert {b["metadata"]["namespace"] for b in bindings} == {"team-a", NAMESPACE}
     for b in bindings:
         assert b["subjects"][0]["namespace"] == NAMESPACE
+    # Trust kinds: each one granted only when turned on, namespaced ones where resources are,
+    # cluster-scoped ones cluster-wide.
+    _, docs = render(SCENARIOS["trust-all"])
+    [cluster_role] = kinds(docs, "ClusterRole")
+    all_trust = trust(TRUST_KEYS, False) | trust(TRUST_KEYS, True)
+    assert granted(cluster_role["rules"]) == want | cluster | all_trust, granted(cluster_role["rules"]) ^ (want | cluster | all_trust)
+    _, docs = render(SCENARIOS["trust-some-namespaced"])
+    some = ["ackRole", "crossplaneClusterPrincipal"]
+    [namespaces_role] = kinds(docs, "ClusterRole")
+    assert granted(namespaces_role["rules"]) == cluster | trust(some, True)
+    roles = {r["metadata"]["namespace"] + "/" + r["metadata"]["name"]: r for r in kinds(docs, "Role")}
+    assert granted(roles[f"team-a/{RELEASE}-provider-integration-operator"]["rules"]) == want | trust(some, False)
 
 
 def check_pod_is_restricted():

@@ -61,6 +61,8 @@ pub const FINALIZER: &str = "pim.confluent.cloud/cleanup";
 #[x_kube(validation = Rule::new("!has(self.managementPolicy) || self.managementPolicy != 'Observe' || has(self.integrationId) || self.provider == 'AWS' || has(self.displayName)").message("managementPolicy Observe needs the integration to observe: spec.integrationId, or spec.displayName for GCP and Azure (AWS: the role ARN)").reason(kube::core::Reason::FieldValueRequired).field_path(".managementPolicy"))]
 #[x_kube(validation = Rule::new("!has(oldSelf.managementPolicy) || oldSelf.managementPolicy != 'Observe' || (has(self.managementPolicy) && self.managementPolicy == 'Observe')").message("an observer stays one: managementPolicy Observe cannot become Manage (that would make it the owner, and deleting it would delete an integration made elsewhere); to take the integration over, create a resource with spec.integrationId (adopted integrations are kept on delete unless deletionPolicy says Delete), then delete the observer").reason(kube::core::Reason::FieldValueForbidden).field_path(".managementPolicy"))]
 #[x_kube(validation = Rule::new("(has(self.aws) ? 1 : 0) + (has(self.gcp) ? 1 : 0) + (has(self.azure) ? 1 : 0) <= 1").message("set only the block of spec.provider (aws, gcp or azure)").reason(kube::core::Reason::FieldValueForbidden))]
+#[x_kube(validation = Rule::new("!has(self.trust) || ((!has(self.managementPolicy) || self.managementPolicy != 'Observe') && !has(self.integrationId))").message("trust is written only for an integration this resource creates: an adopted (integrationId) or observed integration keeps the trust it has").reason(kube::core::Reason::FieldValueForbidden).field_path(".trust"))]
+#[x_kube(validation = Rule::new("!has(self.trust) || (self.provider == 'AWS' ? self.trust.targetRef.kind == 'Role' : self.provider == 'GCP' ? self.trust.targetRef.kind == 'IAMPolicyMember' : self.trust.targetRef.kind == 'Principal')").message("trust.targetRef must carry this provider's trust: a Role (ACK or Crossplane) for AWS, an IAMPolicyMember (Config Connector) for GCP, a Principal (Crossplane Azure AD) for Azure").reason(kube::core::Reason::FieldValueInvalid).field_path(".trust.targetRef.kind"))]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderIntegrationSpec {
     /// The Confluent Cloud environment that owns the integration, e.g. `env-a1b2c3`.
@@ -124,11 +126,82 @@ pub struct ProviderIntegrationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub management_policy: Option<ManagementPolicy>,
 
+    /// The cloud side of the trust, written by the operator into an object of the cloud operator
+    /// the team runs (ACK, Crossplane, Config Connector), so that applying this resource ends
+    /// with a working integration. Opt-in; see `docs/` ("Closing the loop").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<TrustSpec>,
+
     /// A ConfigMap in this namespace that the operator creates and keeps filled with the
     /// integration's ids and the cloud-side grant to make (see the README for its keys). It is
     /// owned by this resource, so it is deleted with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_outputs_to: Option<OutputsRef>,
+}
+
+/// The object that carries the cloud side of the trust, and how the operator writes to it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.mode != 'Share' || self.targetRef.kind != 'IAMPolicyMember'").message("an IAMPolicyMember binds exactly one member, which Config Connector makes required and immutable, so it cannot be shared: use mode Own (one IAMPolicyMember per integration; any number may bind the same service account)").reason(kube::core::Reason::FieldValueForbidden).field_path(".mode"))]
+pub struct TrustSpec {
+    /// The object, in this namespace (a cluster-scoped kind only where the Namespace's
+    /// `pim.confluent.cloud/cluster-trust` annotation grants it).
+    pub target_ref: TrustTargetRef,
+    /// `Own` (default): the operator creates the object, with an owner reference to this
+    /// resource, keeps it in sync, and deletes it with the integration (unless
+    /// `deletionPolicy: Orphan`). `Share`: the object is the team's; the operator adds only its
+    /// own part (for a Role, one trust statement per integration, marked with its id; for a
+    /// Principal, the client id when unset and an annotation naming the integration), and
+    /// removes only that part.
+    #[serde(default)]
+    pub mode: TrustMode,
+}
+
+/// A cloud operator's object, by `apiVersion`, `kind` and `name`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(self.kind == 'Role' && self.apiVersion in ['iam.services.k8s.aws/v1alpha1', 'iam.aws.m.upbound.io/v1beta1', 'iam.aws.upbound.io/v1beta1']) || (self.kind == 'IAMPolicyMember' && self.apiVersion == 'iam.cnrm.cloud.google.com/v1beta1') || (self.kind == 'Principal' && self.apiVersion in ['serviceprincipals.azuread.m.upbound.io/v1beta1', 'serviceprincipals.azuread.upbound.io/v1beta2'])").message("supported: Role of iam.services.k8s.aws/v1alpha1 (ACK), iam.aws.m.upbound.io/v1beta1 or iam.aws.upbound.io/v1beta1 (Crossplane); IAMPolicyMember of iam.cnrm.cloud.google.com/v1beta1 (Config Connector); Principal of serviceprincipals.azuread.m.upbound.io/v1beta1 or serviceprincipals.azuread.upbound.io/v1beta2 (Crossplane)").reason(kube::core::Reason::FieldValueInvalid))]
+pub struct TrustTargetRef {
+    /// The cloud operator's API, e.g. `iam.services.k8s.aws/v1alpha1` (ACK).
+    #[schemars(length(min = 1, max = 253))]
+    pub api_version: String,
+    /// `Role` (AWS), `IAMPolicyMember` (GCP) or `Principal` (Azure).
+    #[schemars(length(min = 1, max = 63))]
+    pub kind: String,
+    /// The object's name (for `Own`, the name the operator creates it with).
+    #[schemars(
+        length(min = 1, max = 253),
+        pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum TrustMode {
+    #[default]
+    Own,
+    Share,
+}
+
+/// The trust the operator last wrote, so that a changed or removed `spec.trust`, a recreate and
+/// a deletion undo exactly that.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustStatus {
+    /// The object's API.
+    pub api_version: String,
+    /// The object's kind.
+    pub kind: String,
+    /// The object's name (in this namespace, unless its kind is cluster-scoped).
+    pub name: String,
+    /// How it was written: `Own` or `Share`.
+    pub mode: TrustMode,
+    /// The integration whose trust was written (its statement, binding or mark).
+    pub integration_id: String,
+    /// When the operator last changed the object, to tell a cloud operator's report about it
+    /// from one about an older version (for kinds whose conditions carry no generation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_at: Option<String>,
 }
 
 /// Where to write the outputs.
@@ -312,6 +385,9 @@ pub struct ProviderIntegrationStatus {
     /// `spec.writeOutputsTo` does not leave it behind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs_config_map: Option<String>,
+    /// The trust object the operator last wrote to (`spec.trust`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<TrustStatus>,
     /// Workloads (connector CRNs) using the integration; it cannot be deleted while any exist.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub usages: Vec<String>,
@@ -354,6 +430,8 @@ pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 pub const VALIDATED: &str = "Validated";
+/// Whether the trust object (`spec.trust`) is in place in the cloud, as its own operator reports.
+pub const TRUSTED: &str = "Trusted";
 /// Present while work on the resource is paused (`PAUSED_ANNOTATION`, on it or its Namespace).
 pub const PAUSED: &str = "Paused";
 

@@ -10,6 +10,9 @@ pub struct Rule {
     pub own_namespace: bool,
     /// Cluster-wide whatever is watched: the resource is cluster-scoped (a Role cannot grant it).
     pub cluster: bool,
+    /// Granted only when the chart's `trust.<key>` is on: a cloud operator's kind that carries a
+    /// trust (`spec.trust`).
+    pub trust: Option<&'static str>,
 }
 
 const fn rule(group: &'static str, resource: &'static str, verbs: &'static [&'static str]) -> Rule {
@@ -19,6 +22,27 @@ const fn rule(group: &'static str, resource: &'static str, verbs: &'static [&'st
         verbs,
         own_namespace: false,
         cluster: false,
+        trust: None,
+    }
+}
+
+/// The verbs on a trust kind: read and watched (the cloud operator's reports), created and
+/// applied (`Own`), merge-patched (`Share`), deleted (`Own`, with the integration).
+const TRUST_VERBS: &[&str] = &["get", "list", "watch", "create", "patch", "delete"];
+
+const fn trust_rule(
+    group: &'static str,
+    resource: &'static str,
+    cluster: bool,
+    key: &'static str,
+) -> Rule {
+    Rule {
+        group,
+        resource,
+        verbs: TRUST_VERBS,
+        own_namespace: false,
+        cluster,
+        trust: Some(key),
     }
 }
 
@@ -53,6 +77,7 @@ pub const RULES: &[Rule] = &[
         verbs: &["list", "watch"],
         own_namespace: false,
         cluster: true,
+        trust: None,
     },
     // The outputs ConfigMap (`spec.writeOutputsTo`): read by name to check its owner, written by
     // server-side apply (which creates it when missing), deleted when renamed. Never listed or
@@ -67,7 +92,30 @@ pub const RULES: &[Rule] = &[
         verbs: &["get", "create", "patch"],
         own_namespace: true,
         cluster: false,
+        trust: None,
     },
+    // The trust objects (`spec.trust`), each kind only where the chart turns it on.
+    trust_rule("iam.services.k8s.aws", "roles", false, "ackRole"),
+    trust_rule("iam.aws.m.upbound.io", "roles", false, "crossplaneRole"),
+    trust_rule("iam.aws.upbound.io", "roles", true, "crossplaneClusterRole"),
+    trust_rule(
+        "iam.cnrm.cloud.google.com",
+        "iampolicymembers",
+        false,
+        "configConnectorPolicyMember",
+    ),
+    trust_rule(
+        "serviceprincipals.azuread.m.upbound.io",
+        "principals",
+        false,
+        "crossplanePrincipal",
+    ),
+    trust_rule(
+        "serviceprincipals.azuread.upbound.io",
+        "principals",
+        true,
+        "crossplaneClusterPrincipal",
+    ),
 ];
 
 /// The rules as JSON (`provider-integration-operator rbac`), for the chart checks.
@@ -81,7 +129,29 @@ pub fn rules_json() -> serde_json::Value {
                 "verbs": r.verbs,
                 "ownNamespace": r.own_namespace,
                 "cluster": r.cluster,
+                "trust": r.trust,
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::decide::trust::TrustKind;
+    use strum::IntoEnumIterator;
+
+    /// Every kind the operator can write a trust to has its rule, switched by its chart key.
+    #[test]
+    fn each_trust_kind_has_its_rule() {
+        for k in TrustKind::iter() {
+            let r = RULES
+                .iter()
+                .find(|r| r.trust == Some(k.chart_key()))
+                .unwrap_or_else(|| panic!("{k:?}"));
+            assert_eq!((r.group, r.resource), (k.group(), k.plural()), "{k:?}");
+            assert_eq!(r.cluster, !k.namespaced(), "{k:?}");
+        }
+        assert_eq!(RULES.iter().filter(|r| r.trust.is_some()).count(), 6);
+    }
 }

@@ -43,6 +43,7 @@ fn desired(name: &str, config: DesiredConfig) -> Desired {
         update_policy: UpdatePolicy::Manual,
         adopt_id: None,
         observe: false,
+        trust: None,
     }
 }
 

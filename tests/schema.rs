@@ -200,3 +200,94 @@ fn an_observer_cannot_become_an_owner() {
     // On a create there is no old spec: the transition rule is not evaluated.
     assert!(violations(&observe, None).is_empty());
 }
+
+/// `spec.trust`: the object must carry this provider's trust and be one of the supported kinds;
+/// an IAMPolicyMember cannot be shared; adopted and observed integrations never get a trust.
+#[test]
+fn a_trust_target_must_fit_the_provider_and_the_integration_must_be_ours() {
+    let aws = json!({"environment": "env-1", "provider": "AWS",
+        "aws": {"customerIamRoleArn": "arn:aws:iam::123456789012:role/r"}});
+    let gcp = json!({"environment": "env-1", "provider": "GCP",
+        "gcp": {"customerGoogleServiceAccount": "sa@p.iam.gserviceaccount.com"}});
+    let azure = json!({"environment": "env-1", "provider": "Azure",
+        "azure": {"customerAzureTenantId": "7f3c2a9e-1b4d-4c8e-9a6f-2d5b8e1c0f47"}});
+    let with = |spec: &Value, api: &str, kind: &str, mode: &str| {
+        let mut s = spec.clone();
+        s["trust"] =
+            json!({"targetRef": {"apiVersion": api, "kind": kind, "name": "x"}, "mode": mode});
+        s
+    };
+    let ok = [
+        with(&aws, "iam.services.k8s.aws/v1alpha1", "Role", "Own"),
+        with(&aws, "iam.aws.m.upbound.io/v1beta1", "Role", "Share"),
+        with(&aws, "iam.aws.upbound.io/v1beta1", "Role", "Own"),
+        with(
+            &gcp,
+            "iam.cnrm.cloud.google.com/v1beta1",
+            "IAMPolicyMember",
+            "Own",
+        ),
+        with(
+            &azure,
+            "serviceprincipals.azuread.m.upbound.io/v1beta1",
+            "Principal",
+            "Share",
+        ),
+        with(
+            &azure,
+            "serviceprincipals.azuread.upbound.io/v1beta2",
+            "Principal",
+            "Own",
+        ),
+    ];
+    for s in &ok {
+        assert_eq!(violations(s, None), Vec::<String>::new(), "{s}");
+    }
+    let refused = [
+        (
+            with(&aws, "iam.services.k8s.aws/v1alpha1", "Policy", "Own"),
+            "supported:",
+        ),
+        (
+            with(&aws, "iam.aws.upbound.io/v1beta2", "Role", "Own"),
+            "supported:",
+        ),
+        (
+            with(&gcp, "iam.services.k8s.aws/v1alpha1", "Role", "Own"),
+            "this provider's trust",
+        ),
+        (
+            with(
+                &gcp,
+                "iam.cnrm.cloud.google.com/v1beta1",
+                "IAMPolicyMember",
+                "Share",
+            ),
+            "cannot be shared",
+        ),
+        (
+            with(
+                &azure,
+                "iam.cnrm.cloud.google.com/v1beta1",
+                "IAMPolicyMember",
+                "Own",
+            ),
+            "this provider's trust",
+        ),
+    ];
+    for (s, why) in &refused {
+        let v = violations(s, None);
+        assert!(v.iter().any(|m| m.contains(why)), "{s}: {v:?}");
+    }
+    let mut adopted = with(&aws, "iam.services.k8s.aws/v1alpha1", "Role", "Own");
+    adopted["integrationId"] = json!("dlz-1");
+    let mut observed = with(&aws, "iam.services.k8s.aws/v1alpha1", "Role", "Own");
+    observed["managementPolicy"] = json!("Observe");
+    for s in [adopted, observed] {
+        let v = violations(&s, None);
+        assert!(
+            v.iter().any(|m| m.starts_with("trust is written only")),
+            "{s}: {v:?}"
+        );
+    }
+}

@@ -32,7 +32,7 @@ pub use steps::outputs;
 use crate::crd::{FINALIZER, ProviderIntegration};
 use decide::Desired;
 use reasons::Reason;
-use steps::{apply, cleanup, credentials, metadata, observe, pause, status, validate};
+use steps::{apply, cleanup, credentials, metadata, observe, pause, status, trust, validate};
 
 /// Runs the controller until `shutdown` resolves (`runtime::wiring`, with this driver's reconcile
 /// and error policy).
@@ -118,6 +118,8 @@ async fn finalize(pi: Arc<ProviderIntegration>, ctx: &Context) -> Result<Action,
         return apply(&api, pi, ctx).await;
     }
     let action = cleanup::cleanup(&pi, ctx).await?;
+    // The integration is gone (or kept): so goes the trust written for it (or it stays).
+    trust::release(ctx, &pi, orphan || pi.spec.observes()).await?;
     metadata::remove_finalizer(ctx, &api, &pi).await?;
     // Only now: a failed removal retries cleanup, which may need the remembered credentials.
     ctx.forget(&pi);
@@ -163,11 +165,20 @@ async fn apply(
         apply::Acted::Done(action) => Ok(action),
         // Ready is written; validation, when due, is the last step. Then the resource is
         // settled: the resync sweep (`runtime/feed.rs`) brings it back, or the validation retry.
-        apply::Acted::Settled { pi, integration } => {
-            let next = if desired.validate {
+        apply::Acted::Settled {
+            pi,
+            integration,
+            trust_ready,
+            trust_retry,
+        } => {
+            let next = if desired.validate && trust_ready {
                 validate::validate(ctx, &pi, &creds, &integration).await?
             } else {
                 None
+            };
+            let next = match (next, trust_retry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
             };
             Ok(next.map_or_else(Action::await_change, Action::requeue))
         }

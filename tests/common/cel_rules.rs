@@ -11,22 +11,28 @@ pub fn spec_schema() -> Value {
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"].clone()
 }
 
-/// The messages of the rules `spec` breaks. On a create (`old` is `None`) the transition rules,
-/// those naming `oldSelf`, are not evaluated, as on a real API server; on an update they are.
+/// The messages of the rules `spec` breaks, its own and those of the fields it sets (as nested
+/// as they are). On a create (`old` is `None`) the transition rules, those naming `oldSelf`, are
+/// not evaluated, as on a real API server; on an update they are.
 pub fn violations(spec: &Value, old: Option<&Value>) -> Vec<String> {
-    let schema = spec_schema();
-    let rules = schema["x-kubernetes-validations"]
-        .as_array()
-        .expect("the spec has CEL rules");
     let mut broken = Vec::new();
-    for r in rules {
+    check(&spec_schema(), spec, old, &mut broken);
+    broken
+}
+
+fn check(schema: &Value, value: &Value, old: Option<&Value>, broken: &mut Vec<String>) {
+    for r in schema["x-kubernetes-validations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let rule = r["rule"].as_str().expect("a rule");
         if rule.contains("oldSelf") && old.is_none() {
             continue;
         }
         let program = cel::Program::compile(rule).unwrap_or_else(|e| panic!("{rule}: {e:?}"));
         let mut ctx = cel::Context::default();
-        ctx.add_variable("self", spec).unwrap();
+        ctx.add_variable("self", value).unwrap();
         if let Some(old) = old {
             ctx.add_variable("oldSelf", old).unwrap();
         }
@@ -35,8 +41,14 @@ pub fn violations(spec: &Value, old: Option<&Value>) -> Vec<String> {
             Ok(cel::Value::Bool(false)) => {
                 broken.push(r["message"].as_str().unwrap_or(rule).to_string())
             }
-            other => panic!("{rule} on {spec}: {other:?}"),
+            other => panic!("{rule} on {value}: {other:?}"),
         }
     }
-    broken
+    if let (Some(props), Some(o)) = (schema["properties"].as_object(), value.as_object()) {
+        for (k, v) in o {
+            if let Some(sub) = props.get(k) {
+                check(sub, v, old.and_then(|old| old.get(k)), broken);
+            }
+        }
+    }
 }

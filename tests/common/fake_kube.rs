@@ -11,7 +11,10 @@
 //! - watch delivery can lag behind writes (`set_watch_lag`), so reconciles see stale copies;
 //! - server-side apply keeps field ownership in `metadata.managedFields` and removes the fields a
 //!   manager stops applying (`managed_fields.rs`); updates record their field manager;
-//! - `resourceVersion` in an apply or merge patch, and delete preconditions, answer 409;
+//! - `resourceVersion` in an apply or merge patch, and delete preconditions, answer 409; so does
+//!   an apply without `force` that would change a field another manager owns;
+//! - installed CRDs (`install_crd`) are discoverable (`/apis/<group>/<version>`), prune and
+//!   validate against their schema, and enforce their `self == oldSelf` (immutable) rules;
 //! - the harness creates objects as `kubectl apply` does (last-applied annotation).
 
 use std::{
@@ -630,6 +633,21 @@ impl FakeKube {
         if let Err(refused) = admit(t.kind, &mut new, &mut inner.pruned) {
             return *refused;
         }
+        if let Some(i) = &t.kind.installed {
+            let mut violations = Vec::new();
+            immutable_violations(&i.schema, &old, &new, "", &mut violations);
+            if !violations.is_empty() {
+                return status_error(
+                    422,
+                    "Invalid",
+                    format!(
+                        "{} \"{name}\" is invalid: {}",
+                        t.kind.kind,
+                        violations.join("; ")
+                    ),
+                );
+            }
+        }
         // Field ownership.
         let subresource = t.status.then_some("status");
         let mut entries = match manager {
@@ -945,6 +963,124 @@ fn admit(kind: &Kind, obj: &mut Value, pruned: &mut Vec<String>) -> Result<(), B
     }
 }
 
+/// `GET /apis/<group>/<version>` for the installed CRDs: the resource list a client discovers a
+/// kind by (404 for a group version nothing serves, as a real server answers).
+fn discovery(path: &str, installed: &[&'static Kind]) -> Option<Response> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let ["apis", group, version] = parts.as_slice() else {
+        return None;
+    };
+    let group_version = format!("{group}/{version}");
+    let resources: Vec<Value> = installed
+        .iter()
+        .filter(|k| k.api_version == group_version)
+        .filter_map(|k| {
+            let i = k.installed.as_ref()?;
+            Some(
+                json!({"name": i.path_plural, "singularName": k.kind.to_lowercase(),
+                "namespaced": i.namespaced, "kind": k.kind,
+                "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}),
+            )
+        })
+        .collect();
+    Some(if resources.is_empty() {
+        status_error(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    } else {
+        axum::Json(json!({"kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": group_version, "resources": resources}))
+        .into_response()
+    })
+}
+
+/// The fields `fields` sets, as paths of plain field names (entries of map lists left out).
+fn leaf_paths(fields: &mf::Fields, at: &[String], out: &mut Vec<Vec<String>>) {
+    for (k, v) in fields {
+        let Some(name) = k.strip_prefix("f:") else {
+            continue;
+        };
+        let mut path = at.to_vec();
+        path.push(name.to_string());
+        match v.as_object() {
+            Some(children) if children.keys().any(|c| c.starts_with("f:")) => {
+                leaf_paths(children, &path, out)
+            }
+            _ => out.push(path),
+        }
+    }
+}
+
+fn owns_path(fields: &mf::Fields, path: &[String]) -> bool {
+    let mut at = fields;
+    for (i, step) in path.iter().enumerate() {
+        match at.get(&format!("f:{step}")).and_then(Value::as_object) {
+            Some(next) if i + 1 < path.len() => at = next,
+            Some(_) => return true,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// Server-side apply without `force`: a field this apply sets to another value than it has,
+/// and that another manager owns, is a conflict (409), named as a real server names it.
+fn apply_conflicts(
+    old: &Value,
+    applied: &Value,
+    fields: &mf::Fields,
+    entries: &[mf::Entry],
+    manager: &str,
+) -> Vec<String> {
+    let mut leaves = Vec::new();
+    leaf_paths(fields, &[], &mut leaves);
+    let mut out = Vec::new();
+    for path in leaves {
+        let pointer = format!("/{}", path.join("/"));
+        if old.pointer(&pointer) == applied.pointer(&pointer) {
+            continue;
+        }
+        for e in entries.iter().filter(|e| e.manager != manager) {
+            if owns_path(&e.fields, &path) {
+                out.push(format!(
+                    "conflict with \"{}\": .{}",
+                    e.manager,
+                    path.join(".")
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The CRD's `self == oldSelf` rules (immutable fields), checked as a real server checks
+/// transition rules: only where the old object has the field.
+fn immutable_violations(schema: &Value, old: &Value, new: &Value, at: &str, out: &mut Vec<String>) {
+    let immutable = schema["x-kubernetes-validations"]
+        .as_array()
+        .is_some_and(|rules| rules.iter().any(|r| r["rule"] == "self == oldSelf"));
+    if immutable && !old.is_null() && old != new {
+        let message = schema["x-kubernetes-validations"][0]["message"]
+            .as_str()
+            .unwrap_or("field is immutable");
+        out.push(format!("{at}: Invalid value: {message}"));
+    }
+    if let (Some(props), Some(o), Some(n)) = (
+        schema["properties"].as_object(),
+        old.as_object(),
+        new.as_object(),
+    ) {
+        for (k, sub) in props {
+            if let Some(ov) = o.get(k) {
+                let nv = n.get(k).unwrap_or(&Value::Null);
+                immutable_violations(sub, ov, nv, &format!("{at}.{k}"), out);
+            }
+        }
+    }
+}
+
 /// A stream fed by a task, so the watch loop can be written as plain async code.
 fn async_stream<F, Fut>(f: F) -> impl futures::Stream<Item = Result<Bytes, Infallible>>
 where
@@ -1001,6 +1137,8 @@ struct PatchRequest<'a> {
     content_type: &'a str,
     body: &'a [u8],
     manager: &'a str,
+    /// `force=true`: an apply takes the fields it sets from other managers.
+    force: bool,
 }
 
 /// The candidate object after a patch. Server-side apply records its field ownership in the
@@ -1077,6 +1215,20 @@ fn apply_patch(t: &Target, old: &Value, p: &PatchRequest) -> Result<Value, Box<R
                 !(e.manager == p.manager && e.operation == "Apply" && e.subresource == subresource)
             })
             .fold(mf::Fields::new(), |acc, e| mf::union(&acc, &e.fields));
+        if !p.force {
+            let conflicts = apply_conflicts(old, &applied, &fields, &entries, p.manager);
+            if !conflicts.is_empty() {
+                return Err(Box::new(status_error(
+                    409,
+                    "Conflict",
+                    format!(
+                        "Apply failed with {} conflict(s): {}",
+                        conflicts.len(),
+                        conflicts.join("; ")
+                    ),
+                )));
+            }
+        }
         // What this manager applied before and no longer applies, and nobody else owns, goes.
         let dropped = mf::minus(&mf::minus(&previous, &fields), &others);
         mf::remove(&mut new, &dropped);
@@ -1115,6 +1267,9 @@ async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    if let Some(list) = discovery(&path, &installed) {
+        return list;
+    }
     let Some(t) = parse_path(&path, &installed) else {
         return status_error(
             404,
@@ -1217,6 +1372,7 @@ async fn handle(State(fake): State<FakeKube>, req: Request) -> Response {
                 content_type,
                 body: &body,
                 manager: &manager,
+                force: query.get("force").is_some_and(|f| f == "true"),
             };
             let updater = (!apply).then_some(manager.as_str());
             fake.update(&t, name, updater, |old| apply_patch(&t, old, &p))

@@ -7,8 +7,8 @@
 //! - lists of objects with a `type` key are maps keyed by it (`k:{"type":"Ready"}`), like
 //!   `status.conditions`; `metadata.finalizers` is a set (`v:"…"`); other lists are atomic.
 //!
-//! Not modelled: apply conflicts without `force` (the operator always forces), and per-type
-//! schemas beyond the rules above.
+//! Apply conflicts without `force` are checked by the fake itself (`apply_conflicts`). Not
+//! modelled: per-type schemas beyond the rules above.
 
 use serde_json::{Map, Value, json};
 

@@ -59,6 +59,27 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{/* The trust objects (spec.trust) of each cloud operator's kind, only when turned on. */}}
+{{- if .Values.trust.ackRole }}
+- apiGroups: ["iam.services.k8s.aws"]
+  resources: ["roles"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- end }}
+{{- if .Values.trust.crossplaneRole }}
+- apiGroups: ["iam.aws.m.upbound.io"]
+  resources: ["roles"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- end }}
+{{- if .Values.trust.configConnectorPolicyMember }}
+- apiGroups: ["iam.cnrm.cloud.google.com"]
+  resources: ["iampolicymembers"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- end }}
+{{- if .Values.trust.crossplanePrincipal }}
+- apiGroups: ["serviceprincipals.azuread.m.upbound.io"]
+  resources: ["principals"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- end }}
 {{- end -}}
 
 {{/* Namespaces are cluster-scoped: followed by one metadata-only watch (grants and pauses), granted
@@ -67,4 +88,16 @@ by a ClusterRole even in a namespace-scoped install. */}}
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
+{{/* Cluster-scoped trust objects, only when turned on (and used only where a Namespace is granted
+them, pim.confluent.cloud/cluster-trust). */}}
+{{- if .Values.trust.crossplaneClusterRole }}
+- apiGroups: ["iam.aws.upbound.io"]
+  resources: ["roles"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- end }}
+{{- if .Values.trust.crossplaneClusterPrincipal }}
+- apiGroups: ["serviceprincipals.azuread.upbound.io"]
+  resources: ["principals"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- end }}
 {{- end -}}

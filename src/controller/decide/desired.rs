@@ -126,6 +126,40 @@ pub fn deletion_policy(spec: &ProviderIntegrationSpec) -> DeletionPolicy {
         })
 }
 
+/// What the CRD's rules say of `spec.trust`, for clusters that skip CEL.
+fn check_trust(
+    spec: &crate::crd::ProviderIntegrationSpec,
+    t: &crate::crd::TrustSpec,
+) -> Result<(), InvalidSpec> {
+    use super::trust::TrustKind;
+    if spec.observes() || spec.integration_id.is_some() {
+        return Err(InvalidSpec(
+            "spec.trust is written only for an integration this resource creates: an adopted (integrationId) or observed integration keeps the trust it has".into(),
+        ));
+    }
+    let r = &t.target_ref;
+    let Some(kind) = TrustKind::of(&r.api_version, &r.kind) else {
+        return Err(InvalidSpec(format!(
+            "spec.trust.targetRef: {} {} is not a supported trust object",
+            r.api_version, r.kind
+        )));
+    };
+    if kind.provider() != spec.provider {
+        return Err(InvalidSpec(format!(
+            "spec.trust.targetRef: a {} carries the trust of {}, not of {}",
+            r.kind,
+            kind.provider().as_str(),
+            spec.provider.as_str()
+        )));
+    }
+    if kind == TrustKind::PolicyMember && t.mode == crate::crd::TrustMode::Share {
+        return Err(InvalidSpec(
+            "spec.trust.mode: an IAMPolicyMember cannot be shared (it binds one immutable member); use Own".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The spec, resolved and checked: what the integration must look like.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
@@ -142,6 +176,8 @@ pub struct Desired {
     pub adopt_id: Option<String>,
     /// `managementPolicy: Observe`: mirror, never write to Confluent Cloud.
     pub observe: bool,
+    /// Where the operator writes the cloud side of the trust (`spec.trust`), checked.
+    pub trust: Option<crate::crd::TrustSpec>,
 }
 
 /// A spec the operator cannot act on, found before any API call.
@@ -224,17 +260,23 @@ impl Desired {
                 (c, true)
             }
         };
+        let trust = spec.trust.clone();
+        if let Some(t) = &trust {
+            check_trust(spec, t)?;
+        }
         Ok(Self {
             environment: spec.environment.clone(),
             display_name,
             display_name_explicit: spec.display_name.is_some(),
             config,
-            // An observer never calls validate on someone else's behalf.
-            validate: validate && !spec.observes(),
+            // An observer never calls validate on someone else's behalf. With a trust to write,
+            // `Validated` is what says the loop is closed, on AWS too.
+            validate: (validate || trust.is_some()) && !spec.observes(),
             deletion_policy: deletion_policy(spec),
             update_policy: spec.update_policy,
             adopt_id: spec.integration_id.clone(),
             observe: spec.observes(),
+            trust,
         })
     }
 

@@ -71,7 +71,30 @@ pub enum Reason {
     OutputsConflict,
     /// Deletion cannot reach the integration's environment (deleted, or no longer granted).
     EnvironmentUnreachable,
+    // The trust object (`spec.trust`): stalls a human must resolve.
+    /// The cloud operator's CRD is not installed.
+    TrustKindNotInstalled,
+    /// The operator may not read or write that kind (RBAC).
+    TrustForbidden,
+    /// The trust field is applied by another manager (server-side apply).
+    TrustFieldOwned,
+    /// `Own`: an object of that name exists and is not this resource's.
+    TrustTargetNotOwned,
+    /// `Share`: the team's object does not exist.
+    TrustTargetNotFound,
+    /// `Share`: the team's object is for another identity (a Principal of another app).
+    TrustTargetMismatch,
+    /// A cluster-scoped object the resource's Namespace was not granted.
+    TrustNotGranted,
+    /// The trust cannot be made from the values, or the shared document cannot be read.
+    TrustInvalid,
+    // The `Trusted` condition.
+    TrustSynced,
+    AwaitingCloudOperator,
+    TrustFailing,
     // The `Validated` condition.
+    /// Validation waits for the trust to be in place (`Trusted`).
+    AwaitingTrust,
     Validated,
     Validating,
     ValidationFailed,
@@ -87,6 +110,9 @@ pub enum Reason {
     Recreated,
     Orphaned,
     Deleted,
+    /// The operator wrote or removed its trust.
+    TrustWritten,
+    TrustRemoved,
 }
 
 impl Reason {
@@ -217,7 +243,7 @@ mod tests {
             assert_eq!(Reason::parse(s), Some(r));
         }
         assert_eq!(Reason::parse("Nope"), None);
-        assert_eq!(n, 46);
+        assert_eq!(n, 60);
         // Spellings dashboards match on.
         assert_eq!(Reason::ApiTimeout.as_str(), "APITimeout");
         assert_eq!(Reason::ApiError.to_string(), "APIError");

@@ -32,6 +32,7 @@ fn desired(adopt: Option<&str>, policy: UpdatePolicy, explicit_name: bool) -> De
         update_policy: policy,
         adopt_id: adopt.map(String::from),
         observe: false,
+        trust: None,
     }
 }
 

@@ -175,6 +175,7 @@ pub async fn run<R, F>(
                 .await
         })
     };
+    let trust = tokio::spawn(follow_trust(ctx.clone(), lines.clone()));
     let namespaces = tokio::spawn(follow_namespaces(ctx.clone(), lines));
     let gauges = tokio::spawn(count_states(ctx.clone(), stores.clone()));
     let synced = {
@@ -202,6 +203,7 @@ pub async fn run<R, F>(
     ctx.ready.store(false, std::sync::atomic::Ordering::Relaxed);
     synced.abort();
     namespaces.abort();
+    trust.abort();
     probe.abort();
     gauges.abort();
     sweeps.iter().for_each(|s| s.abort());
@@ -234,6 +236,89 @@ async fn follow_namespaces(ctx: Arc<Context>, lines: Vec<(Arc<Feed>, reflector::
             },
         )
         .await
+}
+
+/// Watches each cloud operator's kind a resource names in `spec.trust` (from the first that does),
+/// metadata only, and puts the resources that write to a changed object in line: its operator's
+/// report (synced, ready, failing) is seen at once, not at the next re-check.
+async fn follow_trust(ctx: Arc<Context>, lines: Vec<(Arc<Feed>, reflector::Store<Cached>)>) {
+    let Some(mut kinds) = ctx.trust_watch.take() else {
+        return;
+    };
+    let lines = Arc::new(lines);
+    let mut watches = tokio::task::JoinSet::new();
+    while let Some(kind) = kinds.recv().await {
+        let ar = kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk(kind.group(), kind.version(), kind.kind()),
+            kind.plural(),
+        );
+        type Meta = kube::core::PartialObjectMeta<kube::api::DynamicObject>;
+        let apis: Vec<Api<Meta>> = if kind.namespaced() && !ctx.config.namespaces.is_empty() {
+            ctx.config
+                .namespaces
+                .iter()
+                .map(|ns| Api::namespaced_with(ctx.client.clone(), ns, &ar))
+                .collect()
+        } else {
+            vec![Api::all_with(ctx.client.clone(), &ar)]
+        };
+        for api in apis {
+            let (ctx, lines) = (ctx.clone(), lines.clone());
+            watches.spawn(async move {
+                watcher(api, watcher::Config::default())
+                    // A kind not installed or not granted is said on the resources; its watch
+                    // is tried again every half minute at most.
+                    .backoff(SlowBackoff::default())
+                    .for_each(|event| {
+                        if let Ok(Event::Apply(o) | Event::Delete(o)) = event {
+                            let key = crate::controller::state::owners::trust_key(
+                                kind,
+                                o.metadata.namespace.as_deref().unwrap_or_default(),
+                                o.metadata.name.as_deref().unwrap_or_default(),
+                            );
+                            for who in ctx.owners.trusting(&key) {
+                                let (ns, name) = who.split_once('/').unwrap_or(("", &who));
+                                let r = reflector::ObjectRef::new(name).within(ns);
+                                for (feed, store) in lines.iter() {
+                                    if let Some(c) = store.get(&r) {
+                                        feed.sweep(std::iter::once(&c));
+                                    }
+                                }
+                            }
+                        }
+                        futures::future::ready(())
+                    })
+                    .await
+            });
+        }
+    }
+    // The sender lives in the context; this ends only when aborted, and the watches with it.
+    watches.shutdown().await;
+}
+
+/// The trust watches' backoff: 1 s doubling to 30 s, with jitter.
+#[derive(Default)]
+struct SlowBackoff {
+    failures: u32,
+}
+
+impl Iterator for SlowBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        self.failures = self.failures.saturating_add(1);
+        Some(crate::controller::state::context::backoff_delay(
+            self.failures,
+            Duration::from_secs(1),
+            Duration::from_secs(30),
+        ))
+    }
+}
+
+impl kube::runtime::utils::Backoff for SlowBackoff {
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
 }
 
 /// How soon the watch is tried again after it failed: 200 ms doubling up to 2 s, with jitter.

@@ -138,6 +138,8 @@ pub struct Context {
     pub(crate) api_server: ApiServerGate,
     /// Who holds which integration, from the watch stream (`owners.rs`).
     pub(crate) owners: Owners,
+    /// The cloud operators' kinds to watch for trust objects (`trust_watch.rs`).
+    pub(crate) trust_watch: super::trust_watch::TrustWatch,
     memory: Mutex<HashMap<String, Memory>>,
 }
 
@@ -190,6 +192,7 @@ impl Context {
             namespaces: Namespaces::default(),
             api_server: ApiServerGate::default(),
             owners: Owners::default(),
+            trust_watch: Default::default(),
             memory: Mutex::default(),
         }
     }

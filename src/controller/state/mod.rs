@@ -8,6 +8,7 @@ pub mod namespaces;
 pub mod owners;
 pub mod remote;
 pub mod secrets;
+pub mod trust_watch;
 
 /// A poisoned lock leaves plain data behind: keep using it.
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -24,6 +24,7 @@ use kube::{
 };
 
 use super::lock;
+use crate::controller::decide::trust::CLUSTER_TRUST_ANNOTATION;
 
 /// The Namespace annotation that grants a namespace the default credentials, for a comma-separated
 /// list of environment ids, or `*` for all.
@@ -36,6 +37,8 @@ pub struct NamespaceFacts {
     pub grant: Option<String>,
     /// Every resource in it is paused (`PAUSED_ANNOTATION`).
     pub paused: bool,
+    /// The cluster-scoped trust objects its resources may write to (`CLUSTER_TRUST_ANNOTATION`).
+    pub cluster_trust: Option<String>,
 }
 
 impl NamespaceFacts {
@@ -46,6 +49,9 @@ impl NamespaceFacts {
                 .and_then(|a| a.get(DEFAULT_CREDENTIALS_ANNOTATION))
                 .cloned(),
             paused: crate::crd::says_paused(annotations),
+            cluster_trust: annotations
+                .and_then(|a| a.get(CLUSTER_TRUST_ANNOTATION))
+                .cloned(),
         }
     }
 }
@@ -96,7 +102,7 @@ impl Default for Namespaces {
     }
 }
 
-/// Keeps only what the operator reads: the name and its two annotations.
+/// Keeps only what the operator reads: the name and its three annotations.
 fn trimmed(mut ns: PartialObjectMeta<Namespace>) -> PartialObjectMeta<Namespace> {
     let m = &mut ns.metadata;
     // Cluster-scoped: the store's key is the name alone.
@@ -105,7 +111,14 @@ fn trimmed(mut ns: PartialObjectMeta<Namespace>) -> PartialObjectMeta<Namespace>
     m.labels = None;
     m.owner_references = None;
     if let Some(a) = m.annotations.as_mut() {
-        a.retain(|k, _| k == DEFAULT_CREDENTIALS_ANNOTATION || k == crate::crd::PAUSED_ANNOTATION);
+        a.retain(|k, _| {
+            [
+                DEFAULT_CREDENTIALS_ANNOTATION,
+                crate::crd::PAUSED_ANNOTATION,
+                CLUSTER_TRUST_ANNOTATION,
+            ]
+            .contains(&k.as_str())
+        });
     }
     ns
 }

@@ -21,6 +21,7 @@ use kube::{ResourceExt, runtime::watcher};
 use crate::controller::decide::Holder;
 use crate::controller::decide::desired::Desired;
 use crate::controller::decide::reasons::Reason;
+use crate::controller::decide::trust::TrustKind;
 use crate::crd::{CloudProvider, PendingCreate, ProviderIntegration, STALLED};
 
 /// A key as the index compares it: what the API (or, for `pim/v2`, the operator) keeps unique.
@@ -69,6 +70,24 @@ struct Entry {
     member: Arc<Member>,
     id: Option<Arc<str>>,
     keys: Vec<Arc<str>>,
+    /// The trust object it names (`spec.trust`), as `trust_key` makes it.
+    trust: Option<Arc<str>>,
+}
+
+/// A trust object as the index keys it: kind, namespace (empty for cluster-scoped) and name.
+pub fn trust_key(kind: TrustKind, namespace: &str, name: &str) -> String {
+    let ns = if kind.namespaced() { namespace } else { "" };
+    format!("{}|{}|{ns}|{name}", kind.api_version(), kind.kind())
+}
+
+fn trust_of(pi: &ProviderIntegration) -> Option<String> {
+    let t = pi.spec.trust.as_ref()?;
+    let kind = TrustKind::of(&t.target_ref.api_version, &t.target_ref.kind)?;
+    Some(trust_key(
+        kind,
+        &pi.namespace().unwrap_or_default(),
+        &t.target_ref.name,
+    ))
 }
 
 #[derive(Default)]
@@ -76,6 +95,8 @@ struct Inner {
     by_uid: HashMap<Arc<str>, Entry>,
     by_id: HashMap<Arc<str>, Members>,
     by_key: HashMap<Arc<str>, Members>,
+    /// Who writes to which trust object (`trust_key`).
+    by_trust: HashMap<Arc<str>, Members>,
     /// How many resources the index has seen first, for `Member::seen`.
     seen: u64,
     /// Per watched scope (a namespace, or `None` for all), the uids seen since the last `Init`
@@ -152,6 +173,9 @@ impl Inner {
         for k in &old.keys {
             drop_member(&mut self.by_key, k, uid);
         }
+        if let Some(t) = &old.trust {
+            drop_member(&mut self.by_trust, t, uid);
+        }
     }
 
     fn upsert(&mut self, pi: &ProviderIntegration) {
@@ -193,7 +217,16 @@ impl Inner {
                 seen.insert(uid.clone());
             }
         }
-        self.by_uid.insert(uid, Entry { member, id, keys });
+        let trust = trust_of(pi).map(|t| add_member(&mut self.by_trust, &t, &member));
+        self.by_uid.insert(
+            uid,
+            Entry {
+                member,
+                id,
+                keys,
+                trust,
+            },
+        );
     }
 
     /// The oldest resource other than `uid` in `set`, and whether it is older than `uid`.
@@ -257,6 +290,17 @@ impl Owners {
             .other(inner.by_key.get(natural_key(key).as_str()), uid)
             .filter(|(_, older)| *older)
             .map(|(h, _)| h)
+    }
+
+    /// The resources (`namespace/name`) that write to the trust object `key` (`trust_key`).
+    pub fn trusting(&self, key: &str) -> Vec<String> {
+        self.lock()
+            .by_trust
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(|m| m.name.to_string())
+            .collect()
     }
 
     #[cfg(test)]

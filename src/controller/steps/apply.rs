@@ -18,8 +18,11 @@ use crate::controller::decide::{
 };
 use crate::controller::error::{Error, MANAGER};
 use crate::controller::state::context::Context;
-use crate::crd::{CloudProvider, FINALIZER, ProviderIntegration};
+use crate::crd::{
+    CloudProvider, FINALIZER, ProviderIntegration, TRUSTED, VALIDATED, set_condition,
+};
 use crate::pim::{ApiVersion, Credentials, ErrorClass, Integration, PimError};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// A short pause before the next pass, when this one changed what the next will see.
 const AGAIN: Duration = Duration::from_millis(50);
@@ -33,6 +36,10 @@ pub(crate) enum Acted {
     Settled {
         pi: Box<ProviderIntegration>,
         integration: Box<Integration>,
+        /// The trust (`spec.trust`) is in place, or none is asked for: validation may run.
+        trust_ready: bool,
+        /// When to look at a trust not in place yet again.
+        trust_retry: Option<Duration>,
     },
 }
 
@@ -124,21 +131,91 @@ async fn in_sync(
                 .map(Acted::from);
         }
     };
+    // An observer never writes trust, nor undoes one written before it became one.
+    let trust = match desired.observe {
+        true => None,
+        false => Some(super::trust::sync(ctx, &pi, desired.trust.as_ref(), &i).await?),
+    };
     let mut b = StatusBuilder::new(&pi);
     b.status.outputs_config_map = written;
     if !desired.validate {
         b = b.unvalidated();
     }
+    let (trust_ready, trust_retry) = match &trust {
+        Some(t) => {
+            let newly = t.ready() && pi.condition(TRUSTED).is_none_or(|c| c.status != "True");
+            if let Some(stall) = trust_status(&mut b, &pi, t) {
+                let b = b.integration(&i);
+                return stall_with(ctx, &pi, b, stall.0, stall.1)
+                    .await
+                    .map(Acted::from);
+            }
+            if newly {
+                // The loop just closed: validate now, not when the last failure's backoff says.
+                ctx.memory(&pi, |m| m.validation = None);
+            }
+            (t.ready() || desired.trust.is_none(), t.retry)
+        }
+        None => (true, None),
+    };
     let pi = status::write(ctx, &pi, b.ready(&i)).await?;
     if let Some((reason, note)) = event {
         info!(id = %i.id, %reason, "{note}");
         status::event(ctx, &pi, EventType::Normal, reason, note).await;
     }
+    if let Some(note) = trust.and_then(|t| t.event) {
+        info!(id = %i.id, "{note}");
+        status::event(ctx, &pi, EventType::Normal, Reason::TrustWritten, note).await;
+    }
     ctx.succeeded(&pi);
     Ok(Acted::Settled {
         pi: Box::new(pi.into_owned()),
         integration: Box::new(i),
+        trust_ready,
+        trust_retry,
     })
+}
+
+/// Puts the trust step's outcome in the status: `status.trust`, the `Trusted` condition, and
+/// while the trust is not in place, `Validated` as waiting for it (a check now would fail for
+/// want of it). Returns the stall, if the step came to one.
+fn trust_status(
+    b: &mut StatusBuilder<'_>,
+    pi: &ProviderIntegration,
+    t: &super::trust::TrustOutcome,
+) -> Option<(Reason, String)> {
+    b.status.trust = t.record.clone();
+    let generation = pi.metadata.generation;
+    let now = Time(jiff::Timestamp::now());
+    match &t.condition {
+        Some((status, reason, message)) => set_condition(
+            &mut b.status.conditions,
+            TRUSTED,
+            status,
+            reason.as_str(),
+            message,
+            generation,
+            &now,
+        ),
+        None => b.status.conditions.retain(|c| c.type_ != TRUSTED),
+    }
+    let validated = b
+        .status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == VALIDATED && c.status == "True");
+    if t.condition.is_some() && !t.ready() && !validated {
+        set_condition(
+            &mut b.status.conditions,
+            VALIDATED,
+            "Unknown",
+            Reason::AwaitingTrust.as_str(),
+            "validation waits for the trust to be in place (condition Trusted)",
+            generation,
+            &now,
+        );
+    }
+    t.stall.clone()
 }
 
 /// Sets the config of a `pim/v2` DRAFT. Returns the resource as stored and the configured

@@ -13,4 +13,5 @@ pub mod observe;
 pub mod outputs;
 pub mod pause;
 pub mod status;
+pub mod trust;
 pub mod validate;

@@ -1,4 +1,4 @@
-//! The cloud side of the trust, as documents (pure: no client, no clock).
+//! AWS trust policy documents (pure: no client, no clock).
 //!
 //! For AWS, Confluent assumes the customer's role from its own role (`config.iam_role_arn`) with
 //! the integration's external id (`config.external_id`): the customer role's trust policy needs a
@@ -126,41 +126,6 @@ pub fn our_sids(document: &str) -> Vec<String> {
         .collect()
 }
 
-/// The kinds of object that carry an AWS role's trust, by the cloud operator that manages them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter)]
-pub enum AwsRoleKind {
-    /// AWS Controllers for Kubernetes, IAM controller (namespaced).
-    Ack,
-    /// Crossplane's AWS provider, namespaced (`.m.` group).
-    Crossplane,
-    /// Crossplane's AWS provider, cluster-scoped.
-    CrossplaneCluster,
-}
-
-impl AwsRoleKind {
-    pub fn api_version(self) -> &'static str {
-        match self {
-            AwsRoleKind::Ack => "iam.services.k8s.aws/v1alpha1",
-            AwsRoleKind::Crossplane => "iam.aws.m.upbound.io/v1beta1",
-            AwsRoleKind::CrossplaneCluster => "iam.aws.upbound.io/v1beta1",
-        }
-    }
-
-    pub fn namespaced(self) -> bool {
-        self != AwsRoleKind::CrossplaneCluster
-    }
-
-    /// Where the trust document (a JSON string) is in the object.
-    pub fn document_pointer(self) -> &'static str {
-        match self {
-            AwsRoleKind::Ack => "/spec/assumeRolePolicyDocument",
-            AwsRoleKind::Crossplane | AwsRoleKind::CrossplaneCluster => {
-                "/spec/forProvider/assumeRolePolicy"
-            }
-        }
-    }
-}
-
 /// The role name and path of an IAM role ARN: `arn:aws:iam::123456789012:role/a/b/name` is
 /// `("name", "/a/b/")`; `None` for anything that is not a role ARN.
 pub fn role_name_and_path(arn: &str) -> Option<(String, String)> {
@@ -171,55 +136,6 @@ pub fn role_name_and_path(arn: &str) -> Option<(String, String)> {
         None => ("/".to_string(), rest),
     };
     (!name.is_empty()).then(|| (name.to_string(), path))
-}
-
-/// The role object the operator creates and owns for an integration: its trust document and
-/// nothing else of the role (permission policies stay the team's, under their own field
-/// manager). `owner` is the owner reference to the `ProviderIntegration`, for namespaced kinds
-/// only: a cluster-scoped object cannot name a namespaced owner (garbage collection would take
-/// it for gone), so it is labelled with the owner's namespace and name instead.
-pub fn aws_role_object(
-    kind: AwsRoleKind,
-    name: &str,
-    namespace: &str,
-    role_arn: &str,
-    document: &str,
-    owner: Value,
-) -> Option<Value> {
-    let (role, path) = role_name_and_path(role_arn)?;
-    let mut metadata = json!({"name": name});
-    if kind.namespaced() {
-        metadata["namespace"] = namespace.into();
-        metadata["ownerReferences"] = json!([owner]);
-    } else {
-        metadata["labels"] = json!({
-            "pim.confluent.cloud/owner-namespace": namespace,
-            "pim.confluent.cloud/owner-name": owner["name"],
-        });
-    }
-    let spec = match kind {
-        AwsRoleKind::Ack => {
-            let mut spec = json!({"name": role, "assumeRolePolicyDocument": document});
-            if path != "/" {
-                spec["path"] = path.into();
-            }
-            spec
-        }
-        AwsRoleKind::Crossplane | AwsRoleKind::CrossplaneCluster => {
-            metadata["annotations"] = json!({"crossplane.io/external-name": role});
-            let mut for_provider = json!({"assumeRolePolicy": document});
-            if path != "/" {
-                for_provider["path"] = path.into();
-            }
-            json!({"forProvider": for_provider})
-        }
-    };
-    Some(json!({
-        "apiVersion": kind.api_version(),
-        "kind": "Role",
-        "metadata": metadata,
-        "spec": spec,
-    }))
 }
 
 #[cfg(test)]

@@ -1,0 +1,618 @@
+//! The cloud side of the trust (`spec.trust`), judged without I/O: which cloud operator's object
+//! carries it, what the operator writes there, what it removes, and what the object's own
+//! conditions say. `steps/trust.rs` does the reading and writing.
+//!
+//! Two ways (`TrustMode`): `Own`, the object is the operator's (created with an owner reference,
+//! applied server-side, deleted with the integration); `Share`, the object is the team's and the
+//! operator adds only its own part: one trust statement per integration in a Role's document
+//! (`aws.rs`), or a Principal's client id when unset and an annotation naming the integration.
+
+pub mod aws;
+mod objects;
+
+pub use objects::{Owner, TrustValues, owned_object};
+
+use serde_json::{Value, json};
+
+use crate::crd::{CloudProvider, TrustMode, TrustStatus};
+
+use super::reasons::Reason;
+
+/// The objects that can carry a trust, by the cloud operator that reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
+pub enum TrustKind {
+    /// AWS Controllers for Kubernetes, IAM controller: `Role` (namespaced).
+    AckRole,
+    /// Crossplane's AWS provider, namespaced `Role`.
+    CrossplaneRole,
+    /// Crossplane's AWS provider, cluster-scoped `Role`.
+    CrossplaneClusterRole,
+    /// Google Config Connector `IAMPolicyMember` (namespaced).
+    PolicyMember,
+    /// Crossplane's Azure AD provider, namespaced service principal `Principal`.
+    CrossplanePrincipal,
+    /// Crossplane's Azure AD provider, cluster-scoped `Principal`.
+    CrossplaneClusterPrincipal,
+}
+
+impl TrustKind {
+    /// The kind named by a `targetRef`.
+    pub fn of(api_version: &str, kind: &str) -> Option<Self> {
+        use strum::IntoEnumIterator;
+        TrustKind::iter().find(|k| k.api_version() == api_version && k.kind() == kind)
+    }
+
+    pub fn api_version(self) -> &'static str {
+        match self {
+            TrustKind::AckRole => "iam.services.k8s.aws/v1alpha1",
+            TrustKind::CrossplaneRole => "iam.aws.m.upbound.io/v1beta1",
+            TrustKind::CrossplaneClusterRole => "iam.aws.upbound.io/v1beta1",
+            TrustKind::PolicyMember => "iam.cnrm.cloud.google.com/v1beta1",
+            TrustKind::CrossplanePrincipal => "serviceprincipals.azuread.m.upbound.io/v1beta1",
+            TrustKind::CrossplaneClusterPrincipal => "serviceprincipals.azuread.upbound.io/v1beta2",
+        }
+    }
+
+    pub fn group(self) -> &'static str {
+        self.api_version()
+            .split_once('/')
+            .map_or("", |(group, _)| group)
+    }
+
+    pub fn version(self) -> &'static str {
+        self.api_version()
+            .split_once('/')
+            .map_or("", |(_, version)| version)
+    }
+
+    pub fn kind(self) -> &'static str {
+        match self {
+            TrustKind::AckRole | TrustKind::CrossplaneRole | TrustKind::CrossplaneClusterRole => {
+                "Role"
+            }
+            TrustKind::PolicyMember => "IAMPolicyMember",
+            TrustKind::CrossplanePrincipal | TrustKind::CrossplaneClusterPrincipal => "Principal",
+        }
+    }
+
+    pub fn plural(self) -> &'static str {
+        match self.kind() {
+            "Role" => "roles",
+            "IAMPolicyMember" => "iampolicymembers",
+            _ => "principals",
+        }
+    }
+
+    pub fn namespaced(self) -> bool {
+        !matches!(
+            self,
+            TrustKind::CrossplaneClusterRole | TrustKind::CrossplaneClusterPrincipal
+        )
+    }
+
+    pub fn provider(self) -> CloudProvider {
+        match self {
+            TrustKind::AckRole | TrustKind::CrossplaneRole | TrustKind::CrossplaneClusterRole => {
+                CloudProvider::Aws
+            }
+            TrustKind::PolicyMember => CloudProvider::Gcp,
+            TrustKind::CrossplanePrincipal | TrustKind::CrossplaneClusterPrincipal => {
+                CloudProvider::Azure
+            }
+        }
+    }
+
+    /// The cloud operator that reads it, for messages.
+    pub fn operator(self) -> &'static str {
+        match self {
+            TrustKind::AckRole => "the ACK IAM controller",
+            TrustKind::CrossplaneRole | TrustKind::CrossplaneClusterRole => {
+                "Crossplane's AWS provider"
+            }
+            TrustKind::PolicyMember => "Config Connector",
+            TrustKind::CrossplanePrincipal | TrustKind::CrossplaneClusterPrincipal => {
+                "Crossplane's Azure AD provider"
+            }
+        }
+    }
+
+    /// The chart's switch that grants the operator this kind (`trust.<key>` in values.yaml).
+    pub fn chart_key(self) -> &'static str {
+        match self {
+            TrustKind::AckRole => "ackRole",
+            TrustKind::CrossplaneRole => "crossplaneRole",
+            TrustKind::CrossplaneClusterRole => "crossplaneClusterRole",
+            TrustKind::PolicyMember => "configConnectorPolicyMember",
+            TrustKind::CrossplanePrincipal => "crossplanePrincipal",
+            TrustKind::CrossplaneClusterPrincipal => "crossplaneClusterPrincipal",
+        }
+    }
+
+    /// The field that carries the trust (a JSON pointer).
+    pub fn field(self) -> &'static str {
+        match self {
+            TrustKind::AckRole => "/spec/assumeRolePolicyDocument",
+            TrustKind::CrossplaneRole | TrustKind::CrossplaneClusterRole => {
+                "/spec/forProvider/assumeRolePolicy"
+            }
+            TrustKind::PolicyMember => "/spec/member",
+            TrustKind::CrossplanePrincipal | TrustKind::CrossplaneClusterPrincipal => {
+                "/spec/forProvider/clientId"
+            }
+        }
+    }
+
+    /// `Kind name` or `Kind namespace/name`, for messages.
+    pub fn describe(self, namespace: &str, name: &str) -> String {
+        if self.namespaced() {
+            format!("{} {namespace}/{name}", self.kind())
+        } else {
+            format!("{} {name} ({})", self.kind(), self.api_version())
+        }
+    }
+}
+
+/// The Namespace annotation by which the platform lets a namespace's resources write to
+/// cluster-scoped trust objects: a comma-separated list of `Kind/name` (`Role/shared-s3`,
+/// `Principal/*`), or `*` for all.
+pub const CLUSTER_TRUST_ANNOTATION: &str = "pim.confluent.cloud/cluster-trust";
+
+/// Whether `grant` (the annotation's value) lets a namespace write to `kind`'s object `name`.
+pub fn granted(grant: Option<&str>, kind: TrustKind, name: &str) -> bool {
+    grant.is_some_and(|g| {
+        g.split(',').map(str::trim).any(|entry| {
+            entry == "*"
+                || entry.split_once('/').is_some_and(|(k, n)| {
+                    k.eq_ignore_ascii_case(kind.kind()) && (n == "*" || n == name)
+                })
+        })
+    })
+}
+
+/// The annotation that marks a shared Principal with one integration that relies on it.
+pub fn principal_mark(id: &str) -> String {
+    format!("trust.pim.confluent.cloud/{id}")
+}
+
+/// What the object's own operator reports about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// In place in the cloud.
+    Ready(String),
+    /// Not reported on yet (or not since the operator's last change).
+    Pending(String),
+    /// Reported failing: the cloud operator's own words.
+    Failing(String),
+}
+
+impl Readiness {
+    /// The `Trusted` condition: status, reason, message.
+    pub fn condition(&self) -> (&'static str, Reason, &str) {
+        match self {
+            Readiness::Ready(m) => ("True", Reason::TrustSynced, m),
+            Readiness::Pending(m) => ("Unknown", Reason::AwaitingCloudOperator, m),
+            Readiness::Failing(m) => ("False", Reason::TrustFailing, m),
+        }
+    }
+}
+
+fn condition<'a>(object: &'a Value, ty: &str) -> Option<&'a Value> {
+    object
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == ty)
+}
+
+fn text<'a>(c: &'a Value, field: &str) -> &'a str {
+    c[field].as_str().unwrap_or_default()
+}
+
+/// What the cloud operator says of `object`, by the conditions each operator writes: ACK
+/// `ACK.ResourceSynced` (and `ACK.Terminal`), Crossplane `Ready` and `Synced`, Config Connector
+/// `Ready` with `status.observedGeneration`. A report about an older version of the object
+/// (its generation, or for ACK, whose conditions carry none, a transition before `written_at`)
+/// is pending, not ready.
+pub fn readiness(kind: TrustKind, object: &Value, written_at: Option<&str>) -> Readiness {
+    let generation = object
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64);
+    let what = format!(
+        "{} ({})",
+        kind.describe(
+            object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        ),
+        kind.operator()
+    );
+    let current = |c: &Value| {
+        c["observedGeneration"]
+            .as_i64()
+            .zip(generation)
+            .is_none_or(|(seen, g)| seen >= g)
+    };
+    let waiting = |on: &str| Readiness::Pending(format!("waiting for {what} to report {on}"));
+    match kind {
+        TrustKind::AckRole => {
+            if let Some(t) = condition(object, "ACK.Terminal").filter(|c| c["status"] == "True") {
+                return Readiness::Failing(format!("{what}: {}", text(t, "message")));
+            }
+            match condition(object, "ACK.ResourceSynced") {
+                Some(c)
+                    if c["status"] == "True"
+                        && written_at.is_none_or(|w| text(c, "lastTransitionTime") >= w) =>
+                {
+                    Readiness::Ready(format!("{what} reports ACK.ResourceSynced"))
+                }
+                Some(c) if c["status"] == "False" && !text(c, "message").is_empty() => {
+                    match condition(object, "ACK.Recoverable").filter(|r| r["status"] == "True") {
+                        Some(r) => Readiness::Failing(format!("{what}: {}", text(r, "message"))),
+                        None => waiting("ACK.ResourceSynced"),
+                    }
+                }
+                _ => waiting("ACK.ResourceSynced"),
+            }
+        }
+        TrustKind::PolicyMember => {
+            let observed = object
+                .pointer("/status/observedGeneration")
+                .and_then(Value::as_i64);
+            let seen = observed.zip(generation).is_some_and(|(o, g)| o >= g);
+            match condition(object, "Ready") {
+                Some(c) if seen && c["status"] == "True" => {
+                    Readiness::Ready(format!("{what} reports Ready"))
+                }
+                Some(c) if seen && c["status"] == "False" && text(c, "reason") != "Updating" => {
+                    Readiness::Failing(format!(
+                        "{what}: {} {}",
+                        text(c, "reason"),
+                        text(c, "message")
+                    ))
+                }
+                _ => waiting("Ready"),
+            }
+        }
+        _ => {
+            // Crossplane: `Synced` says the last reconcile of the spec worked, `Ready` that the
+            // external resource is available.
+            let synced = condition(object, "Synced").filter(|c| current(c));
+            let ready = condition(object, "Ready").filter(|c| current(c));
+            match (synced, ready) {
+                (Some(s), _) if s["status"] == "False" => Readiness::Failing(format!(
+                    "{what}: {} {}",
+                    text(s, "reason"),
+                    text(s, "message")
+                )),
+                (Some(s), Some(r)) if s["status"] == "True" && r["status"] == "True" => {
+                    Readiness::Ready(format!("{what} reports Ready and Synced"))
+                }
+                _ => waiting("Ready and Synced"),
+            }
+        }
+    }
+}
+
+/// The managers other than `ours` that applied (server-side apply) the field at `pointer`:
+/// their next apply would take it back, so the operator does not write it.
+pub fn appliers_of(object: &Value, pointer: &str, ours: &str) -> Vec<String> {
+    let path: Vec<String> = pointer
+        .trim_start_matches('/')
+        .split('/')
+        .map(|p| format!("f:{p}"))
+        .collect();
+    let Some(entries) = object
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+    else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter(|e| e["operation"] == "Apply" && e["manager"] != ours)
+        .filter(|e| {
+            path.iter()
+                .try_fold(&e["fieldsV1"], |at, step| at.get(step))
+                .is_some()
+        })
+        .filter_map(|e| e["manager"].as_str().map(String::from))
+        .collect()
+}
+
+/// The one write that brings a trust object in line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrustWrite {
+    Nothing,
+    /// Server-side apply of the operator's own object (creates it when missing).
+    Apply(Value),
+    /// Delete the object with this uid (a field its CRD makes immutable must change); it is
+    /// created again on the next pass.
+    Replace {
+        uid: String,
+    },
+    /// A JSON merge patch on a shared object, carrying its `resourceVersion` as a precondition.
+    Patch(Value),
+    /// The object is being deleted (by its operator, after a `Replace`): wait for it to go.
+    Wait(String),
+    Stall(Reason, String),
+}
+
+fn uid_of(object: &Value) -> String {
+    object
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn resource_version(object: &Value) -> Value {
+    object
+        .pointer("/metadata/resourceVersion")
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Whether every value `want` sets is already in `have` (lists compared whole, except
+/// `ownerReferences`, where ours being there is enough).
+fn holds(have: &Value, want: &Value, at: &str) -> bool {
+    match (have, want) {
+        (Value::Object(h), Value::Object(w)) => w.iter().all(|(k, v)| {
+            h.get(k)
+                .is_some_and(|hv| holds(hv, v, &format!("{at}/{k}")))
+        }),
+        (Value::Array(h), Value::Array(w)) if at == "/metadata/ownerReferences" => {
+            w.iter().all(|o| h.iter().any(|x| x["uid"] == o["uid"]))
+        }
+        _ => have == want,
+    }
+}
+
+/// A trust object as `spec.trust` names it.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub kind: TrustKind,
+    pub mode: TrustMode,
+    pub name: &'a str,
+}
+
+/// What to write to the trust object `existing` (`None`: absent) for the integration in
+/// `values`. `previous` is the integration whose trust was written before (a recreate replaces
+/// its statement or mark).
+pub fn plan(
+    Target { kind, mode, name }: Target<'_>,
+    existing: Option<&Value>,
+    owner: &Owner,
+    values: &TrustValues,
+    previous: Option<&str>,
+    manager: &str,
+) -> TrustWrite {
+    let what = kind.describe(&owner.namespace, name);
+    match mode {
+        TrustMode::Own => {
+            let want = match owned_object(kind, name, owner, values) {
+                Ok(w) => w,
+                Err(m) => return TrustWrite::Stall(Reason::TrustInvalid, m),
+            };
+            let Some(have) = existing else {
+                return TrustWrite::Apply(want);
+            };
+            if have.pointer("/metadata/deletionTimestamp").is_some() {
+                return TrustWrite::Wait(format!(
+                    "waiting for {} to finish deleting {what} before it is created again",
+                    kind.operator()
+                ));
+            }
+            if !owner.owns(kind, have) {
+                return TrustWrite::Stall(
+                    Reason::TrustTargetNotOwned,
+                    format!(
+                        "{what} exists and was not created by this ProviderIntegration; set spec.trust.mode: Share to add this integration's trust to it, or name another object"
+                    ),
+                );
+            }
+            if kind == TrustKind::PolicyMember
+                && have.pointer(kind.field()) != want.pointer(kind.field())
+            {
+                return TrustWrite::Replace { uid: uid_of(have) };
+            }
+            if holds(have, &want, "") {
+                TrustWrite::Nothing
+            } else {
+                TrustWrite::Apply(want)
+            }
+        }
+        TrustMode::Share => {
+            let Some(have) = existing else {
+                return TrustWrite::Stall(
+                    Reason::TrustTargetNotFound,
+                    format!(
+                        "{what} does not exist; create it (the team's own object), or set spec.trust.mode: Own to let the operator create it"
+                    ),
+                );
+            };
+            let patch = match shared_patch(kind, have, owner, values, previous) {
+                Ok(p) => p,
+                Err((reason, m)) => return TrustWrite::Stall(reason, format!("{what}: {m}")),
+            };
+            let Some((patch, writes_field)) = patch else {
+                return TrustWrite::Nothing;
+            };
+            let appliers = appliers_of(have, kind.field(), manager);
+            if writes_field && !appliers.is_empty() {
+                return TrustWrite::Stall(
+                    Reason::TrustFieldOwned,
+                    format!(
+                        "{what}: {} is applied by {} (server-side apply), whose next apply would take this integration's trust out again; stop applying that field (e.g. leave it out of the manifest, or ignore its differences in Argo CD), or use spec.trust.mode: Own with an object of its own",
+                        kind.field().trim_start_matches('/').replace('/', "."),
+                        appliers.join(", ")
+                    ),
+                );
+            }
+            TrustWrite::Patch(patch)
+        }
+    }
+}
+
+type Stalled = (Reason, String);
+
+/// The merge patch that adds this integration's part to a shared object and takes out the
+/// previous integration's, with whether it writes the trust field itself; `None` when there is
+/// nothing to change.
+fn shared_patch(
+    kind: TrustKind,
+    have: &Value,
+    owner: &Owner,
+    values: &TrustValues,
+    previous: Option<&str>,
+) -> Result<Option<(Value, bool)>, Stalled> {
+    let rv = resource_version(have);
+    match values {
+        TrustValues::Aws {
+            id,
+            confluent_role,
+            external_id,
+            ..
+        } => {
+            let document = have
+                .pointer(kind.field())
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let remove: Vec<String> = previous
+                .filter(|p| p != id)
+                .map(aws::sid)
+                .into_iter()
+                .collect();
+            let add = aws::aws_statement(id, confluent_role, external_id);
+            let merged = aws::merge(document, &remove, Some(add))
+                .map_err(|e| (Reason::TrustInvalid, format!("{e}; fix the document")))?;
+            Ok(merged.map(|doc| {
+                (
+                    with_field(
+                        kind,
+                        json!({"metadata": {"resourceVersion": rv}}),
+                        doc.into(),
+                    ),
+                    true,
+                )
+            }))
+        }
+        TrustValues::Azure { id, app_id } => {
+            let client = have.pointer(kind.field()).and_then(Value::as_str);
+            if client.is_some_and(|c| c != app_id) {
+                return Err((
+                    Reason::TrustTargetMismatch,
+                    format!(
+                        "it is the service principal of application {}, not of Confluent's multi-tenant app {app_id}; name the Principal of {app_id}",
+                        client.unwrap_or_default()
+                    ),
+                ));
+            }
+            let mark = principal_mark(id);
+            let marked = have
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(&mark))
+                .is_some();
+            let stale = previous.filter(|p| p != id).map(principal_mark);
+            let stale_there = stale.as_ref().is_some_and(|s| {
+                have.pointer("/metadata/annotations")
+                    .and_then(|a| a.get(s))
+                    .is_some()
+            });
+            if client.is_some() && marked && !stale_there {
+                return Ok(None);
+            }
+            let mut annotations = serde_json::Map::new();
+            annotations.insert(mark, format!("{}/{}", owner.namespace, owner.name).into());
+            if let Some(s) = stale.filter(|_| stale_there) {
+                annotations.insert(s, Value::Null);
+            }
+            let mut patch =
+                json!({"metadata": {"resourceVersion": rv, "annotations": annotations}});
+            if client.is_none() {
+                patch = with_field(kind, patch, app_id.as_str().into());
+            }
+            Ok(Some((patch, client.is_none())))
+        }
+        TrustValues::Gcp { .. } => Err((
+            Reason::InvalidSpec,
+            "an IAMPolicyMember cannot be shared: use spec.trust.mode: Own".into(),
+        )),
+    }
+}
+
+/// `patch` with `value` at `kind`'s trust field.
+fn with_field(kind: TrustKind, mut patch: Value, value: Value) -> Value {
+    let mut at = &mut patch;
+    let steps: Vec<&str> = kind.field().trim_start_matches('/').split('/').collect();
+    for (i, step) in steps.iter().enumerate() {
+        if i + 1 == steps.len() {
+            at[*step] = value;
+            break;
+        }
+        if at.get(*step).is_none() {
+            at[*step] = json!({});
+        }
+        at = &mut at[*step];
+    }
+    patch
+}
+
+/// What to do to the trust object when the trust ends: the integration is deleted
+/// (`keep: false`) or kept (`deletionPolicy: Orphan`), or `spec.trust` now names another object.
+pub fn release(
+    kind: TrustKind,
+    record: &TrustStatus,
+    existing: Option<&Value>,
+    owner: &Owner,
+    keep: bool,
+) -> TrustWrite {
+    let Some(have) = existing else {
+        return TrustWrite::Nothing;
+    };
+    let rv = resource_version(have);
+    match record.mode {
+        TrustMode::Own if !owner.owns(kind, have) => TrustWrite::Nothing,
+        TrustMode::Own if !keep => TrustWrite::Replace { uid: uid_of(have) },
+        // Kept: it must outlive this resource, so garbage collection must not take it.
+        TrustMode::Own => TrustWrite::Patch(objects::disown(kind, have, owner)),
+        TrustMode::Share if keep => TrustWrite::Nothing,
+        TrustMode::Share => match kind.provider() {
+            CloudProvider::Aws => {
+                let document = have
+                    .pointer(kind.field())
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                match aws::merge(document, &[aws::sid(&record.integration_id)], None) {
+                    Ok(Some(doc)) => TrustWrite::Patch(with_field(
+                        kind,
+                        json!({"metadata": {"resourceVersion": rv}}),
+                        doc.into(),
+                    )),
+                    // Not there, or a document someone broke since: nothing of ours to take.
+                    Ok(None) | Err(_) => TrustWrite::Nothing,
+                }
+            }
+            _ => {
+                let mark = principal_mark(&record.integration_id);
+                let marked = have
+                    .pointer("/metadata/annotations")
+                    .and_then(|a| a.get(&mark))
+                    .is_some();
+                if marked {
+                    TrustWrite::Patch(json!({"metadata": {"resourceVersion": rv,
+                        "annotations": {mark: null}}}))
+                } else {
+                    TrustWrite::Nothing
+                }
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,44 @@
+//! Which cloud operators' kinds are watched, so that a trust object's own report (ACK synced,
+//! Crossplane ready, Config Connector ready) brings the resources that write to it back at once.
+//! A kind is watched from the first reconcile that names it (no flag to keep in step with the
+//! chart; a kind nobody uses costs nothing). The watch is metadata-only and keeps no objects: an
+//! event is mapped through the owner index to the resources, which read the object themselves.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use tokio::sync::mpsc;
+
+use super::lock;
+use crate::controller::decide::trust::TrustKind;
+
+pub struct TrustWatch {
+    started: Mutex<HashSet<TrustKind>>,
+    tx: mpsc::UnboundedSender<TrustKind>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<TrustKind>>>,
+}
+
+impl Default for TrustWatch {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Self {
+            started: Mutex::default(),
+            tx,
+            rx: Mutex::new(Some(rx)),
+        }
+    }
+}
+
+impl TrustWatch {
+    /// Asks for `kind` to be watched (once; later asks are free).
+    pub fn want(&self, kind: TrustKind) {
+        if lock(&self.started).insert(kind) {
+            let _ = self.tx.send(kind);
+        }
+    }
+
+    /// The kinds asked for, for the wiring to watch (taken once).
+    pub fn take(&self) -> Option<mpsc::UnboundedReceiver<TrustKind>> {
+        lock(&self.rx).take()
+    }
+}
