@@ -142,7 +142,7 @@ pub struct ProviderIntegrationSpec {
 /// The object that carries the cloud side of the trust, and how the operator writes to it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.mode != 'Share' || self.targetRef.kind != 'IAMPolicyMember'").message("an IAMPolicyMember binds exactly one member, which Config Connector makes required and immutable, so it cannot be shared: use mode Own (one IAMPolicyMember per integration; any number may bind the same service account)").reason(kube::core::Reason::FieldValueForbidden).field_path(".mode"))]
+#[x_kube(validation = Rule::new("!has(self.mode) || self.mode != 'Share' || self.targetRef.kind != 'IAMPolicyMember'").message("an IAMPolicyMember binds exactly one member, which Config Connector makes required and immutable, so it cannot be shared: use mode Own (one IAMPolicyMember per integration; any number may bind the same service account)").reason(kube::core::Reason::FieldValueForbidden).field_path(".mode"))]
 pub struct TrustSpec {
     /// The object, in this namespace (a cluster-scoped kind only where the Namespace's
     /// `pim.confluent.cloud/cluster-trust` annotation grants it).

@@ -12,8 +12,6 @@
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::process::Command;
-
 use k8s_openapi::{
     api::core::v1::{Namespace, Secret},
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
@@ -31,42 +29,10 @@ use pio::{
 };
 use serde_json::{Value, json};
 
+mod common;
+use common::cluster::{cluster, kubectl};
+
 const ENV: &str = "env-e2e01";
-
-/// A client for the cluster named by KUBECONFIG, or the reason to skip.
-async fn cluster() -> Result<Client, String> {
-    let path = std::env::var("KUBECONFIG").map_err(|_| {
-        if std::env::var_os("TEST_ASSET_KUBE_APISERVER").is_some() {
-            "TEST_ASSET_KUBE_APISERVER is set, but starting a control plane from envtest binaries is not supported yet; start it and set KUBECONFIG".to_string()
-        } else {
-            "KUBECONFIG is not set".to_string()
-        }
-    })?;
-    pio::install_crypto_provider();
-    let config = kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions::default())
-        .await
-        .map_err(|e| format!("KUBECONFIG={path} is not usable: {e}"))?;
-    let client = Client::try_from(config).map_err(|e| format!("cannot build a client: {e}"))?;
-    tokio::time::timeout(Duration::from_secs(10), client.apiserver_version())
-        .await
-        .map_err(|_| format!("the cluster in {path} did not answer within 10 s"))?
-        .map_err(|e| format!("the cluster in {path} is not reachable: {e}"))?;
-    Ok(client)
-}
-
-async fn kubectl(args: &[&str]) -> (bool, String) {
-    match Command::new("kubectl").args(args).output().await {
-        Ok(o) => (
-            o.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
-        ),
-        Err(e) => (false, format!("kubectl not runnable: {e}")),
-    }
-}
 
 /// `kubectl wait --for=delete`, as a user or a GitOps tool would.
 async fn wait_deleted(ns: &str, resource: &str) {
@@ -284,10 +250,11 @@ async fn run_lifecycle(client: Client, ns: String) {
     assert!(err.contains("an observer stays one"), "{err}");
     api.delete("observer", &Default::default()).await.unwrap();
 
-    // Every file of `examples/` passes the real server's schema and CEL rules (a dry run:
-    // nothing is stored).
-    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
-    let (ok, out) = kubectl(&["apply", "--dry-run=server", "-n", &ns, "-f", examples]).await;
+    // Every ProviderIntegration of `examples/` passes the real server's schema and CEL rules (a
+    // dry run: nothing is stored; the cloud operators' objects of the trust examples need their
+    // CRDs, and are tried in `e2e_trust.rs`).
+    let examples = common::cluster::provider_integrations_of_examples();
+    let (ok, out) = kubectl(&["apply", "--dry-run=server", "-n", &ns, "-f", &examples]).await;
     assert!(ok, "examples/ rejected by the API server: {out}");
 
     // Create: Ready with ids, and `kubectl wait` agrees (conditions + observedGeneration).

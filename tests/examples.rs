@@ -11,26 +11,70 @@ use kube::{
     Api,
     api::{DeleteParams, PostParams},
 };
+use pio::controller::decide::trust::TrustKind;
 use pio::crd::ProviderIntegration;
 use serde_json::Value;
 
 const NS: &str = "default";
 
-fn examples() -> Vec<(String, Value)> {
+/// Every document of `examples/`, with its file: the `ProviderIntegration`s, and the cloud
+/// operators' objects a trust example shares (a team's Role).
+fn documents() -> Vec<(String, Value)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut out: Vec<(String, Value)> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .map(|p| {
+        .flat_map(|p| {
             let text = std::fs::read_to_string(&p).unwrap();
-            let doc: Value =
-                serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            (p.file_name().unwrap().to_string_lossy().into_owned(), doc)
+            let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let file = p.file_name().unwrap().to_string_lossy().into_owned();
+            docs.into_iter().map(move |d| (file.clone(), d))
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+fn examples() -> Vec<(String, Value)> {
+    documents()
+        .into_iter()
+        .filter(|(_, d)| d["kind"] == "ProviderIntegration")
+        .collect()
+}
+
+/// The cloud operators' objects of the examples, with their trust kind.
+fn cloud_objects() -> Vec<(String, TrustKind, Value)> {
+    documents()
+        .into_iter()
+        .filter(|(_, d)| d["kind"] != "ProviderIntegration")
+        .map(|(f, d)| {
+            let kind = TrustKind::of(
+                d["apiVersion"].as_str().unwrap(),
+                d["kind"].as_str().unwrap(),
+            )
+            .unwrap_or_else(|| panic!("{f}: not a trust kind"));
+            (f, kind, d)
+        })
+        .collect()
+}
+
+fn crd_file(kind: TrustKind) -> &'static str {
+    match kind {
+        TrustKind::AckRole => "ack-iam/iam.services.k8s.aws_roles.yaml",
+        TrustKind::CrossplaneRole => "crossplane-aws/iam.aws.m.upbound.io_roles.yaml",
+        TrustKind::CrossplaneClusterRole => "crossplane-aws/iam.aws.upbound.io_roles.yaml",
+        TrustKind::PolicyMember => {
+            "config-connector/iampolicymembers.iam.cnrm.cloud.google.com.yaml"
+        }
+        TrustKind::CrossplanePrincipal => {
+            "crossplane-azuread/serviceprincipals.azuread.m.upbound.io_principals.yaml"
+        }
+        TrustKind::CrossplaneClusterPrincipal => {
+            "crossplane-azuread/serviceprincipals.azuread.upbound.io_principals.yaml"
+        }
+    }
 }
 
 /// The CRD's OpenAPI schema, as the API server checks a resource (structural: the
@@ -82,6 +126,40 @@ fn every_example_is_valid_against_the_crd() {
         all.iter()
             .all(|(_, d)| d["spec"]["environment"] == pio::emulator::EXAMPLE_ENVIRONMENT)
     );
+    // A trust example for each cloud operator's kind, owned and shared.
+    let trusts: Vec<(TrustKind, &str)> = all
+        .iter()
+        .filter_map(|(_, d)| {
+            let t = d["spec"].get("trust")?;
+            let r = &t["targetRef"];
+            let kind = TrustKind::of(r["apiVersion"].as_str()?, r["kind"].as_str()?)?;
+            Some((kind, t["mode"].as_str().unwrap_or("Own")))
+        })
+        .collect();
+    for (kind, mode) in [
+        (TrustKind::AckRole, "Own"),
+        (TrustKind::CrossplaneRole, "Share"),
+        (TrustKind::PolicyMember, "Own"),
+        (TrustKind::CrossplanePrincipal, "Own"),
+    ] {
+        assert!(
+            trusts.contains(&(kind, mode)),
+            "{kind:?} {mode}: {trusts:?}"
+        );
+    }
+    // The team's objects a shared example needs are valid against their published CRDs.
+    for (file, kind, doc) in cloud_objects() {
+        let Some(crd) = common::cloud_crds::Crd::load(crd_file(kind)) else {
+            println!(
+                "SKIPPED every_example_is_valid_against_the_crd ({file}): the cloud operators' CRDs are not available"
+            );
+            continue;
+        };
+        let mut doc = doc.clone();
+        doc["metadata"]["namespace"] = NS.into();
+        let problems = crd.problems(&doc);
+        assert!(problems.is_empty(), "{file}: {problems:?}");
+    }
 }
 
 /// `kubectl apply -f crds/ && cargo run --release -- run --emulator`, then `kubectl apply -f
@@ -98,7 +176,36 @@ async fn run_emulator_makes_every_example_ready_from_a_clean_start() {
     }));
 
     let api: Api<ProviderIntegration> = Api::namespaced(client.clone(), NS);
-    let all = examples();
+    // The cloud operators' CRDs, as a cluster running them has them (nothing reconciles their
+    // objects here: the trust examples wait for them, and say so).
+    let with_cloud_crds = common::cloud_crds::dir().is_some();
+    let mut all = examples();
+    if with_cloud_crds {
+        use strum::IntoEnumIterator;
+        let dir = common::cloud_crds::dir().unwrap();
+        for kind in TrustKind::iter() {
+            let text = std::fs::read_to_string(dir.join(crd_file(kind))).unwrap();
+            fake.install_crd(&serde_saphyr::from_str(&text).unwrap());
+        }
+        for (file, kind, doc) in cloud_objects() {
+            let ar = kube::core::ApiResource::from_gvk_with_plural(
+                &kube::core::GroupVersionKind::gvk(kind.group(), kind.version(), kind.kind()),
+                kind.plural(),
+            );
+            let objects: Api<kube::api::DynamicObject> =
+                Api::namespaced_with(client.clone(), NS, &ar);
+            let obj: kube::api::DynamicObject = serde_json::from_value(doc).unwrap();
+            objects
+                .create(&PostParams::default(), &obj)
+                .await
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+    } else {
+        println!(
+            "SKIPPED run_emulator_makes_every_example_ready (trust examples): the cloud operators' CRDs are not available"
+        );
+        all.retain(|(_, d)| d["spec"].get("trust").is_none());
+    }
     for (file, doc) in &all {
         let obj = fake_kube::as_kubectl_applied(
             doc["apiVersion"].as_str().unwrap(),
@@ -196,6 +303,37 @@ async fn run_emulator_makes_every_example_ready_from_a_clean_start() {
     );
     for cm in ["s3-sink-outputs", "gcs-sink-outputs"] {
         assert!(fake.get("configmaps", NS, cm).is_some(), "{cm}");
+    }
+    // Each trust example: its object written, and the trust waiting for the cloud operator,
+    // which does not run here, and nothing more.
+    for (file, doc) in all.iter().filter(|(_, d)| d["spec"].get("trust").is_some()) {
+        let p = by_name(doc["metadata"]["name"].as_str().unwrap());
+        let t = p
+            .condition(pio::crd::TRUSTED)
+            .unwrap_or_else(|| panic!("{file}: no Trusted"));
+        assert_eq!(
+            (t.status.as_str(), t.reason.as_str()),
+            ("Unknown", "AwaitingCloudOperator"),
+            "{file}: {}",
+            t.message
+        );
+        assert!(
+            t.message.starts_with("waiting for"),
+            "{file}: {}",
+            t.message
+        );
+        println!("{file}: Trusted=Unknown  {}", t.message);
+        let r = &doc["spec"]["trust"]["targetRef"];
+        let kind = TrustKind::of(
+            r["apiVersion"].as_str().unwrap(),
+            r["kind"].as_str().unwrap(),
+        )
+        .unwrap();
+        let plural = format!("{}.{}", kind.plural(), kind.group());
+        assert!(
+            fake.get(&plural, NS, r["name"].as_str().unwrap()).is_some(),
+            "{file}: the trust object"
+        );
     }
 
     // `kubectl delete -f examples/`: every finalizer runs (orphaned or deleted, as each says).

@@ -487,6 +487,17 @@ async fn outputs_match_readme(provider: &str) {
             s["Condition"]["StringEquals"]["sts:ExternalId"].as_str(),
             st.external_id.as_deref()
         );
+        // The same statements `spec.trust` writes (less their `Sid`s).
+        let id = st.id.as_deref().unwrap();
+        let mut written = pio::controller::decide::trust::aws::aws_statements(
+            id,
+            st.iam_role_arn.as_deref().unwrap(),
+            st.external_id.as_deref().unwrap(),
+        );
+        written.iter_mut().for_each(|w| {
+            w.as_object_mut().unwrap().remove("Sid");
+        });
+        assert_eq!(p["Statement"], json!(written));
     }
     if provider == "GCP" {
         let b: Value = serde_json::from_str(&actual["impersonationBinding"]).unwrap();

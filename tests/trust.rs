@@ -143,14 +143,22 @@ fn trusted(pi: &pio::crd::ProviderIntegration) -> (String, String) {
     (c.status.clone(), c.reason.clone())
 }
 
-/// The role statement the operator must write for the integration recorded in `pi`.
-fn statement_of(pi: &pio::crd::ProviderIntegration) -> Value {
+/// The role statements the operator must write for the integration recorded in `pi`:
+/// `sts:AssumeRole` by Confluent's role with the external id, and `sts:TagSession`.
+fn statements_of(pi: &pio::crd::ProviderIntegration) -> Vec<Value> {
     let st = pi.status.as_ref().unwrap();
-    aws::aws_statement(
-        st.id.as_deref().unwrap(),
-        st.iam_role_arn.as_deref().unwrap(),
-        st.external_id.as_deref().unwrap(),
-    )
+    let (role, ext) = (
+        st.iam_role_arn.clone().unwrap(),
+        st.external_id.clone().unwrap(),
+    );
+    let sid = aws::sid(st.id.as_deref().unwrap());
+    // Spelled out here, not built by the code under test.
+    vec![
+        json!({"Sid": sid, "Effect": "Allow", "Principal": {"AWS": role},
+            "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"sts:ExternalId": ext}}}),
+        json!({"Sid": format!("{sid}Tags"), "Effect": "Allow", "Principal": {"AWS": role},
+            "Action": "sts:TagSession"}),
+    ]
 }
 
 fn document(object: &Value, kind: TrustKind) -> Value {
@@ -214,7 +222,7 @@ async fn an_owned_role_is_written_exactly_kept_in_sync_and_deleted_with_the_inte
 
         // Exactly this object.
         let object = stored(&h, kind, &object_name).expect("the role object");
-        let want_doc = json!({"Version": "2012-10-17", "Statement": [statement_of(&pi)]});
+        let want_doc = json!({"Version": "2012-10-17", "Statement": statements_of(&pi)});
         assert_eq!(document(&object, kind), want_doc, "{kind:?}");
         match kind {
             TrustKind::AckRole => {
@@ -273,7 +281,7 @@ async fn an_owned_role_is_written_exactly_kept_in_sync_and_deleted_with_the_inte
         let object = stored(&h, kind, &object_name).unwrap();
         assert_eq!(
             document(&object, kind),
-            json!({"Version": "2012-10-17", "Statement": [statement_of(&pi)]}),
+            json!({"Version": "2012-10-17", "Statement": statements_of(&pi)}),
             "{kind:?}: the new external id"
         );
         assert_eq!(object["metadata"]["labels"]["team"], "payments");
@@ -352,12 +360,14 @@ async fn a_shared_role_gets_one_statement_per_integration_and_loses_only_its_own
         let doc = document(&stored(&h, kind, &role).unwrap(), kind);
         let statements = doc["Statement"].as_array().unwrap();
         assert_eq!(doc["Id"], "team");
-        assert_eq!(statements.len(), 3, "{doc:#}");
+        assert_eq!(statements.len(), 5, "{doc:#}");
         assert_eq!(statements[0], team_statement);
-        assert!(statements.contains(&statement_of(&pa)) && statements.contains(&statement_of(&pb)));
+        for s in [statements_of(&pa), statements_of(&pb)].concat() {
+            assert!(statements.contains(&s), "{s} in {doc:#}");
+        }
 
         // a is recreated: its statement is replaced, b's and the team's stay.
-        let old_a = statement_of(&pa);
+        let old_a = statements_of(&pa);
         h.patch_spec(&a, json!({"displayName": format!("a-renamed-{n}")}))
             .await;
         let pa2 = h
@@ -373,11 +383,11 @@ async fn a_shared_role_gets_one_statement_per_integration_and_loses_only_its_own
             .await;
         let doc = document(&stored(&h, kind, &role).unwrap(), kind);
         let statements = doc["Statement"].as_array().unwrap();
-        assert_eq!(statements.len(), 3, "{doc:#}");
-        assert!(!statements.contains(&old_a));
-        assert!(
-            statements.contains(&statement_of(&pa2)) && statements.contains(&statement_of(&pb))
-        );
+        assert_eq!(statements.len(), 5, "{doc:#}");
+        assert!(old_a.iter().all(|s| !statements.contains(s)));
+        for s in [statements_of(&pa2), statements_of(&pb)].concat() {
+            assert!(statements.contains(&s), "{s} in {doc:#}");
+        }
 
         // b goes: only its statement goes; the object and the team's fields stay.
         h.delete(&b).await;
@@ -386,7 +396,7 @@ async fn a_shared_role_gets_one_statement_per_integration_and_loses_only_its_own
         let doc = document(&object, kind);
         assert_eq!(
             doc["Statement"],
-            json!([team_statement, statement_of(&pa2)])
+            json!([vec![team_statement.clone()], statements_of(&pa2)].concat())
         );
         assert_eq!(object["metadata"]["labels"]["team"], "payments");
         let kept = match kind {
@@ -727,4 +737,93 @@ async fn missing_crds_rbac_and_objects_stall_with_what_to_do_and_orphans_are_dis
         .await;
     assert!(pi.condition(STALLED).unwrap().message.contains("mode: Own"));
     assert!(pi.condition(READY).is_some_and(|c| c.status == "False"));
+}
+
+/// An owned object whose trust field another manager takes over (a server-side apply with
+/// force, e.g. a GitOps tool syncing a manifest of the same role) is not fought over: the
+/// operator's apply conflicts, and the resource says who took it.
+#[tokio::test]
+async fn an_owned_field_another_manager_takes_is_not_fought_over() {
+    let h = Harness::new().await;
+    let kind = TrustKind::CrossplaneRole;
+    if !install(&h, &[kind], "an_owned_field_another_manager_takes") {
+        return;
+    }
+    h.create("o", spec(kind, "owned", "Own", 3)).await;
+    h.wait_status("o", TRUSTED, "Unknown").await;
+    let theirs = json!({"apiVersion": kind.api_version(), "kind": "Role",
+        "metadata": {"name": "owned", "namespace": NS},
+        "spec": {"forProvider": {"assumeRolePolicy": "{\"Version\":\"2012-10-17\",\"Statement\":[]}"}}});
+    api(&h, kind, NS)
+        .patch(
+            "owned",
+            &PatchParams::apply("flux").force(),
+            &Patch::Apply(&theirs),
+        )
+        .await
+        .unwrap();
+    let pi = h
+        .wait("o", "TrustFieldOwned", |p| {
+            p.condition(STALLED)
+                .is_some_and(|c| c.reason == "TrustFieldOwned")
+        })
+        .await;
+    let m = &pi.condition(STALLED).unwrap().message;
+    assert!(m.contains("flux") && m.contains("assumeRolePolicy"), "{m}");
+    let object = stored(&h, kind, "owned").unwrap();
+    assert_eq!(
+        document(&object, kind)["Statement"],
+        json!([]),
+        "flux's value stands"
+    );
+}
+
+/// `spec.trust` moved to another object, then removed: the trust goes from where it was (an
+/// owned object is deleted, a shared one loses only its statements) and is written where it is.
+#[tokio::test]
+async fn moving_or_removing_the_trust_undoes_it_where_it_was() {
+    let h = Harness::new().await;
+    let kind = TrustKind::AckRole;
+    if !install(&h, &[kind], "moving_or_removing_the_trust") {
+        return;
+    }
+    let team = json!({"apiVersion": kind.api_version(), "kind": "Role",
+        "metadata": {"name": "team", "namespace": NS},
+        "spec": {"name": "connector-role-4", "assumeRolePolicyDocument": "{\"Version\":\"2012-10-17\",\"Statement\":[]}"}});
+    let team: DynamicObject = serde_json::from_value(team).unwrap();
+    api(&h, kind, NS)
+        .create(&PostParams::default(), &team)
+        .await
+        .unwrap();
+    h.create("m", spec(kind, "first", "Own", 4)).await;
+    h.wait_status("m", TRUSTED, "Unknown").await;
+    assert!(stored(&h, kind, "first").is_some());
+    // Moved to the team's role, shared.
+    h.patch_spec("m", json!({"trust": target(kind, "team", "Share")}))
+        .await;
+    let pi = h
+        .wait("m", "moved", |p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.trust.as_ref())
+                .is_some_and(|t| t.name == "team")
+        })
+        .await;
+    assert!(
+        stored(&h, kind, "first").is_none(),
+        "the owned object it left is deleted"
+    );
+    let doc = document(&stored(&h, kind, "team").unwrap(), kind);
+    assert_eq!(doc["Statement"], json!(statements_of(&pi)));
+    // Removed: the team's role is back to its own document; the condition goes.
+    h.patch_spec("m", json!({"trust": null})).await;
+    let pi = h
+        .wait("m", "no trust", |p| {
+            p.status.as_ref().is_some_and(|s| s.trust.is_none()) && p.condition(TRUSTED).is_none()
+        })
+        .await;
+    assert!(pi.is_ready());
+    let doc = document(&stored(&h, kind, "team").unwrap(), kind);
+    assert_eq!(doc["Statement"], json!([]));
+    assert_eq!(h.remote().await.len(), 1, "the integration itself stays");
 }

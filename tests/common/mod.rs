@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 pub mod cel_rules;
 pub mod cloud_crds;
+pub mod cluster;
 pub mod contract;
 pub mod fake_kube;
 pub use fake_kube::FakeKube;

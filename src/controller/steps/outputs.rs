@@ -28,7 +28,7 @@ pub use crate::controller::decide::reasons::GCP_TOKEN_CREATOR;
 #[serde(rename_all = "PascalCase")]
 struct TrustPolicy<'a> {
     version: &'static str,
-    statement: [TrustStatement<'a>; 1],
+    statement: [TrustStatement<'a>; 2],
 }
 
 #[derive(Serialize)]
@@ -37,7 +37,8 @@ struct TrustStatement<'a> {
     effect: &'static str,
     principal: Principal<'a>,
     action: &'static str,
-    condition: TrustCondition<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    condition: Option<TrustCondition<'a>>,
 }
 
 #[derive(Serialize)]
@@ -59,18 +60,27 @@ struct ExternalId<'a> {
 }
 
 /// The IAM trust policy for the customer's role: Confluent's role may assume it, with the
-/// integration's external id.
+/// integration's external id, and tag the session (the statements `spec.trust` writes, less
+/// their `Sid`s, in the order Confluent's documentation shows them).
 pub fn trust_policy(iam_role_arn: &str, external_id: &str) -> String {
     let p = TrustPolicy {
         version: "2012-10-17",
-        statement: [TrustStatement {
-            effect: "Allow",
-            principal: Principal { aws: iam_role_arn },
-            action: "sts:AssumeRole",
-            condition: TrustCondition {
-                string_equals: ExternalId { external_id },
+        statement: [
+            TrustStatement {
+                effect: "Allow",
+                principal: Principal { aws: iam_role_arn },
+                action: "sts:AssumeRole",
+                condition: Some(TrustCondition {
+                    string_equals: ExternalId { external_id },
+                }),
             },
-        }],
+            TrustStatement {
+                effect: "Allow",
+                principal: Principal { aws: iam_role_arn },
+                action: "sts:TagSession",
+                condition: None,
+            },
+        ],
     };
     pretty(&p)
 }

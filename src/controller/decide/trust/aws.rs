@@ -1,10 +1,12 @@
 //! AWS trust policy documents (pure: no client, no clock).
 //!
 //! For AWS, Confluent assumes the customer's role from its own role (`config.iam_role_arn`) with
-//! the integration's external id (`config.external_id`): the customer role's trust policy needs a
-//! statement that allows exactly that. The operator writes one statement per integration, marked
-//! by a `Sid` made from the integration id, and touches nothing else in the document: several
-//! integrations may trust one role, each adding and removing only its own statement.
+//! the integration's external id (`config.external_id`): the customer role's trust policy needs
+//! the statements Confluent publishes for that (its Terraform examples, `iam_role_module`): allow
+//! `sts:AssumeRole` to Confluent's role on condition of the external id, and `sts:TagSession` to
+//! the same role (Tableflow and newer connectors pass session tags). The operator writes these per
+//! integration, marked by `Sid`s made from the integration id, and touches nothing else in the
+//! document: several integrations may trust one role, each adding and removing only its own.
 
 use serde_json::{Map, Value, json};
 
@@ -14,22 +16,40 @@ const POLICY_VERSION: &str = "2012-10-17";
 /// The prefix of the `Sid` of every statement the operator writes.
 pub const SID_PREFIX: &str = "ConfluentProviderIntegration";
 
-/// The `Sid` of the statement for integration `id`: IAM allows only letters and digits.
+/// The `Sid` of the `sts:AssumeRole` statement for integration `id`: IAM allows only letters
+/// and digits.
 pub fn sid(id: &str) -> String {
     let tail: String = id.chars().filter(char::is_ascii_alphanumeric).collect();
     format!("{SID_PREFIX}{tail}")
 }
 
-/// The statement that lets Confluent's role (`confluent_role`) assume the customer's role with
-/// the integration's external id, and nothing else: no wildcard principal, no other action.
-pub fn aws_statement(id: &str, confluent_role: &str, external_id: &str) -> Value {
-    json!({
-        "Sid": sid(id),
-        "Effect": "Allow",
-        "Principal": {"AWS": confluent_role},
-        "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
-    })
+/// The `Sid`s of every statement written for integration `id`.
+pub fn sids(id: &str) -> Vec<String> {
+    let assume = sid(id);
+    let tags = format!("{assume}Tags");
+    vec![assume, tags]
+}
+
+/// The statements that let Confluent's role (`confluent_role`) assume the customer's role with
+/// the integration's external id, and tag that session; nothing else: no wildcard principal, no
+/// other action.
+pub fn aws_statements(id: &str, confluent_role: &str, external_id: &str) -> Vec<Value> {
+    let [assume, tags]: [String; 2] = sids(id).try_into().unwrap_or_default();
+    vec![
+        json!({
+            "Sid": assume,
+            "Effect": "Allow",
+            "Principal": {"AWS": confluent_role},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
+        }),
+        json!({
+            "Sid": tags,
+            "Effect": "Allow",
+            "Principal": {"AWS": confluent_role},
+            "Action": "sts:TagSession",
+        }),
+    ]
 }
 
 /// A whole trust document holding only `statements`.
@@ -43,13 +63,13 @@ pub fn aws_document(statements: Vec<Value>) -> Value {
 pub struct NotAPolicy(pub String);
 
 /// `document` (a JSON string, as IAM and the cloud operators keep it; empty for none) with the
-/// statements whose `Sid` is in `remove` taken out and `add` put in (replacing a statement with
-/// its `Sid`). Everything else, statements and fields, is kept as it was. `None` when nothing
+/// statements whose `Sid` is in `remove` taken out and `add` put in (replacing statements with
+/// their `Sid`s). Everything else, statements and fields, is kept as it was. `None` when nothing
 /// changes, so an unchanged document is never written again.
 pub fn merge(
     document: &str,
     remove: &[String],
-    add: Option<Value>,
+    add: Vec<Value>,
 ) -> Result<Option<String>, NotAPolicy> {
     let mut doc: Map<String, Value> = if document.trim().is_empty() {
         Map::new()
@@ -67,22 +87,14 @@ pub fn merge(
         Some(one @ Value::Object(_)) => vec![one],
         Some(other) => return Err(NotAPolicy(format!("Statement is a JSON {}", kind(&other)))),
     };
-    let added_sid = add
-        .as_ref()
-        .and_then(|s| s.get("Sid"))
-        .and_then(Value::as_str)
-        .map(String::from);
     let sid_of = |s: &Value| s.get("Sid").and_then(Value::as_str).map(String::from);
+    let added: Vec<String> = add.iter().filter_map(sid_of).collect();
     let mut kept: Vec<Value> = statements
         .iter()
-        .filter(|s| {
-            sid_of(s).is_none_or(|sid| !remove.contains(&sid) && Some(&sid) != added_sid.as_ref())
-        })
+        .filter(|s| sid_of(s).is_none_or(|sid| !remove.contains(&sid) && !added.contains(&sid)))
         .cloned()
         .collect();
-    if let Some(ours) = add {
-        kept.push(ours);
-    }
+    kept.extend(add);
     if same_statements(&statements, &kept) {
         return Ok(None);
     }
@@ -159,56 +171,58 @@ mod tests {
     }
 
     #[test]
-    fn the_statement_is_exactly_confluents_role_and_external_id() {
-        let s = aws_statement("dlz-f3a90de", CFLT, "ext-1");
+    fn the_statements_are_exactly_confluents_role_and_external_id() {
+        let s = aws_statements("dlz-f3a90de", CFLT, "ext-1");
         assert_eq!(
             s,
-            json!({"Sid": "ConfluentProviderIntegrationdlzf3a90de", "Effect": "Allow",
-                "Principal": {"AWS": CFLT}, "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"sts:ExternalId": "ext-1"}}})
+            [
+                json!({"Sid": "ConfluentProviderIntegrationdlzf3a90de", "Effect": "Allow",
+                    "Principal": {"AWS": CFLT}, "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"sts:ExternalId": "ext-1"}}}),
+                json!({"Sid": "ConfluentProviderIntegrationdlzf3a90deTags", "Effect": "Allow",
+                    "Principal": {"AWS": CFLT}, "Action": "sts:TagSession"}),
+            ]
         );
         assert!(sid("cspi-1_2.3").chars().all(|c| c.is_ascii_alphanumeric()));
     }
 
     #[test]
     fn adding_keeps_the_teams_statements_and_fields() {
-        let ours = aws_statement("dlz-1", CFLT, "ext-1");
-        let merged = merge(&team_document(), &[], Some(ours.clone()))
-            .unwrap()
-            .unwrap();
+        let ours = aws_statements("dlz-1", CFLT, "ext-1");
+        let merged = merge(&team_document(), &[], ours.clone()).unwrap().unwrap();
         let doc: Value = serde_json::from_str(&merged).unwrap();
         assert_eq!(doc["Id"], "team-policy");
         assert_eq!(doc["Version"], "2012-10-17");
         let statements = doc["Statement"].as_array().unwrap();
-        assert_eq!(statements.len(), 2);
+        assert_eq!(statements.len(), 3);
         assert_eq!(statements[0]["Sid"], "Ec2");
-        assert_eq!(statements[1], ours);
+        assert_eq!(statements[1..], ours[..]);
         // Again: nothing changes, nothing to write.
-        assert_eq!(merge(&merged, &[], Some(ours)).unwrap(), None);
+        assert_eq!(merge(&merged, &[], ours).unwrap(), None);
     }
 
     #[test]
-    fn each_integration_adds_and_removes_only_its_own_statement() {
-        let one = aws_statement("dlz-1", CFLT, "ext-1");
-        let two = aws_statement("dlz-2", CFLT, "ext-2");
-        let d = merge(&team_document(), &[], Some(one)).unwrap().unwrap();
-        let d = merge(&d, &[], Some(two.clone())).unwrap().unwrap();
-        assert_eq!(our_sids(&d), [sid("dlz-1"), sid("dlz-2")]);
+    fn each_integration_adds_and_removes_only_its_own_statements() {
+        let one = aws_statements("dlz-1", CFLT, "ext-1");
+        let two = aws_statements("dlz-2", CFLT, "ext-2");
+        let d = merge(&team_document(), &[], one).unwrap().unwrap();
+        let d = merge(&d, &[], two).unwrap().unwrap();
+        assert_eq!(our_sids(&d), [sids("dlz-1"), sids("dlz-2")].concat());
         // A recreate: dlz-1 becomes dlz-3 with a new external id.
-        let three = aws_statement("dlz-3", CFLT, "ext-3");
-        let d = merge(&d, &[sid("dlz-1")], Some(three)).unwrap().unwrap();
-        assert_eq!(our_sids(&d), [sid("dlz-2"), sid("dlz-3")]);
-        // dlz-2's resource goes: only its statement goes.
-        let d = merge(&d, &[sid("dlz-2")], None).unwrap().unwrap();
-        assert_eq!(our_sids(&d), [sid("dlz-3")]);
+        let three = aws_statements("dlz-3", CFLT, "ext-3");
+        let d = merge(&d, &sids("dlz-1"), three).unwrap().unwrap();
+        assert_eq!(our_sids(&d), [sids("dlz-2"), sids("dlz-3")].concat());
+        // dlz-2's resource goes: only its statements go.
+        let d = merge(&d, &sids("dlz-2"), Vec::new()).unwrap().unwrap();
+        assert_eq!(our_sids(&d), sids("dlz-3"));
         let doc: Value = serde_json::from_str(&d).unwrap();
         assert_eq!(doc["Statement"][0]["Sid"], "Ec2");
-        // A changed external id for the same id replaces the statement.
-        let renewed = aws_statement("dlz-3", CFLT, "ext-4");
-        let d = merge(&d, &[], Some(renewed.clone())).unwrap().unwrap();
+        // A changed external id for the same id replaces the statements.
+        let renewed = aws_statements("dlz-3", CFLT, "ext-4");
+        let d = merge(&d, &[], renewed.clone()).unwrap().unwrap();
         let doc: Value = serde_json::from_str(&d).unwrap();
-        assert_eq!(doc["Statement"].as_array().unwrap().len(), 2);
-        assert_eq!(doc["Statement"][1], renewed);
+        assert_eq!(doc["Statement"].as_array().unwrap().len(), 3);
+        assert_eq!(doc["Statement"].as_array().unwrap()[1..], renewed[..]);
     }
 
     #[test]
@@ -244,24 +258,24 @@ mod tests {
             "Statement": {"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
                 "Action": "sts:AssumeRole"}})
         .to_string();
-        let d = merge(&single, &[], Some(aws_statement("dlz-1", CFLT, "e")))
+        let d = merge(&single, &[], aws_statements("dlz-1", CFLT, "e"))
             .unwrap()
             .unwrap();
         let doc: Value = serde_json::from_str(&d).unwrap();
-        assert_eq!(doc["Statement"].as_array().unwrap().len(), 2);
+        assert_eq!(doc["Statement"].as_array().unwrap().len(), 3);
         // None yet: a whole document of ours.
-        let d = merge("", &[], Some(aws_statement("dlz-1", CFLT, "e")))
+        let d = merge("", &[], aws_statements("dlz-1", CFLT, "e"))
             .unwrap()
             .unwrap();
         let doc: Value = serde_json::from_str(&d).unwrap();
-        assert_eq!(doc, aws_document(vec![aws_statement("dlz-1", CFLT, "e")]));
+        assert_eq!(doc, aws_document(aws_statements("dlz-1", CFLT, "e")));
         // Removing what is not there changes nothing.
         assert_eq!(
-            merge(&team_document(), &[sid("dlz-9")], None).unwrap(),
+            merge(&team_document(), &sids("dlz-9"), Vec::new()).unwrap(),
             None
         );
-        assert!(merge("[1]", &[], None).is_err());
-        assert!(merge("{\"Statement\": 3}", &[], None).is_err());
-        assert!(merge("not json", &[], None).is_err());
+        assert!(merge("[1]", &[], Vec::new()).is_err());
+        assert!(merge("{\"Statement\": 3}", &[], Vec::new()).is_err());
+        assert!(merge("not json", &[], Vec::new()).is_err());
     }
 }

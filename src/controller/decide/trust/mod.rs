@@ -484,11 +484,10 @@ fn shared_patch(
                 .unwrap_or_default();
             let remove: Vec<String> = previous
                 .filter(|p| p != id)
-                .map(aws::sid)
-                .into_iter()
-                .collect();
-            let add = aws::aws_statement(id, confluent_role, external_id);
-            let merged = aws::merge(document, &remove, Some(add))
+                .map(aws::sids)
+                .unwrap_or_default();
+            let add = aws::aws_statements(id, confluent_role, external_id);
+            let merged = aws::merge(document, &remove, add)
                 .map_err(|e| (Reason::TrustInvalid, format!("{e}; fix the document")))?;
             Ok(merged.map(|doc| {
                 (
@@ -587,7 +586,7 @@ pub fn release(
                     .pointer(kind.field())
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                match aws::merge(document, &[aws::sid(&record.integration_id)], None) {
+                match aws::merge(document, &aws::sids(&record.integration_id), Vec::new()) {
                     Ok(Some(doc)) => TrustWrite::Patch(with_field(
                         kind,
                         json!({"metadata": {"resourceVersion": rv}}),

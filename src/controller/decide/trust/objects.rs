@@ -111,8 +111,7 @@ pub fn owned_object(
             let (role, path) = aws::role_name_and_path(customer_role)
                 .ok_or_else(|| format!("{customer_role} is not an IAM role ARN"))?;
             let document =
-                aws::aws_document(vec![aws::aws_statement(id, confluent_role, external_id)])
-                    .to_string();
+                aws::aws_document(aws::aws_statements(id, confluent_role, external_id)).to_string();
             if kind == TrustKind::AckRole {
                 let mut spec = json!({"name": role, "assumeRolePolicyDocument": document});
                 if path != "/" {
