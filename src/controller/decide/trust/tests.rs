@@ -1,6 +1,7 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::controller::decide::reasons::Reason;
 use crate::crd::{TrustMode, TrustStatus};
 
 const CFLT: &str = "arn:aws:iam::000000000000:role/confluent";
