@@ -346,13 +346,13 @@ def write():
     print("wrote the chart's templates/crd.yaml and deploy/")
 
 
-def check_argocd_health_script_from_the_readme():
-    """The README's Argo CD health check, run in Lua 5.1 (Argo CD's gopher-lua dialect)."""
+def check_argocd_health_script_from_the_docs():
+    """docs/operations.md's Argo CD health check, run in Lua 5.1 (Argo CD's gopher-lua dialect)."""
     import lupa.lua51 as lua51
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "operations.md").read_text()
     marker = "<!-- argocd-health -->\n```yaml\n"
-    assert marker in readme, "README has no Argo CD health block"
+    assert marker in readme, "docs/operations.md has no Argo CD health block"
     block = readme.split(marker, 1)[1].split("```", 1)[0]
     script = yaml.safe_load(block)["data"]["resource.customizations.health.pim.confluent.cloud_ProviderIntegration"]
 

@@ -128,12 +128,12 @@ pub struct ProviderIntegrationSpec {
 
     /// The cloud side of the trust, written by the operator into an object of the cloud operator
     /// the team runs (ACK, Crossplane, Config Connector), so that applying this resource ends
-    /// with a working integration. Opt-in; see `docs/` ("Closing the loop").
+    /// with a working integration. Opt-in; see `docs/usage.md`, "Closing the loop".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust: Option<TrustSpec>,
 
     /// A ConfigMap in this namespace that the operator creates and keeps filled with the
-    /// integration's ids and the cloud-side grant to make (see the README for its keys). It is
+    /// integration's ids and the cloud-side grant to make (its keys are in `docs/usage.md`). It is
     /// owned by this resource, so it is deleted with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_outputs_to: Option<OutputsRef>,
@@ -398,8 +398,9 @@ pub struct ProviderIntegrationStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `Reconciling` and `Stalled` (kstatus), and `Validated`: whether Confluent can
-    /// use your cloud-side setup (GCP, Azure, and AWS with `aws.validate`).
+    /// `Ready`, `Reconciling` and `Stalled` (kstatus); `Validated`: whether Confluent can use
+    /// your cloud-side setup (GCP, Azure, and AWS with `aws.validate` or `trust`); `Trusted`:
+    /// whether the trust object is in place (`trust`); `Paused`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -411,11 +412,14 @@ pub struct ProviderIntegrationStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingCreate {
+    /// The environment the integration is being created in.
     pub environment: String,
+    /// Its display name (for GCP and Azure, with the provider, what finds a DRAFT again).
     pub display_name: String,
     /// Absent means AWS (intents recorded before GCP and Azure support).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<CloudProvider>,
+    /// AWS: the role ARN, which the API keeps unique per environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_iam_role_arn: Option<String>,
 }

@@ -85,7 +85,7 @@ pub const RULES: &[Rule] = &[
     rule("", "configmaps", &["get", "create", "patch", "delete"]),
     // kube's event recorder creates events and patches repeated ones into a series.
     rule("events.k8s.io", "events", &["create", "patch"]),
-    // Leader election (kube-lease-manager) reads, creates and renews its Lease.
+    // Leader election (`leader.rs`) reads, creates and renews its Lease.
     Rule {
         group: "coordination.k8s.io",
         resource: "leases",

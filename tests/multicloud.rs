@@ -396,19 +396,19 @@ async fn mismatched_provider_block_that_bypassed_the_schema_stalls() {
 
 // ---- the outputs ConfigMap ----
 
-/// The `data` the README documents for a provider, parsed from its marked YAML block.
+/// The `data` the docs/usage.md documents for a provider, parsed from its marked YAML block.
 fn documented(provider: &str) -> BTreeMap<String, String> {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../docs/usage.md");
     let marker = format!("<!-- outputs:{provider} -->\n```yaml\n");
     let start = readme
         .find(&marker)
-        .unwrap_or_else(|| panic!("README has no {marker:?}"))
+        .unwrap_or_else(|| panic!("docs/usage.md has no {marker:?}"))
         + marker.len();
     let len = readme[start..].find("```").expect("closed block");
-    serde_saphyr::from_str(&readme[start..start + len]).expect("the README block is YAML")
+    serde_saphyr::from_str(&readme[start..start + len]).expect("the docs/usage.md block is YAML")
 }
 
-/// Keys whose values the API assigns; the README shows example values for them.
+/// Keys whose values the API assigns; the docs/usage.md shows example values for them.
 const ASSIGNED: &[&str] = &[
     "id",
     "externalId",
@@ -417,8 +417,8 @@ const ASSIGNED: &[&str] = &[
     "confluentMultiTenantAppId",
 ];
 
-/// Creates the README's example resource for `provider` and checks its ConfigMap against the
-/// README byte for byte, with the API-assigned example values replaced by the real ones.
+/// Creates the docs/usage.md's example resource for `provider` and checks its ConfigMap against the
+/// docs/usage.md byte for byte, with the API-assigned example values replaced by the real ones.
 async fn outputs_match_readme(provider: &str) {
     let doc = documented(provider);
     let h = Harness::new().await;
@@ -463,7 +463,7 @@ async fn outputs_match_readme(provider: &str) {
         assert_eq!(
             v.as_bytes(),
             actual[k].as_bytes(),
-            "{provider} key {k}:\nREADME:\n{v}\nConfigMap:\n{}",
+            "{provider} key {k}:\ndocs/usage.md:\n{v}\nConfigMap:\n{}",
             actual[k]
         );
     }

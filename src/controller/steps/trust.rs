@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use kube::runtime::events::EventType;
 use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions},
@@ -419,7 +420,22 @@ pub(crate) async fn release_record(
     }
     match write(ctx, kind, &ns, &record.name, &w).await? {
         Ok(_) => {
-            info!(object = %kind.describe(&ns, &record.name), keep, "trust released");
+            let what = kind.describe(&ns, &record.name);
+            info!(object = %what, keep, "trust released");
+            let note = match (&w, keep) {
+                (TrustWrite::Replace { .. }, _) => format!(
+                    "deleted {what}, the trust object of integration {}",
+                    record.integration_id
+                ),
+                (_, true) => {
+                    format!("left {what} to outlive this resource (deletionPolicy: Orphan)")
+                }
+                _ => format!(
+                    "took the trust of integration {} out of {what}",
+                    record.integration_id
+                ),
+            };
+            super::status::event(ctx, pi, EventType::Normal, Reason::TrustRemoved, note).await;
             Ok(None)
         }
         Err(stall) => Ok(Some(stall)),
