@@ -92,7 +92,7 @@ pub struct RunArgs {
         default_value = "annotated",
         env = "DEFAULT_CREDENTIALS_SCOPE"
     )]
-    pub default_credentials_scope: crate::controller::DefaultCredentialsScope,
+    pub default_credentials_scope: Scope,
     /// Default API key (used when no default Secret is given).
     #[arg(long, env = "CONFLUENT_CLOUD_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -148,5 +148,25 @@ mod tests {
     fn cli_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+}
+
+/// `--default-credentials-scope`, as the command line spells it (the controller's
+/// `DefaultCredentialsScope` knows nothing of flags).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scope {
+    /// Only in namespaces whose annotation grants them.
+    #[default]
+    Annotated,
+    /// In every watched namespace.
+    Any,
+}
+
+impl From<Scope> for crate::controller::DefaultCredentialsScope {
+    fn from(s: Scope) -> Self {
+        match s {
+            Scope::Annotated => Self::Annotated,
+            Scope::Any => Self::Any,
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Prometheus metrics of the operator (text format via prometheus-client).
 
-use std::sync::{Mutex, atomic::AtomicI64};
+use parking_lot::Mutex;
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use prometheus_client::{
@@ -210,7 +211,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
-        let _g = self.encode_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = self.encode_lock.lock();
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -187,7 +187,7 @@ pub async fn run_with(
         (
             args.api_url.clone(),
             default_credentials(&args)?,
-            args.default_credentials_scope,
+            args.default_credentials_scope.into(),
         )
     };
     let pim = PimClient::new(&api_url, args.api_timeout)?

@@ -323,6 +323,7 @@ async fn gcp_and_azure(h: &Harness) -> Vec<String> {
 /// fence closed by its own clock: not one Confluent write after its deadline (it sent 21 before
 /// the fence ran on the local clock, the moment it was thawed). The standby finishes the work,
 /// with one integration per resource.
+#[ignore = "slow by design (seconds of real time): run by the README's test command (`-- --include-ignored`) and CI, not by a plain `cargo test`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_leader_sends_no_write_after_its_deadline() {
     let mut em = emulator_config();
@@ -465,6 +466,7 @@ fn client_for(url: &str) -> kube::Client {
 /// The leader loses the API server (its connection cut mid-wave): its renewals fail, and at its
 /// deadline its fence closes by its own clock, whatever the Lease loop has noticed: no Confluent
 /// write after it. The standby takes over and finishes, with one integration per resource.
+#[ignore = "slow by design (seconds of real time): run by the README's test command (`-- --include-ignored`) and CI, not by a plain `cargo test`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_leader_sends_no_write_after_its_deadline() {
     let mut em = emulator_config();
@@ -531,6 +533,7 @@ async fn the_fence_closes_at_its_deadline_without_anyone_closing_it() {
 /// cut short (the reconcile dropped after the 8 s grace, the whole process bounded by
 /// `SHUTDOWN_LIMIT`), and the Lease is still released on the way out, so a standby takes over at
 /// once instead of after the whole lease duration.
+#[ignore = "slow by design (seconds of real time): run by the README's test command (`-- --include-ignored`) and CI, not by a plain `cargo test`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_cut_short_still_releases_the_lease() {
     let mut em = emulator_config();

@@ -49,6 +49,7 @@ async fn a_stale_copy_never_erases_the_recorded_id() {
 /// Ready within 20 s, with at most 1.5 API calls per resource: the server's hint is the wait
 /// (no doubling), the whole key pauses after a 429, and a create refused with 429 is retried
 /// without listing first (nothing was created).
+#[ignore = "throughput: run by the README's test command (`-- --include-ignored`) and CI, not by a plain `cargo test`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_converges_within_20s_at_most_1_5_calls_per_resource() {
     const N: usize = 100;
@@ -104,6 +105,7 @@ fn ready(h: &Harness) -> usize {
 
 /// At scale, with every watch event delivered late (as a lagging watch cache does), 2,000
 /// resources over the three clouds are created and deleted: one integration each, none left.
+#[ignore = "throughput: run by the README's test command (`-- --include-ignored`) and CI, not by a plain `cargo test`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_resources_with_stale_delivery_leave_no_leak_and_no_duplicate() {
     const N: usize = 2000;
@@ -280,6 +282,7 @@ async fn a_recreate_decided_on_a_late_copy_deletes_nothing() {
 /// The API server goes away for 10 s in the middle of a wave of creates (a restart, an
 /// upgrade), with the operator's default retry settings: every resource is Ready within 5 s of
 /// its return. kube's default watch backoff grows to 30 s, and so did reconcile retries.
+#[ignore = "throughput: run by the README's test command (`-- --include-ignored`) and CI, not by a plain `cargo test`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn back_to_work_within_5_s_of_an_api_server_outage() {
     let mut em = emulator_config();

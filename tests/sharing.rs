@@ -46,6 +46,7 @@ async fn wait_ready_count(h: &Harness, n: usize, limit: Duration) {
     }
 }
 
+#[ignore = "throughput: run by the README's test command (`-- --include-ignored`) and CI, not by a plain `cargo test`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_20_per_second_limit_is_followed_with_at_most_1_percent_429() {
     let _alone = ALONE.lock().await;
@@ -117,6 +118,7 @@ async fn a_burst_in_one_namespace_does_not_hold_up_another() {
 /// A 429 storm (30 % of answers, `Retry-After: 1`) is a rate signal about the key: it pauses
 /// that key (every request with it waits out the `Retry-After`) and leaves the number of calls
 /// in flight alone (it used to halve it on every round trip, punishing the storm twice).
+#[ignore = "slow by design (seconds of real time): run by the README's test command (`-- --include-ignored`) and CI, not by a plain `cargo test`"]
 #[tokio::test]
 async fn a_429_storm_paces_the_key_and_leaves_the_calls_in_flight() {
     pio::install_crypto_provider();

@@ -13,10 +13,10 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::Emulator;
 use super::faults::{FailNext, Faults, Stats};
 use super::request::ApiError;
 use super::store::{Quotas, Version};
-use super::{Emulator, lock};
 
 pub(super) fn admin_not_found(id: &str) -> ApiError {
     ApiError::new(
@@ -28,7 +28,7 @@ pub(super) fn admin_not_found(id: &str) -> ApiError {
 }
 
 pub(super) async fn admin_list(State(em): State<Arc<Emulator>>) -> Json<Value> {
-    let s = lock(&em.store);
+    let s = em.store.lock();
     let all: Vec<Value> = s
         .records
         .values()
@@ -96,7 +96,7 @@ pub(super) async fn admin_access(
 }
 
 pub(super) async fn admin_faults_get(State(em): State<Arc<Emulator>>) -> Json<Faults> {
-    Json(lock(&em.faults).clone())
+    Json(em.faults.lock().clone())
 }
 
 pub(super) async fn admin_faults_put(
@@ -107,8 +107,8 @@ pub(super) async fn admin_faults_put(
         return ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", "Bad Request", e)
             .into_response();
     }
-    *lock(&em.dice) = f.dice();
-    *lock(&em.faults) = f;
+    *em.dice.lock() = f.dice();
+    *em.faults.lock() = f;
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -120,7 +120,7 @@ pub(super) async fn admin_fail_next(
         return ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", "Bad Request", e)
             .into_response();
     }
-    lock(&em.faults).fail_next.push(f);
+    em.faults.lock().fail_next.push(f);
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -131,14 +131,14 @@ pub(super) struct QuotaBody {
 }
 
 pub(super) async fn admin_quotas_get(State(em): State<Arc<Emulator>>) -> Json<Quotas> {
-    Json(*lock(&em.quotas))
+    Json(*em.quotas.lock())
 }
 
 pub(super) async fn admin_quotas_put(
     State(em): State<Arc<Emulator>>,
     Json(q): Json<QuotaBody>,
 ) -> StatusCode {
-    *lock(&em.quotas) = Quotas {
+    *em.quotas.lock() = Quotas {
         per_org: q.per_org,
         per_env: q.per_env,
     };
@@ -150,7 +150,7 @@ pub(super) async fn admin_stats(State(em): State<Arc<Emulator>>) -> Json<Value> 
 }
 
 pub(super) async fn admin_stats_reset(State(em): State<Arc<Emulator>>) -> StatusCode {
-    *lock(&em.stats) = Stats::default();
+    *em.stats.lock() = Stats::default();
     StatusCode::NO_CONTENT
 }
 
@@ -162,8 +162,8 @@ pub(super) async fn admin_reset(State(em): State<Arc<Emulator>>) -> StatusCode {
         s.reindex();
         Ok(())
     });
-    *lock(&em.faults) = Faults::default();
-    *lock(&em.dice) = fastrand::Rng::new();
-    *lock(&em.stats) = Stats::default();
+    *em.faults.lock() = Faults::default();
+    *em.dice.lock() = fastrand::Rng::new();
+    *em.stats.lock() = Stats::default();
     StatusCode::NO_CONTENT
 }

@@ -18,11 +18,11 @@ use axum::{
 use base64::{Engine, engine::general_purpose::STANDARD};
 use serde_json::{Value, json};
 
+use super::Emulator;
 use super::faults::{self, Injected};
 use super::pages::{self, Cursor, Filter};
 use super::request::{self, ApiError};
 use super::store::{Record, Version};
-use super::{Emulator, lock};
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -108,8 +108,8 @@ pub(super) async fn api_layer(
         None => None,
     };
     let (delay, decision, retry_after, hostile) = {
-        let mut f = lock(&em.faults);
-        let mut dice = lock(&em.dice);
+        let mut f = em.faults.lock();
+        let mut dice = em.dice.lock();
         let hostile = Hostile {
             oversized: f.oversized_body_bytes,
             trickle: Duration::from_millis(f.trickle_ms),
@@ -149,7 +149,7 @@ pub(super) async fn api_layer(
         }
     };
     let status = resp.status().as_u16();
-    lock(&em.stats).record(op, status);
+    em.stats.lock().record(op, status);
     tracing::debug!(%method, %path, op, status, elapsed_ms = start.elapsed().as_millis() as u64, "emulator request");
     let resp = match (&em.exchanges, request_body) {
         (Some(log), Some(request)) => {
@@ -157,7 +157,7 @@ pub(super) async fn api_layer(
             let bytes = axum::body::to_bytes(body, 16 << 20)
                 .await
                 .unwrap_or_default();
-            lock(log).push(super::Exchange {
+            log.lock().push(super::Exchange {
                 method: method.to_string(),
                 path: path.clone(),
                 query,
@@ -284,7 +284,7 @@ pub(super) async fn authorize_and_run(
         )
         .into_response();
     };
-    let verdict = lock(&em.rate).check(&key.key, Instant::now());
+    let verdict = em.rate.lock().check(&key.key, Instant::now());
     if let Some(v) = verdict
         && !v.allowed
     {
@@ -395,7 +395,7 @@ pub(super) fn list(
         phase: q.get("status").cloned().filter(|_| v == Version::V2),
     };
     let (page, org) = {
-        let s = lock(&em.store);
+        let s = em.store.lock();
         s.check_environment(&filter.environment)?;
         (s.page(&filter, size, cursor), s.org_id.clone())
     };
@@ -430,7 +430,9 @@ pub(super) fn get_one(
     v: Version,
 ) -> Result<Response, ApiError> {
     let env = query_environment(q)?;
-    let found = lock(&em.store)
+    let found = em
+        .store
+        .lock()
         .get_in_env(id, &env)
         .ok()
         .filter(|r| v == Version::V2 || r.provider.eq_ignore_ascii_case("AWS"))
@@ -479,7 +481,7 @@ pub(super) async fn v1_create(
         .ok_or_else(|| ApiError::invalid_field("/config", "config is required"))
         .and_then(|c| request::body_config(c, &provider))?;
     let env = request::body_environment(&body)?;
-    let quotas = *lock(&em.quotas);
+    let quotas = *em.quotas.lock();
     let r = em.mutate(|s| {
         s.create(
             Version::V1,
@@ -528,7 +530,7 @@ pub(super) async fn v2_create(
         Some(c) => Some(request::body_config(c, &provider)?),
     };
     let env = request::body_environment(&body)?;
-    let quotas = *lock(&em.quotas);
+    let quotas = *em.quotas.lock();
     let r = em.mutate(|s| s.create(Version::V2, display_name, provider, env, config, quotas))?;
     Ok(created(&em, &r, Version::V2))
 }
@@ -558,7 +560,7 @@ pub(super) async fn v2_patch(
 ) -> Result<Response, ApiError> {
     let body = parse_json(&body)?;
     let env = request::body_environment(&body)?;
-    let provider = lock(&em.store).get_in_env(&id, &env)?.provider.clone();
+    let provider = em.store.lock().get_in_env(&id, &env)?.provider.clone();
     let config = body
         .get("config")
         .ok_or_else(|| ApiError::invalid_field("/config", "config is required"))
@@ -577,7 +579,7 @@ pub(super) async fn v2_validate(
         _ => return Err(ApiError::invalid_field("/id", "id is required")),
     };
     let env = request::body_environment(&body)?;
-    let provider = lock(&em.store).get_in_env(&id, &env)?.provider.clone();
+    let provider = em.store.lock().get_in_env(&id, &env)?.provider.clone();
     let config = match body.get("config") {
         None | Some(Value::Null) => None,
         Some(c) => Some(request::body_config(c, &provider)?),

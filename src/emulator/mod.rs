@@ -13,12 +13,9 @@ mod store;
 
 use admin::*;
 use api::*;
+use parking_lot::Mutex;
 
-use std::{
-    net::SocketAddr,
-    path::PathBuf,
-    sync::{Arc, Mutex, MutexGuard},
-};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use axum::{
     Json, Router,
@@ -231,11 +228,6 @@ pub struct Emulator {
     exchanges: Option<Mutex<Vec<Exchange>>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock leaves plain data behind; keep serving.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A started emulator; dropping it stops the server.
 pub struct EmulatorHandle {
     pub base_url: String,
@@ -267,7 +259,7 @@ impl Emulator {
     pub fn exchanges(&self) -> Vec<Exchange> {
         self.exchanges
             .as_ref()
-            .map(|e| lock(e).clone())
+            .map(|e| e.lock().clone())
             .unwrap_or_default()
     }
 
@@ -315,25 +307,26 @@ impl Emulator {
 
     /// Runs `f` on the store and saves it afterwards when it changed something.
     fn mutate<T>(&self, f: impl FnOnce(&mut Store) -> Result<T, ApiError>) -> Result<T, ApiError> {
-        let mut s = lock(&self.store);
+        let mut s = self.store.lock();
         let out = f(&mut s)?;
         self.persist(&s);
         Ok(out)
     }
 
     fn view(&self, r: &Record, v: Version) -> Value {
-        let org = lock(&self.store).org_id.clone();
+        let org = self.store.lock().org_id.clone();
         serde_json::to_value(r.to_api(v, &self.base, &org)).unwrap_or(Value::Null)
     }
 
     /// Request counts by operation and status, as served by `GET /_emulator/stats`.
     pub fn stats(&self) -> Value {
-        lock(&self.stats).to_json()
+        self.stats.lock().to_json()
     }
 
     /// How many requests of `op` were answered (any status).
     pub fn count(&self, op: &str) -> u64 {
-        lock(&self.stats)
+        self.stats
+            .lock()
             .by_op
             .get(op)
             .map(|m| m.values().sum())
@@ -342,7 +335,8 @@ impl Emulator {
 
     /// How many requests were answered with `status` (any operation).
     pub fn count_status(&self, status: u16) -> u64 {
-        lock(&self.stats)
+        self.stats
+            .lock()
             .by_op
             .values()
             .filter_map(|m| m.get(&status))
@@ -373,7 +367,7 @@ impl Emulator {
 
     /// Number of stored integrations.
     pub fn len(&self) -> usize {
-        lock(&self.store).records.len()
+        self.store.lock().records.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -25,10 +25,8 @@
 //! strain gets fewer calls. `--concurrency` is the ceiling. The line of reconciles
 //! (`controller/runtime/feed.rs`) follows the same limit, so reconciles in flight track it.
 
-use std::{
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use parking_lot::Mutex;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -149,8 +147,8 @@ impl Adaptive {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.state.lock()
     }
 
     /// The current limit, for metrics and tests.

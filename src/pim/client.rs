@@ -74,12 +74,12 @@ impl fmt::Debug for Credentials {
 /// whatever the lease manager has noticed: across a SIGSTOP (the clock has moved on when the
 /// process runs again) and a partition (no renewal moves it).
 #[derive(Debug, Default)]
-pub struct Fence(std::sync::Mutex<Option<tokio::time::Instant>>);
+pub struct Fence(parking_lot::Mutex<Option<tokio::time::Instant>>);
 
 impl Fence {
     /// Writes may be sent until `deadline`.
     pub fn allow_until(&self, deadline: tokio::time::Instant) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
+        *self.0.lock() = Some(deadline);
     }
 
     /// No write is sent from now on (until `allow_until`).
@@ -89,7 +89,7 @@ impl Fence {
 
     /// The deadline in force (`None`: no fence, writes always allowed).
     pub fn deadline(&self) -> Option<tokio::time::Instant> {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+        *self.0.lock()
     }
 
     pub fn allows_writes(&self) -> bool {

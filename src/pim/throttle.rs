@@ -18,7 +18,8 @@
 //! - **Ceiling.** An optional steady rate per key (governor's GCRA, `--api-rate-limit`), off by
 //!   default.
 
-use std::{collections::HashMap, num::NonZeroU32, sync::Mutex, time::Duration};
+use parking_lot::Mutex;
+use std::{collections::HashMap, num::NonZeroU32, time::Duration};
 
 // tokio's clock, which is the monotonic clock in production and the test's own under paused time.
 use tokio::time::Instant;
@@ -129,7 +130,7 @@ impl Throttle {
     /// Records an answer's `X-RateLimit-*` headers for `key`.
     pub fn observe(&self, key: &Credentials, h: RateHeaders) {
         let now = Instant::now();
-        let mut paces = self.paces.lock().unwrap_or_else(|e| e.into_inner());
+        let mut paces = self.paces.lock();
         if paces.len() > RATE_KEYS_KEPT {
             paces.retain(|_, p| now.duration_since(p.last_answer) < PACE_KEPT_FOR);
         }
@@ -174,7 +175,7 @@ impl Throttle {
     /// a rate-limited key, and giving the reconcile back would only send it round again.
     fn slot(&self, key: &Credentials) -> Option<Result<Duration, Duration>> {
         let now = Instant::now();
-        let mut paces = self.paces.lock().unwrap_or_else(|e| e.into_inner());
+        let mut paces = self.paces.lock();
         let p = paces.get_mut(key)?;
         let exhausted = p.exhausted_until.filter(|u| *u > now);
         if exhausted.is_none() {
@@ -194,7 +195,7 @@ impl Throttle {
     }
 
     fn paused_until(&self, key: &Credentials) -> Option<(Instant, u64)> {
-        let paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        let paused = self.paused.lock();
         paused
             .get(key)
             .copied()
@@ -245,8 +246,8 @@ impl Throttle {
 
     /// Keys with state (a pause in force, or a rate limiter's record), for tests of pruning.
     pub fn keys_held(&self) -> usize {
-        let paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
-        let paces = self.paces.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let paused = self.paused.lock();
+        let paces = self.paces.lock().len();
         paused.values().filter(|(t, _)| *t > Instant::now()).count()
             + self.rate.as_ref().map_or(0, |r| r.len())
             + paces
@@ -260,7 +261,7 @@ impl Throttle {
             .map_or(DEFAULT_PAUSE, |r| r.wait)
             .min(super::MAX_RETRY_AFTER);
         let until = (Instant::now() + pause, asked);
-        let mut paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        let mut paused = self.paused.lock();
         // Forget keys whose pause is over, so the map stays as small as the set of keys in use.
         paused.retain(|_, (t, _)| *t > Instant::now());
         let t = paused.entry(key.clone()).or_insert(until);

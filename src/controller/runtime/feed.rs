@@ -19,9 +19,10 @@
 //! request (its reconcile reads the latest copy). A resource that is running is handed over
 //! again, so a change made meanwhile is reconciled after it.
 
+use parking_lot::Mutex;
 use std::{
     collections::{HashMap, HashSet, VecDeque},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
@@ -118,8 +119,8 @@ impl Feed {
         (self.limit)().min(self.ceiling).saturating_add(self.slack)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
+        self.inner.lock()
     }
 
     /// Asks for a reconcile of `c`.

@@ -78,7 +78,7 @@ pub async fn run<R, F>(
         // the line, not the watch, triggers reconciles.
         let watch = watcher(api, watcher::Config::default())
             // This stream's errors never reach the controller's own trigger backoff.
-            .backoff(ReconnectBackoff::default())
+            .backoff(reconnect_backoff())
             .inspect_ok(move |event| index.owners.apply(scope.as_deref(), event))
             .map_ok(cache)
             .reflect(writer)
@@ -220,7 +220,7 @@ async fn follow_namespaces(ctx: Arc<Context>, lines: Vec<(Arc<Feed>, reflector::
     ctx.namespaces
         .follow(
             ctx.client.clone(),
-            ReconnectBackoff::default(),
+            reconnect_backoff(),
             move |change| match change {
                 NamespaceChange::Changed(ns) => {
                     for (feed, store) in &lines {
@@ -268,7 +268,7 @@ async fn follow_trust(ctx: Arc<Context>, lines: Vec<(Arc<Feed>, reflector::Store
                 watcher(api, watcher::Config::default())
                     // A kind not installed or not granted is said on the resources; its watch
                     // is tried again every half minute at most.
-                    .backoff(SlowBackoff::default())
+                    .backoff(slow_backoff())
                     .for_each(|event| {
                         if let Ok(Event::Apply(o) | Event::Delete(o)) = event {
                             let key = crate::controller::state::owners::trust_key(
@@ -296,60 +296,28 @@ async fn follow_trust(ctx: Arc<Context>, lines: Vec<(Arc<Feed>, reflector::Store
     watches.shutdown().await;
 }
 
-/// The trust watches' backoff: 1 s doubling to 30 s, with jitter.
-#[derive(Default)]
-struct SlowBackoff {
-    failures: u32,
+/// How soon the watch is tried again after it failed: 200 ms doubling to 1 s, plus up to as much
+/// again of jitter (so at most 2 s). kube's default grows to 30 s, so after an API-server outage of
+/// 15 s the operator slept on for up to 10 s more; a failed watch request is cheap, a late operator
+/// is not.
+fn reconnect_backoff() -> watcher::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(1))
+        .with_jitter()
+        .without_max_times()
+        .into()
 }
 
-impl Iterator for SlowBackoff {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        self.failures = self.failures.saturating_add(1);
-        Some(crate::controller::state::context::backoff_delay(
-            self.failures,
-            Duration::from_secs(1),
-            Duration::from_secs(30),
-        ))
-    }
-}
-
-impl kube::runtime::utils::Backoff for SlowBackoff {
-    fn reset(&mut self) {
-        self.failures = 0;
-    }
-}
-
-/// How soon the watch is tried again after it failed: 200 ms doubling up to 2 s, with jitter.
-/// kube's default grows to 30 s, so after an API-server outage of 15 s the operator slept on
-/// for up to 10 s more; a failed watch request is cheap, a late operator is not.
-#[derive(Default)]
-struct ReconnectBackoff {
-    failures: u32,
-}
-
-/// The longest wait between two attempts to reach an API server that did not answer.
-pub(crate) const RECONNECT_MAX: Duration = Duration::from_secs(2);
-
-impl Iterator for ReconnectBackoff {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        let d = crate::controller::state::context::backoff_delay(
-            self.failures.saturating_add(1),
-            Duration::from_millis(200),
-            RECONNECT_MAX,
-        );
-        self.failures = self.failures.saturating_add(1);
-        Some(d.min(RECONNECT_MAX))
-    }
-}
-
-impl kube::runtime::utils::Backoff for ReconnectBackoff {
-    fn reset(&mut self) {
-        self.failures = 0;
-    }
+/// The trust watches' backoff: 1 s doubling to 15 s, with as much again of jitter. A kind not
+/// installed or not granted is said on the resources that name it; its watch need not hurry.
+fn slow_backoff() -> watcher::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(Duration::from_secs(15))
+        .with_jitter()
+        .without_max_times()
+        .into()
 }
 
 /// The resync: every period, every cached resource is reconciled again (a settled resource is

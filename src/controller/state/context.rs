@@ -1,11 +1,8 @@
 //! What every reconcile shares: configuration, clients, the remote cache, and one small memory
 //! per resource (failures in a row, the credentials that last worked, the validation schedule).
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use parking_lot::Mutex;
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use kube::{
     Client, ResourceExt,
@@ -34,7 +31,7 @@ pub enum DefaultCredentials {
 }
 
 /// Where the default credentials may be used.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DefaultCredentialsScope {
     /// Only in namespaces whose `pim.confluent.cloud/default-credentials` annotation lists the
     /// resource's environment (or `*`): a platform team grants them, per namespace.
@@ -143,8 +140,6 @@ pub struct Context {
     memory: Mutex<HashMap<String, Memory>>,
 }
 
-pub(crate) use super::lock;
-
 /// The delay after the `n`th failure in a row (n ≥ 1): `base` doubling up to `cap`, ±20% jitter.
 pub(crate) fn backoff_delay(n: u32, base: Duration, cap: Duration) -> Duration {
     let exp = base
@@ -204,7 +199,7 @@ impl Context {
         f: impl FnOnce(&mut Memory) -> T,
     ) -> T {
         let uid = pi.uid().unwrap_or_default();
-        let mut all = lock(&self.memory);
+        let mut all = self.memory.lock();
         let m = all.entry(uid.clone()).or_default();
         let out = f(m);
         if m.is_empty() {
@@ -291,7 +286,7 @@ impl Context {
     /// Resources something is kept about (failures, credentials, schedules): none once they
     /// settle or go. For tests and diagnostics.
     pub fn remembered(&self) -> usize {
-        lock(&self.memory).len()
+        self.memory.lock().len()
     }
 
     /// Whether this replica may still write anything (to Confluent Cloud or to the Kubernetes API
@@ -312,7 +307,7 @@ impl Context {
 
     /// Forgets everything kept about a resource that is gone.
     pub(crate) fn forget(&self, pi: &ProviderIntegration) {
-        lock(&self.memory).remove(&pi.uid().unwrap_or_default());
+        self.memory.lock().remove(&pi.uid().unwrap_or_default());
     }
 
     /// How long a periodic check (a listing, a passed validation) stays fresh: half the resync

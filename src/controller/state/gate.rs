@@ -9,12 +9,11 @@
 //! it again with a longer trial backoff (0.5 s doubling to 2 s), since a server whose health
 //! check answers may still refuse writes (API Priority and Fairness, a slow etcd).
 
-use std::{sync::Mutex, time::Duration};
+use parking_lot::Mutex;
+use std::time::Duration;
 
 use kube::Client;
 use tokio::time::Instant;
-
-use super::lock;
 
 /// How often a closed gate asks the API server whether it is back.
 pub const PROBE_EVERY: Duration = Duration::from_millis(500);
@@ -60,7 +59,7 @@ impl Default for ApiServerGate {
 impl ApiServerGate {
     /// How many reconciles may be handed over or running now: all, one trial, or none.
     pub fn allowed(&self) -> usize {
-        match *lock(&self.state) {
+        match *self.state.lock() {
             State::Open => usize::MAX,
             State::HalfOpen { .. } => 1,
             State::Closed { .. } => 0,
@@ -69,7 +68,7 @@ impl ApiServerGate {
 
     /// The API server did not answer a reconcile: hold all work until it does.
     pub fn close(&self, why: &dyn std::fmt::Display) {
-        let mut s = lock(&self.state);
+        let mut s = self.state.lock();
         let failures = match *s {
             State::Open => {
                 tracing::warn!(error = %why, "the Kubernetes API server is not answering; holding all work until it does");
@@ -95,7 +94,7 @@ impl ApiServerGate {
 
     /// A reconcile succeeded: a half-open gate opens. Returns whether it did.
     pub fn succeeded(&self) -> bool {
-        let mut s = lock(&self.state);
+        let mut s = self.state.lock();
         if matches!(*s, State::HalfOpen { .. }) {
             *s = State::Open;
             tracing::info!("the Kubernetes API server answers again; resuming work");
@@ -111,7 +110,7 @@ impl ApiServerGate {
     pub async fn probe(&self, client: Client, changed: impl Fn()) {
         loop {
             let closed = self.closed.notified();
-            let trial_after = match *lock(&self.state) {
+            let trial_after = match *self.state.lock() {
                 State::Closed { trial_after, .. } => Some(trial_after),
                 _ => None,
             };
@@ -123,7 +122,7 @@ impl ApiServerGate {
             if Instant::now() < trial_after || !answers(&client).await {
                 continue;
             }
-            let mut s = lock(&self.state);
+            let mut s = self.state.lock();
             if let State::Closed { failures, .. } = *s {
                 *s = State::HalfOpen { failures };
                 drop(s);
@@ -156,18 +155,18 @@ mod tests {
         g.close(&"503 again, from a reconcile in flight then");
         assert_eq!(g.allowed(), 0);
         assert_eq!(
-            *lock(&g.state),
+            *g.state.lock(),
             State::Closed {
                 failures: 1,
                 trial_after: Instant::now() + TRIAL_BACKOFF
             }
         );
         // Half open (as the probe does): one trial; it fails: closed, a longer backoff.
-        *lock(&g.state) = State::HalfOpen { failures: 1 };
+        *g.state.lock() = State::HalfOpen { failures: 1 };
         assert_eq!(g.allowed(), 1);
         g.close(&"429");
         assert_eq!(
-            *lock(&g.state),
+            *g.state.lock(),
             State::Closed {
                 failures: 2,
                 trial_after: Instant::now() + TRIAL_BACKOFF * 2
@@ -175,15 +174,15 @@ mod tests {
         );
         // A success while closed opens nothing; a trial's success opens it.
         assert!(!g.succeeded());
-        *lock(&g.state) = State::HalfOpen { failures: 2 };
+        *g.state.lock() = State::HalfOpen { failures: 2 };
         assert!(g.succeeded());
         assert_eq!(g.allowed(), usize::MAX);
         // The backoff is bounded.
         for _ in 0..20 {
-            *lock(&g.state) = State::HalfOpen { failures: 30 };
+            *g.state.lock() = State::HalfOpen { failures: 30 };
             g.close(&"503");
         }
-        assert!(matches!(*lock(&g.state), State::Closed { trial_after, .. }
+        assert!(matches!(*g.state.lock(), State::Closed { trial_after, .. }
             if trial_after <= Instant::now() + TRIAL_BACKOFF_MAX));
     }
 }

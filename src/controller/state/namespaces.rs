@@ -7,10 +7,8 @@
 //! it is known again. Only when the operator may not list Namespaces at all (403: no RBAC for
 //! them) are Namespace pauses and grants off, said once in the log.
 
-use std::sync::{
-    Mutex,
-    atomic::{AtomicU8, Ordering},
-};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
@@ -23,7 +21,6 @@ use kube::{
     },
 };
 
-use super::lock;
 use crate::controller::decide::trust::CLUSTER_TRUST_ANNOTATION;
 
 /// The Namespace annotation that grants a namespace the default credentials, for a comma-separated
@@ -183,7 +180,7 @@ impl Namespaces {
         mut backoff: impl kube::runtime::utils::Backoff + 'static,
         mut on: impl FnMut(NamespaceChange),
     ) {
-        let Some(mut writer) = lock(&self.writer).take() else {
+        let Some(mut writer) = self.writer.lock().take() else {
             return;
         };
         // `Api<PartialObjectMeta<_>>` asks for metadata only: no Namespace spec or status.

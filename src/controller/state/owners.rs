@@ -10,9 +10,10 @@
 //!   two resources racing for one key cannot both win (see `Member` for the one window where
 //!   replicas may disagree).
 
+use parking_lot::Mutex;
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex},
+    sync::Arc,
 };
 
 use k8s_openapi::jiff::Timestamp;
@@ -243,8 +244,8 @@ impl Inner {
 }
 
 impl Owners {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
+        self.0.lock()
     }
 
     /// Follows the watch stream that fills the controller's cache; `scope` is the namespace that

@@ -7,9 +7,10 @@
 //! accepted. Key ids are not secrets; a second Secret naming the same key id with a wrong
 //! secret has an entry of its own, empty until the API answers it (with a 401).
 
+use parking_lot::Mutex;
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -104,7 +105,7 @@ impl RemoteCache {
 
     fn entry(&self, creds: &Credentials, env: &str, version: ApiVersion) -> Entry {
         let now = Instant::now();
-        let mut envs = self.envs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut envs = self.envs.lock();
         if envs
             .swept
             .is_none_or(|t| now.duration_since(t) >= self.unused_for / 4)
@@ -126,11 +127,7 @@ impl RemoteCache {
 
     /// Entries held: (credentials, environment, version) triples.
     pub fn len(&self) -> usize {
-        self.envs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .map
-            .len()
+        self.envs.lock().map.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -6,16 +6,16 @@
 //! asked for in `keep_for` (two resync periods, in which every resource using it is reconciled)
 //! is forgotten.
 
+use parking_lot::Mutex;
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
-use super::lock;
 use crate::controller::error::CredentialsError;
 use crate::pim::Credentials;
 
@@ -76,8 +76,8 @@ impl SecretCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        let mut inner = lock(&self.inner);
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
+        let mut inner = self.inner.lock();
         let now = Instant::now();
         if inner
             .swept

@@ -4,12 +4,11 @@
 //! chart; a kind nobody uses costs nothing). The watch is metadata-only and keeps no objects: an
 //! event is mapped through the owner index to the resources, which read the object themselves.
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
-use std::sync::Mutex;
 
 use tokio::sync::mpsc;
 
-use super::lock;
 use crate::controller::decide::trust::TrustKind;
 
 pub struct TrustWatch {
@@ -32,13 +31,13 @@ impl Default for TrustWatch {
 impl TrustWatch {
     /// Asks for `kind` to be watched (once; later asks are free).
     pub fn want(&self, kind: TrustKind) {
-        if lock(&self.started).insert(kind) {
+        if self.started.lock().insert(kind) {
             let _ = self.tx.send(kind);
         }
     }
 
     /// The kinds asked for, for the wiring to watch (taken once).
     pub fn take(&self) -> Option<mpsc::UnboundedReceiver<TrustKind>> {
-        lock(&self.rx).take()
+        self.rx.lock().take()
     }
 }
