@@ -175,6 +175,21 @@ impl Metrics {
         self.reconcile_duration.observe(elapsed.as_secs_f64());
     }
 
+    /// Reconciles finished so far, whatever their result: how tests know the operator looked
+    /// again, without sleeping on a guess.
+    pub fn reconciles(&self) -> u64 {
+        ["ok", "error"]
+            .iter()
+            .map(|r| {
+                self.reconciles
+                    .get_or_create(&ResultLabel {
+                        result: (*r).into(),
+                    })
+                    .get()
+            })
+            .sum()
+    }
+
     pub fn deletion_blocked(&self) {
         self.deletions_blocked.inc();
     }

@@ -86,7 +86,8 @@ async fn gcp_end_to_end_ready_before_validated_then_validated_after_the_grant() 
 
     // Once validated, it is checked at the resync period only, not on every reconcile.
     let checks = h.em.state.count("v2_validate");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.touch("gcs").await;
+    h.touch("gcs").await;
     assert_eq!(h.em.state.count("v2_validate"), checks);
 
     // Deletion goes through pim/v2.
@@ -195,7 +196,9 @@ async fn crash_between_create_and_config_leaves_exactly_one_integration() {
         .fail_after(http::Method::PATCH, "/status", 0, 1000, 500);
     h.create("gcs", gcp_spec()).await;
     h.wait_called("v2_create").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The status write that would record the DRAFT's id has been refused.
+    h.wait_requests("PATCH providerintegrations/status", 1)
+        .await;
     h.crash().await;
     let pi = h.get("gcs").unwrap();
     let st = pi.status.clone().unwrap_or_default();
@@ -252,7 +255,9 @@ async fn crash_between_config_and_status_write_leaves_exactly_one_integration() 
         .fail_after(http::Method::PATCH, "/status", 1, 1000, 500);
     h.create("gcs", gcp_spec()).await;
     h.wait_called("v2_update").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The status write after the PATCH has been refused (the first one passed).
+    h.wait_requests("PATCH providerintegrations/status", 2)
+        .await;
     h.crash().await;
     let st = h.get("gcs").unwrap().status.unwrap();
     assert_eq!(st.phase.as_deref(), Some("DRAFT"), "{st:?}");

@@ -84,7 +84,7 @@ async fn naming_another_teams_integration_stalls_and_deleting_it_changes_nothing
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Both are gone, so their finalizers ran: whatever they were to do is done.
     let remote = h.remote().await;
     assert_eq!(remote.len(), 1, "{remote:?}");
     assert_eq!(remote[0]["id"], json!(id));
@@ -191,7 +191,8 @@ async fn default_credentials_act_only_where_granted() {
             "{msg}"
         );
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Each looked at again on the stall's retry: still no call.
+    h.wait_reconciles(h.reconciles(), 4).await;
     assert_eq!(
         h.em.state.stats()["total"],
         0,

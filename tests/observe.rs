@@ -68,8 +68,9 @@ async fn observers_mirror_the_owners_integration_and_never_write() {
         );
     }
     assert!(h.fake.get("configmaps", "team-b", "ids").is_some());
-    // The owner is still the owner: observers hold nothing.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The owner is still the owner: observers hold nothing. Every resource looked at twice
+    // more by the resync sweeps, and still one write.
+    h.wait_reconciles(h.reconciles(), 8).await;
     assert!(h.get("owner").unwrap().is_ready());
     assert_eq!(writes(&h), 1, "observers wrote to Confluent Cloud");
 

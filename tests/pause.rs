@@ -59,7 +59,9 @@ async fn a_paused_resource_makes_no_call_while_it_changes_and_unpausing_repairs_
     let path = format!("/_emulator/integrations/{old_id}");
     assert_eq!(h.admin(Method::DELETE, &path, None).await, 204);
     let baseline = calls(&h);
-    tokio::time::sleep(Duration::from_millis(1000)).await; // over three resync periods
+    // Three more looks at it (the change and the deletion each bring one, the resync sweeps
+    // the rest), and not one call.
+    h.wait_reconciles(h.reconciles(), 3).await;
     assert_eq!(calls(&h), baseline, "calls to Confluent while paused");
     let still = h.get("p").unwrap();
     assert_eq!(
@@ -112,7 +114,8 @@ async fn deleting_while_paused_waits_and_says_why_until_unpaused_or_orphaned() {
         );
     }
     let baseline = calls(&h);
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Each looked at three more times by the resync sweeps, and no deletion.
+    h.wait_reconciles(h.reconciles(), 6).await;
     assert_eq!(calls(&h), baseline, "no deletion while paused");
     assert!(h.get("a").is_some() && h.get("b").is_some());
     assert_eq!(h.remote().await.len(), 2);
@@ -151,7 +154,7 @@ async fn a_namespace_pause_covers_every_resource_in_it() {
         assert!(m.contains("on its namespace frozen"), "{m}");
         assert!(!p.is_ready());
     }
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    h.wait_reconciles(h.reconciles(), 9).await;
     assert_eq!(calls(&h), baseline, "no call for a paused namespace");
     assert!(h.remote().await.is_empty());
 

@@ -521,6 +521,56 @@ impl Harness {
         self.fake.get("configmaps", NS, name)
     }
 
+    /// Reconciles the operator has finished so far.
+    pub fn reconciles(&self) -> u64 {
+        self.metrics.reconciles()
+    }
+
+    /// Waits until the operator has finished `n` reconciles after `since` (a `reconciles()`
+    /// taken before): what shows it looked again and did nothing, where a sleep would only hope
+    /// it had looked.
+    pub async fn wait_reconciles(&self, since: u64, n: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while self.reconciles() < since + n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} reconciles of {n} within 20 s",
+                self.reconciles() - since
+            );
+            self.fake.wait_change(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Changes an annotation of the resource that the operator does not read: a watch event, so
+    /// one more reconcile, which this waits for. "Nothing more happened" is then shown by what
+    /// that reconcile did not do.
+    pub async fn touch(&self, name: &str) {
+        let before = self.reconciles();
+        let n = before.to_string();
+        self.api()
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {"test.example/touched": n}}})),
+            )
+            .await
+            .unwrap();
+        self.wait_reconciles(before, 1).await;
+    }
+
+    /// Waits until the fake API server has served `n` requests labelled `what` (such as
+    /// `PATCH providerintegrations/status`).
+    pub async fn wait_requests(&self, what: &str, n: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while self.fake.requests().get(what).copied().unwrap_or(0) < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "fewer than {n} {what}"
+            );
+            self.fake.wait_change(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits for a condition of the current generation to have `status`.
     pub async fn wait_status(&self, name: &str, ty: &str, status: &str) -> ProviderIntegration {
         self.wait(name, &format!("{ty}={status}"), |p| {
