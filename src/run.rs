@@ -129,7 +129,7 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
 }
 
 fn no_cluster(e: &dyn std::fmt::Display) -> BoxError {
-    format!("no Kubernetes cluster configured ({e}); without one, try the Provider Integration API alone: cargo run -- emulator (README, \"Try it: the local emulator\")").into()
+    format!("no Kubernetes cluster configured ({e}); without one, try the Provider Integration API alone: provider-integration-operator emulator (docs/emulator.md)").into()
 }
 
 /// The cluster answers and serves the CRD.
@@ -155,7 +155,7 @@ async fn preflight(client: &kube::Client, url: &str) -> Result<(), BoxError> {
 }
 
 fn unreachable_cluster(url: &str, e: &dyn std::fmt::Display) -> BoxError {
-    format!("the Kubernetes cluster at {url} is not reachable ({e}); without one, try the Provider Integration API alone: cargo run -- emulator (README, \"Try it: the local emulator\")").into()
+    format!("the Kubernetes cluster at {url} is not reachable ({e}); without one, try the Provider Integration API alone: provider-integration-operator emulator (docs/emulator.md)").into()
 }
 
 /// Runs the operator with `client` until `shutdown` resolves, then at most `SHUTDOWN_LIMIT`

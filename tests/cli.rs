@@ -287,7 +287,8 @@ fn run_emulator_is_refused_with_api_url_and_says_when_there_is_no_cluster() {
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(lines.len(), 1, "{err}");
     assert!(
-        lines[0].contains("not reachable") && lines[0].contains("cargo run -- emulator"),
+        lines[0].contains("not reachable")
+            && lines[0].contains("provider-integration-operator emulator"),
         "{err}"
     );
     assert!(start.elapsed() < std::time::Duration::from_secs(15));

@@ -10,27 +10,21 @@
 //! The controller runs in this process, so nothing here may block a runtime thread: `kubectl`
 //! runs through `tokio::process` on a multi-thread runtime.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use k8s_openapi::{
-    api::core::v1::{Namespace, Secret},
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
     Api, Client, CustomResourceExt, ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
 };
 use pio::{
-    controller::{self, Config, Context},
+    controller::Config,
     crd::{FINALIZER, ProviderIntegration, RECONCILING, STALLED},
-    emulator::{self, EmulatorConfig},
-    metrics::Metrics,
-    pim::PimClient,
 };
 use serde_json::{Value, json};
 
 mod common;
-use common::cluster::{cluster, kubectl};
+use common::cluster::{Operator, clean_up, cluster, kubectl, wait_for};
 
 const ENV: &str = "env-e2e01";
 
@@ -38,29 +32,6 @@ const ENV: &str = "env-e2e01";
 async fn wait_deleted(ns: &str, resource: &str) {
     let (ok, out) = kubectl(&["wait", "-n", ns, "--for=delete", resource, "--timeout=60s"]).await;
     assert!(ok, "{resource} not deleted: {out}");
-}
-
-async fn wait_for(
-    api: &Api<ProviderIntegration>,
-    name: &str,
-    what: &str,
-    f: impl Fn(&ProviderIntegration) -> bool,
-) -> ProviderIntegration {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let pi = api.get_opt(name).await.unwrap();
-        if let Some(pi) = &pi
-            && f(pi)
-        {
-            return pi.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {name} to be {what}: {:#?}",
-            pi.map(|p| p.status)
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 fn cond(pi: &ProviderIntegration, ty: &str, reason: &str) -> bool {
@@ -96,8 +67,6 @@ async fn lifecycle_against_a_real_api_server() {
             return;
         }
     };
-    let ns = format!("pio-e2e-{:08x}", fastrand::u32(..));
-
     // CRD: an installed one is used as it is (the chart's, say); ours only when there is none.
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd_name = ProviderIntegration::crd_name();
@@ -137,28 +106,12 @@ async fn lifecycle_against_a_real_api_server() {
     .await;
     assert!(ok, "CRD not established: {out}");
 
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns, "labels": {"app.kubernetes.io/created-by": "pio-e2e"}}})).unwrap())
-        .await
-        .unwrap();
+    let ns = common::cluster::namespace(&client, "pio-e2e").await;
 
     let result = tokio::spawn(run_lifecycle(client.clone(), ns.clone())).await;
 
     // Clean up whatever happened: our namespace (finalizers first, so it cannot hang).
-    let api: Api<ProviderIntegration> = Api::namespaced(client.clone(), &ns);
-    if let Ok(list) = api.list(&ListParams::default()).await {
-        for pi in list {
-            let _ = api
-                .patch(
-                    &pi.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-                )
-                .await;
-        }
-    }
-    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    clean_up(&client, &ns).await;
     if !preexisting {
         let all: Api<ProviderIntegration> = Api::all(client.clone());
         let left = all
@@ -176,32 +129,15 @@ async fn lifecycle_against_a_real_api_server() {
 }
 
 async fn run_lifecycle(client: Client, ns: String) {
-    let em = emulator::spawn_local(EmulatorConfig::default())
-        .await
-        .unwrap();
-    let http = reqwest::Client::new();
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    secrets
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "pim-creds"},
-            "stringData": {"apiKey": emulator::DEMO_API_KEY, "apiSecret": emulator::DEMO_API_SECRET}})).unwrap())
-        .await
-        .unwrap();
-    let metrics = Arc::new(Metrics::new());
     let config = Config {
-        namespaces: vec![ns.clone()],
         resync: Duration::from_secs(5),
         retry_base: Duration::from_millis(200),
         stall_retry: Duration::from_secs(1),
         ..Default::default()
     };
-    let pim = PimClient::new(&em.base_url, Duration::from_secs(5))
-        .unwrap()
-        .with_observer(metrics.clone());
-    let ctx = Arc::new(Context::new(client.clone(), pim, config, metrics));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(controller::run(ctx, async {
-        let _ = stopped.await;
-    }));
+    let operator = Operator::start(&client, &ns, config).await;
+    let em = &operator.em;
+    let http = reqwest::Client::new();
     let api: Api<ProviderIntegration> = Api::namespaced(client.clone(), &ns);
 
     // The API server enforces the schema and the CEL rule before the operator sees anything.
@@ -372,8 +308,7 @@ async fn run_lifecycle(client: Client, ns: String) {
 
     multicloud(&client, &ns, &api, &em.base_url, &http).await;
 
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), operator).await;
+    operator.stop().await;
 }
 
 fn typed(name: &str, spec: Value) -> ProviderIntegration {

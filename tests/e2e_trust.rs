@@ -10,24 +10,18 @@
 
 mod common;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use common::cluster::{cluster, ensure_crd, kubectl, remove_crd};
-use k8s_openapi::{
-    api::core::v1::{Namespace, Secret},
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-};
+use common::cluster::{Operator, clean_up, cluster, ensure_crd, kubectl, remove_crd, wait_for};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
     Api, Client, ResourceExt,
     api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams},
     core::{ApiResource, GroupVersionKind},
 };
 use pio::{
-    controller::{self, Config, Context, decide::trust::TrustKind},
+    controller::{Config, decide::trust::TrustKind},
     crd::{ProviderIntegration, STALLED, TRUSTED, VALIDATED},
-    emulator::{self, EmulatorConfig},
-    metrics::Metrics,
-    pim::PimClient,
 };
 use serde_json::{Value, json};
 
@@ -75,29 +69,12 @@ async fn trust_against_a_real_api_server() {
             installed.push(kind);
         }
     }
-    let ns = format!("pio-e2e-trust-{:08x}", fastrand::u32(..));
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns, "labels": {"app.kubernetes.io/created-by": "pio-e2e"}}})).unwrap())
-        .await
-        .unwrap();
+    let ns = common::cluster::namespace(&client, "pio-e2e-trust").await;
 
     let result = tokio::spawn(run(client.clone(), ns.clone())).await;
 
     // Clean up whatever happened: finalizers first, so the namespace cannot hang.
-    let api: Api<ProviderIntegration> = Api::namespaced(client.clone(), &ns);
-    if let Ok(list) = api.list(&ListParams::default()).await {
-        for pi in list {
-            let _ = api
-                .patch(
-                    &pi.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-                )
-                .await;
-        }
-    }
-    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    clean_up(&client, &ns).await;
     let _ = kubectl(&[
         "wait",
         "--for=delete",
@@ -135,29 +112,6 @@ async fn trust_against_a_real_api_server() {
     }
 }
 
-async fn wait_for(
-    api: &Api<ProviderIntegration>,
-    name: &str,
-    what: &str,
-    f: impl Fn(&ProviderIntegration) -> bool,
-) -> ProviderIntegration {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let pi = api.get_opt(name).await.unwrap();
-        if let Some(pi) = &pi
-            && f(pi)
-        {
-            return pi.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {name} to be {what}: {:#?}",
-            pi.map(|p| p.status)
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 fn resource(
     name: &str,
     role: &str,
@@ -189,31 +143,14 @@ fn statements(object: &DynamicObject, kind: TrustKind) -> Vec<Value> {
 }
 
 async fn run(client: Client, ns: String) {
-    let em = emulator::spawn_local(EmulatorConfig::default())
-        .await
-        .unwrap();
-    let http = reqwest::Client::new();
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    secrets
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "pim-creds"},
-            "stringData": {"apiKey": emulator::DEMO_API_KEY, "apiSecret": emulator::DEMO_API_SECRET}})).unwrap())
-        .await
-        .unwrap();
-    let metrics = Arc::new(Metrics::new());
     let config = Config {
-        namespaces: vec![ns.clone()],
         retry_base: Duration::from_millis(200),
         stall_retry: Duration::from_secs(1),
         ..Default::default()
     };
-    let pim = PimClient::new(&em.base_url, Duration::from_secs(5))
-        .unwrap()
-        .with_observer(metrics.clone());
-    let ctx = Arc::new(Context::new(client.clone(), pim, config, metrics));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(controller::run(ctx, async {
-        let _ = stopped.await;
-    }));
+    let operator = Operator::start(&client, &ns, config).await;
+    let em = &operator.em;
+    let http = reqwest::Client::new();
     let api: Api<ProviderIntegration> = Api::namespaced(client.clone(), &ns);
 
     // Owned: an ACK Role, created with an owner reference and exactly the trust.
@@ -409,6 +346,5 @@ async fn run(client: Client, ns: String) {
     let (ok, out) = kubectl(&["apply", "--dry-run=server", "-n", &ns, "-f", examples]).await;
     assert!(ok, "rejected by the API server: {out}");
 
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(15), operator).await;
+    operator.stop().await;
 }

@@ -60,23 +60,6 @@ fn cloud_objects() -> Vec<(String, TrustKind, Value)> {
         .collect()
 }
 
-fn crd_file(kind: TrustKind) -> &'static str {
-    match kind {
-        TrustKind::AckRole => "ack-iam/iam.services.k8s.aws_roles.yaml",
-        TrustKind::CrossplaneRole => "crossplane-aws/iam.aws.m.upbound.io_roles.yaml",
-        TrustKind::CrossplaneClusterRole => "crossplane-aws/iam.aws.upbound.io_roles.yaml",
-        TrustKind::PolicyMember => {
-            "config-connector/iampolicymembers.iam.cnrm.cloud.google.com.yaml"
-        }
-        TrustKind::CrossplanePrincipal => {
-            "crossplane-azuread/serviceprincipals.azuread.m.upbound.io_principals.yaml"
-        }
-        TrustKind::CrossplaneClusterPrincipal => {
-            "crossplane-azuread/serviceprincipals.azuread.upbound.io_principals.yaml"
-        }
-    }
-}
-
 /// The CRD's OpenAPI schema, as the API server checks a resource (structural: the
 /// `x-kubernetes-*` keys are the server's own and ignored here; the CEL rules are evaluated by
 /// `common::cel_rules`, and by a real server in `tests/e2e.rs`).
@@ -149,7 +132,7 @@ fn every_example_is_valid_against_the_crd() {
     }
     // The team's objects a shared example needs are valid against their published CRDs.
     for (file, kind, doc) in cloud_objects() {
-        let Some(crd) = common::cloud_crds::Crd::load(crd_file(kind)) else {
+        let Some(crd) = common::cloud_crds::Crd::load(common::cloud_crds::file_of(kind)) else {
             println!(
                 "SKIPPED every_example_is_valid_against_the_crd ({file}): the cloud operators' CRDs are not available"
             );
@@ -184,7 +167,8 @@ async fn run_emulator_makes_every_example_ready_from_a_clean_start() {
         use strum::IntoEnumIterator;
         let dir = common::cloud_crds::dir().unwrap();
         for kind in TrustKind::iter() {
-            let text = std::fs::read_to_string(dir.join(crd_file(kind))).unwrap();
+            let text =
+                std::fs::read_to_string(dir.join(common::cloud_crds::file_of(kind))).unwrap();
             fake.install_crd(&serde_saphyr::from_str(&text).unwrap());
         }
         for (file, kind, doc) in cloud_objects() {

@@ -22,23 +22,6 @@ use serde_json::{Value, json};
 
 const TEAM: &str = "kubectl-edit";
 
-fn crd_file(kind: TrustKind) -> &'static str {
-    match kind {
-        TrustKind::AckRole => "ack-iam/iam.services.k8s.aws_roles.yaml",
-        TrustKind::CrossplaneRole => "crossplane-aws/iam.aws.m.upbound.io_roles.yaml",
-        TrustKind::CrossplaneClusterRole => "crossplane-aws/iam.aws.upbound.io_roles.yaml",
-        TrustKind::PolicyMember => {
-            "config-connector/iampolicymembers.iam.cnrm.cloud.google.com.yaml"
-        }
-        TrustKind::CrossplanePrincipal => {
-            "crossplane-azuread/serviceprincipals.azuread.m.upbound.io_principals.yaml"
-        }
-        TrustKind::CrossplaneClusterPrincipal => {
-            "crossplane-azuread/serviceprincipals.azuread.upbound.io_principals.yaml"
-        }
-    }
-}
-
 /// Installs the published CRDs of `kinds` in the harness's API server; `false` (said as
 /// `SKIPPED <test>`, which `.ci/run` counts) where the cloud CRDs are absent.
 fn install(h: &Harness, kinds: &[TrustKind], test: &str) -> bool {
@@ -47,7 +30,7 @@ fn install(h: &Harness, kinds: &[TrustKind], test: &str) -> bool {
         return false;
     };
     for k in kinds {
-        let text = std::fs::read_to_string(dir.join(crd_file(*k))).unwrap();
+        let text = std::fs::read_to_string(dir.join(common::cloud_crds::file_of(*k))).unwrap();
         let crd: Value = serde_saphyr::from_str(&text).unwrap();
         h.fake.install_crd(&crd);
     }

@@ -21,6 +21,25 @@ pub fn dir() -> Option<PathBuf> {
     .clone()
 }
 
+/// The file (relative to `dir()`) of the published CRD of a kind the operator writes trust to.
+pub fn file_of(kind: pio::controller::decide::trust::TrustKind) -> &'static str {
+    use pio::controller::decide::trust::TrustKind;
+    match kind {
+        TrustKind::AckRole => "ack-iam/iam.services.k8s.aws_roles.yaml",
+        TrustKind::CrossplaneRole => "crossplane-aws/iam.aws.m.upbound.io_roles.yaml",
+        TrustKind::CrossplaneClusterRole => "crossplane-aws/iam.aws.upbound.io_roles.yaml",
+        TrustKind::PolicyMember => {
+            "config-connector/iampolicymembers.iam.cnrm.cloud.google.com.yaml"
+        }
+        TrustKind::CrossplanePrincipal => {
+            "crossplane-azuread/serviceprincipals.azuread.m.upbound.io_principals.yaml"
+        }
+        TrustKind::CrossplaneClusterPrincipal => {
+            "crossplane-azuread/serviceprincipals.azuread.upbound.io_principals.yaml"
+        }
+    }
+}
+
 /// A published CRD: its scope and the schema of its storage version.
 pub struct Crd {
     pub api_version: String,

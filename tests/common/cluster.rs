@@ -4,11 +4,24 @@
 
 use std::time::Duration;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::{
-    Api, Client,
-    api::{DeleteParams, PostParams},
+use std::sync::Arc;
+
+use k8s_openapi::{
+    api::core::v1::{Namespace, Secret},
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+};
+use pio::{
+    controller::{self, Config, Context},
+    crd::ProviderIntegration,
+    emulator::{self, EmulatorConfig, EmulatorHandle},
+    metrics::Metrics,
+    pim::PimClient,
+};
+use serde_json::json;
 use tokio::process::Command;
 
 /// A client for the cluster named by KUBECONFIG, or the reason to skip.
@@ -104,4 +117,98 @@ pub fn provider_integrations_of_examples() -> String {
         std::env::temp_dir().join(format!("pio-e2e-examples-{:08x}.yaml", fastrand::u32(..)));
     std::fs::write(&path, out).unwrap();
     path.to_string_lossy().into_owned()
+}
+
+/// A fresh namespace for one test, labelled as the e2e tests' own.
+pub async fn namespace(client: &Client, prefix: &str) -> String {
+    let ns = format!("{prefix}-{:08x}", fastrand::u32(..));
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns, "labels": {"app.kubernetes.io/created-by": "pio-e2e"}}})).unwrap())
+        .await
+        .unwrap();
+    ns
+}
+
+/// Deletes a test's namespace, whatever happened: finalizers first, so it cannot hang.
+pub async fn clean_up(client: &Client, ns: &str) {
+    let api: Api<ProviderIntegration> = Api::namespaced(client.clone(), ns);
+    if let Ok(list) = api.list(&ListParams::default()).await {
+        for pi in list {
+            let _ = api
+                .patch(
+                    &pi.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+                )
+                .await;
+        }
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let _ = namespaces.delete(ns, &DeleteParams::default()).await;
+}
+
+/// The operator under test, in this process, watching only `ns`, against an emulator on
+/// loopback whose demo key is the Secret `pim-creds` in `ns`.
+pub struct Operator {
+    pub em: EmulatorHandle,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Operator {
+    pub async fn start(client: &Client, ns: &str, config: Config) -> Self {
+        let em = emulator::spawn_local(EmulatorConfig::default())
+            .await
+            .unwrap();
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+        secrets
+            .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "pim-creds"},
+                "stringData": {"apiKey": emulator::DEMO_API_KEY, "apiSecret": emulator::DEMO_API_SECRET}})).unwrap())
+            .await
+            .unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let config = Config {
+            namespaces: vec![ns.to_string()],
+            ..config
+        };
+        let pim = PimClient::new(&em.base_url, Duration::from_secs(5))
+            .unwrap()
+            .with_observer(metrics.clone());
+        let ctx = Arc::new(Context::new(client.clone(), pim, config, metrics));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(controller::run(ctx, async {
+            let _ = stopped.await;
+        }));
+        Self { em, stop, task }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+    }
+}
+
+/// Polls `name` until `f` holds (60 s at most), as a user watching it would.
+pub async fn wait_for(
+    api: &Api<ProviderIntegration>,
+    name: &str,
+    what: &str,
+    f: impl Fn(&ProviderIntegration) -> bool,
+) -> ProviderIntegration {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let pi = api.get_opt(name).await.unwrap();
+        if let Some(pi) = &pi
+            && f(pi)
+        {
+            return pi.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {name} to be {what}: {:#?}",
+            pi.map(|p| p.status)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
