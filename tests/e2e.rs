@@ -24,15 +24,9 @@ use pio::{
 use serde_json::{Value, json};
 
 mod common;
-use common::cluster::{Operator, clean_up, cluster, kubectl, wait_for};
+use common::cluster::{Operator, clean_up, cluster, kubectl, wait_deleted, wait_for};
 
 const ENV: &str = "env-e2e01";
-
-/// `kubectl wait --for=delete`, as a user or a GitOps tool would.
-async fn wait_deleted(ns: &str, resource: &str) {
-    let (ok, out) = kubectl(&["wait", "-n", ns, "--for=delete", resource, "--timeout=60s"]).await;
-    assert!(ok, "{resource} not deleted: {out}");
-}
 
 fn cond(pi: &ProviderIntegration, ty: &str, reason: &str) -> bool {
     pi.condition(ty).is_some_and(|c| {

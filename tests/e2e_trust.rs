@@ -12,7 +12,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{Operator, clean_up, cluster, ensure_crd, kubectl, remove_crd, wait_for};
+use common::cluster::{
+    Operator, clean_up, cluster, ensure_crd, kubectl, remove_crd, wait_deleted, wait_for,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
     Api, Client, ResourceExt,
@@ -239,16 +241,7 @@ async fn run(client: Client, ns: String) {
     assert!(pi.condition(STALLED).unwrap().message.contains("flux"));
     // Deleted with the integration.
     api.delete("owned", &DeleteParams::default()).await.unwrap();
-    let (ok, out) = kubectl(&[
-        "wait",
-        "-n",
-        &ns,
-        "--for=delete",
-        "providerintegration/owned",
-        "--timeout=60s",
-    ])
-    .await;
-    assert!(ok, "{out}");
+    wait_deleted(&ns, "providerintegration/owned").await;
     assert!(
         roles.get_opt("owned-trust").await.unwrap().is_none(),
         "the owned role goes with it"
@@ -286,16 +279,7 @@ async fn run(client: Client, ns: String) {
     api.delete("shared", &DeleteParams::default())
         .await
         .unwrap();
-    let (ok, out) = kubectl(&[
-        "wait",
-        "-n",
-        &ns,
-        "--for=delete",
-        "providerintegration/shared",
-        "--timeout=60s",
-    ])
-    .await;
-    assert!(ok, "{out}");
+    wait_deleted(&ns, "providerintegration/shared").await;
     let role = team_roles.get("team-role").await.unwrap();
     assert_eq!(
         statements(&role, xp),

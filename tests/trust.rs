@@ -148,6 +148,26 @@ fn document(object: &Value, kind: TrustKind) -> Value {
     serde_json::from_str(object.pointer(kind.field()).unwrap().as_str().unwrap()).unwrap()
 }
 
+/// Recreates `name` (a new display name, so a new integration) and waits until its trust is
+/// written for the new integration.
+async fn recreated(
+    h: &Harness,
+    name: &str,
+    before: &pio::crd::ProviderIntegration,
+) -> pio::crd::ProviderIntegration {
+    let old = before.status.as_ref().and_then(|s| s.id.clone());
+    h.patch_spec(name, json!({"displayName": format!("{name}-renamed")}))
+        .await;
+    h.wait(name, "recreated and written", |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.trust.as_ref())
+            .is_some_and(|t| Some(&t.integration_id) != old.as_ref())
+            && p.is_ready()
+    })
+    .await
+}
+
 /// Owning a role, for each of the three role kinds: the exact object, the cloud operator's
 /// report carried to `Trusted` and then `Validated`, the team's fields kept, a recreate's new
 /// external id written, and the object deleted with the integration.
@@ -351,19 +371,7 @@ async fn a_shared_role_gets_one_statement_per_integration_and_loses_only_its_own
 
         // a is recreated: its statement is replaced, b's and the team's stay.
         let old_a = statements_of(&pa);
-        h.patch_spec(&a, json!({"displayName": format!("a-renamed-{n}")}))
-            .await;
-        let pa2 = h
-            .wait(&a, "recreated and written", |p| {
-                p.status
-                    .as_ref()
-                    .and_then(|s| s.trust.as_ref())
-                    .is_some_and(|t| {
-                        Some(&t.integration_id) != pa.status.as_ref().unwrap().id.as_ref()
-                    })
-                    && p.is_ready()
-            })
-            .await;
+        let pa2 = recreated(&h, &a, &pa).await;
         let doc = document(&stored(&h, kind, &role).unwrap(), kind);
         let statements = doc["Statement"].as_array().unwrap();
         assert_eq!(statements.len(), 5, "{doc:#}");
@@ -622,19 +630,7 @@ async fn a_principal_is_owned_or_shared_for_confluents_app() {
             format!("{NS}/{b}")
         );
         // a recreated: its mark moves to the new id.
-        h.patch_spec(&a, json!({"displayName": format!("pa-renamed-{n}")}))
-            .await;
-        let pa2 = h
-            .wait(&a, "recreated and marked", |p| {
-                p.status
-                    .as_ref()
-                    .and_then(|s| s.trust.as_ref())
-                    .is_some_and(|t| {
-                        Some(&t.integration_id) != pa.status.as_ref().unwrap().id.as_ref()
-                    })
-                    && p.is_ready()
-            })
-            .await;
+        let pa2 = recreated(&h, &a, &pa).await;
         let annotations = stored(&h, kind, &team).unwrap()["metadata"]["annotations"].clone();
         assert!(annotations.get(mark(&pa)).is_none() && annotations.get(mark(&pa2)).is_some());
         h.delete(&b).await;

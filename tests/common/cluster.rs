@@ -212,3 +212,9 @@ pub async fn wait_for(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// `kubectl wait --for=delete`, as a user or a GitOps tool would.
+pub async fn wait_deleted(ns: &str, resource: &str) {
+    let (ok, out) = kubectl(&["wait", "-n", ns, "--for=delete", resource, "--timeout=60s"]).await;
+    assert!(ok, "{resource} not deleted: {out}");
+}
