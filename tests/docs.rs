@@ -186,7 +186,7 @@ fn reference() -> String {
     let schema = &version["schema"]["openAPIV3Schema"]["properties"];
     let mut out = String::new();
     out.push_str("# Reference\n\n");
-    out.push_str("Generated from the CRD (`src/crd.rs`) and the reasons (`src/controller/decide/reasons.rs`) by\n`tests/docs.rs`, which fails when this file differs from them. Do not edit by hand: run\n`PIO_WRITE_DOCS=1 cargo test --test docs`.\n\n");
+    out.push_str("Generated from the CRD (`src/crd.rs`) and the reasons (`src/controller/decide/reasons.rs`, their texts in `reason_help.rs`) by\n`tests/docs.rs`, which fails when this file differs from them. Do not edit by hand: run\n`PIO_WRITE_DOCS=1 cargo test --test docs`.\n\n");
     writeln!(
         out,
         "`{}/{}`, kind `{}` (namespaced), short name `{}`, category `{}`. The API version policy is in\n[operations.md](operations.md#the-api-version-v1alpha1).\n",

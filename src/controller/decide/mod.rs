@@ -19,6 +19,7 @@ pub mod desired;
 mod gates;
 mod lookup;
 mod observer;
+mod reason_help;
 pub mod reasons;
 pub mod trust;
 mod validation;

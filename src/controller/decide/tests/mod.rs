@@ -206,6 +206,7 @@ fn decide_does_no_io() {
         ("desired.rs", include_str!("../desired.rs")),
         ("validation.rs", include_str!("../validation.rs")),
         ("reasons.rs", include_str!("../reasons.rs")),
+        ("reason_help.rs", include_str!("../reason_help.rs")),
         ("lookup.rs", include_str!("../lookup.rs")),
         ("gates.rs", include_str!("../gates.rs")),
         ("observer.rs", include_str!("../observer.rs")),
