@@ -324,3 +324,40 @@ async fn installed_crds_are_served_by_group_pruned_and_validated() {
     );
     assert_eq!(acks.list(&Default::default()).await.unwrap().items.len(), 1);
 }
+
+/// Charged like a real server (`set_write_throughput`): writes are served one line for all
+/// clients, in arrival order, at the given rate, so a write's latency is the line before it;
+/// reads are not charged. On tokio's paused clock: exact, and instant.
+#[tokio::test(start_paused = true)]
+async fn writes_wait_their_turn_in_one_line_at_the_charged_rate() {
+    let fake = FakeKube::new();
+    fake.set_write_throughput(100);
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(fake.client(NS), NS);
+    let start = tokio::time::Instant::now();
+    let writes = (0..50).map(|i| {
+        let secrets = secrets.clone();
+        async move {
+            let s = serde_json::from_value(json!({"metadata": {"name": format!("s{i}")}})).unwrap();
+            secrets.create(&Default::default(), &s).await.unwrap();
+            start.elapsed()
+        }
+    });
+    let mut done: Vec<Duration> = futures::future::join_all(writes).await;
+    done.sort();
+    // One every 10 ms: the first at once, the 50th after 49 turns.
+    assert_eq!(done[0], Duration::ZERO);
+    assert_eq!(done[49], Duration::from_millis(490));
+    let (n, waited) = fake.charged_writes();
+    assert_eq!(n, 50);
+    assert_eq!(waited, Duration::from_millis((0..50).map(|i| i * 10).sum()));
+    // Reads wait for no one.
+    let t = tokio::time::Instant::now();
+    secrets.list(&Default::default()).await.unwrap();
+    assert_eq!(t.elapsed(), Duration::ZERO);
+    // Free again.
+    fake.set_write_throughput(0);
+    let t = tokio::time::Instant::now();
+    let s = serde_json::from_value(json!({"metadata": {"name": "free"}})).unwrap();
+    secrets.create(&Default::default(), &s).await.unwrap();
+    assert_eq!(t.elapsed(), Duration::ZERO);
+}
