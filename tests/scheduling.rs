@@ -90,14 +90,15 @@ async fn an_api_server_refusing_writes_is_not_hammered() {
         1_000_000,
         429,
     );
-    // The reconciles in flight fail within the first second; what follows is retries.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The reconciles in flight fail within a second (two on a loaded machine, where the first
+    // attempts of 64 reconciles in flight straggle); what follows is retries.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let early = writes(&h);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let later = writes(&h) - early;
     h.fake.clear_faults();
     let back = tokio::time::Instant::now();
-    println!("writes refused: {later} tried in 3 s after the first second");
+    println!("writes refused: {later} tried in 3 s after the first two seconds");
     assert!(
         later <= 10,
         "{later} writes tried in 3 s while every write is refused"
