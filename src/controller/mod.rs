@@ -224,3 +224,13 @@ pub fn error_policy(cached: Arc<Cached>, err: &Error, ctx: Arc<Context>) -> Acti
         }
     }
 }
+#[cfg(test)]
+mod tmp_size {
+    fn size<A, B, R>(_: impl Fn(A, B) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+    #[test]
+    fn print_sizes() {
+        println!("reconcile future: {} bytes", size(super::reconcile));
+    }
+}

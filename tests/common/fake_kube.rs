@@ -463,6 +463,20 @@ impl FakeKube {
         lock(&self.inner).requests.clear();
     }
 
+    /// Every write of this resource type so far, in commit order (the order its watch events
+    /// are delivered in), as `(namespace, name, resourceVersion)`.
+    pub fn commits(&self, plural: &str) -> Vec<(String, String, u64)> {
+        lock(&self.inner)
+            .log
+            .iter()
+            .filter(|e| e.plural == plural)
+            .map(|e| {
+                let name = e.object["metadata"]["name"].as_str().unwrap_or_default();
+                (e.namespace.clone(), name.to_string(), e.rv)
+            })
+            .collect()
+    }
+
     /// A stored object, as JSON.
     pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
         lock(&self.inner)
