@@ -327,10 +327,10 @@ impl Elector {
             }
         };
         let mut controller = std::pin::pin!(controller);
-        let lost = tokio::select! {
-            lost = keep => lost,
-            // The controller only ends after `stop`.
-            _ = controller.as_mut() => false,
+        let (lost, ended) = tokio::select! {
+            lost = keep => (lost, false),
+            // The controller only ends after `stop` (a shutdown that may win this race).
+            _ = controller.as_mut() => (false, true),
         };
         if lost {
             // At once, before the controller winds down: a standby may be acting.
@@ -338,7 +338,10 @@ impl Elector {
             let _ = lost_tx.send(());
             warn!(identity = %c.identity, "lost leadership");
         }
-        controller.await;
+        // Never polled again once it has ended: a finished `async fn` panics if resumed.
+        if !ended {
+            controller.await;
+        }
         ctx.metrics.set_leader(false);
         if lost {
             return Ok(Ended::LostLeadership);

@@ -70,12 +70,12 @@ async fn dispatch(pi: Arc<ProviderIntegration>, ctx: &Context) -> Result<Action,
         // Said on the resource, by a write guarded by the same `resourceVersion`: on a copy that
         // changed meanwhile it fails 409 (stale, decided again), so only a real rejection lands.
         Err(Error::Rejected(message)) => {
-            let stalled = status::stall(
+            let stalled = Box::pin(status::stall(
                 ctx,
                 &pi,
                 Reason::WriteRejected,
                 format!("the Kubernetes API server rejected the operator's write (422): {message}"),
-            )
+            ))
             .await;
             if stalled.is_ok() {
                 ctx.metrics.write_rejected();
@@ -106,21 +106,23 @@ async fn finalize(pi: Arc<ProviderIntegration>, ctx: &Context) -> Result<Action,
         decide::PauseStep::Go => pi,
         decide::PauseStep::Hold { deleting } => {
             let by = by.unwrap_or(pause::PausedBy::Resource);
-            pause::hold(ctx, &pi, by, deleting).await?;
+            Box::pin(pause::hold(ctx, &pi, by, deleting)).await?;
             return Ok(Action::await_change());
         }
         decide::PauseStep::Unsure { deleting } => {
-            return Ok(Action::requeue(pause::unsure(ctx, &pi, deleting).await?));
+            return Ok(Action::requeue(
+                Box::pin(pause::unsure(ctx, &pi, deleting)).await?,
+            ));
         }
-        decide::PauseStep::Resume => Arc::new(pause::resume(ctx, &pi).await?),
+        decide::PauseStep::Resume => Arc::new(Box::pin(pause::resume(ctx, &pi)).await?),
     };
     if !deleting {
         return apply(&api, pi, ctx).await;
     }
-    let action = cleanup::cleanup(&pi, ctx).await?;
+    let action = Box::pin(cleanup::cleanup(&pi, ctx)).await?;
     // The integration is gone (or kept): so goes the trust written for it (or it stays).
-    trust::release(ctx, &pi, orphan || pi.spec.observes()).await?;
-    metadata::remove_finalizer(ctx, &api, &pi).await?;
+    Box::pin(trust::release(ctx, &pi, orphan || pi.spec.observes())).await?;
+    Box::pin(metadata::remove_finalizer(ctx, &api, &pi)).await?;
     // Only now: a failed removal retries cleanup, which may need the remembered credentials.
     ctx.forget(&pi);
     Ok(action)
@@ -136,17 +138,19 @@ async fn apply(
     let desired = match Desired::from_resource(&pi) {
         Ok(d) => d,
         Err(decide::InvalidSpec(m)) => {
-            return status::stall(ctx, &pi, Reason::InvalidSpec, m).await;
+            return Box::pin(status::stall(ctx, &pi, Reason::InvalidSpec, m)).await;
         }
     };
-    let creds = match credentials::for_apply(ctx, &pi).await? {
+    let creds = match Box::pin(credentials::for_apply(ctx, &pi)).await? {
         Ok(c) => c,
-        Err((reason, message)) => return status::stall(ctx, &pi, reason, message).await,
+        Err((reason, message)) => {
+            return Box::pin(status::stall(ctx, &pi, reason, message)).await;
+        }
     };
     let status = pi.decided_status();
-    let observed = match observe::observe(ctx, &pi, &creds, &desired, &status).await {
+    let observed = match Box::pin(observe::observe(ctx, &pi, &creds, &desired, &status)).await {
         Ok(o) => o,
-        Err(e) => return status::api_error(ctx, &pi, &creds, e).await,
+        Err(e) => return Box::pin(status::api_error(ctx, &pi, &creds, e)).await,
     };
     let decision = if desired.observe {
         decide::decide_observer(&desired, observed)
@@ -155,7 +159,9 @@ async fn apply(
         decide::decide_among(&desired, &status, observed, &others)
     };
     let pi = match decide::finalizer_step(&decision, has_finalizer(&pi)) {
-        decide::FinalizerStep::AddNow => Arc::new(metadata::add_finalizer(ctx, api, &pi).await?),
+        decide::FinalizerStep::AddNow => {
+            Arc::new(Box::pin(metadata::add_finalizer(ctx, api, &pi)).await?)
+        }
         // Present, not needed yet, or added by `apply` with the first create's intent.
         decide::FinalizerStep::Present
         | decide::FinalizerStep::NotYet
@@ -172,7 +178,7 @@ async fn apply(
             trust_retry,
         } => {
             let next = if desired.validate && trust_ready {
-                validate::validate(ctx, &pi, &creds, &integration).await?
+                Box::pin(validate::validate(ctx, &pi, &creds, &integration)).await?
             } else {
                 None
             };
@@ -224,13 +230,29 @@ pub fn error_policy(cached: Arc<Cached>, err: &Error, ctx: Arc<Context>) -> Acti
         }
     }
 }
+/// A reconcile's future is allocated whole when it starts, as large as its largest path, and
+/// hundreds wait on a create's POST at once (at 1 s of API latency): its paths are boxed, so
+/// each holds only the path it is on. Unboxed it was 20 KB.
 #[cfg(test)]
-mod tmp_size {
-    fn size<A, B, R>(_: impl Fn(A, B) -> R) -> usize {
-        std::mem::size_of::<R>()
-    }
-    #[test]
-    fn print_sizes() {
-        println!("reconcile future: {} bytes", size(super::reconcile));
+mod future_size {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reconcile_in_flight_holds_only_its_path() {
+        let config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let pim = crate::pim::PimClient::new("http://127.0.0.1:1", Duration::from_secs(1)).unwrap();
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let ctx = Arc::new(Context::new(client, pim, Default::default(), metrics));
+        let pi: ProviderIntegration = serde_json::from_value(serde_json::json!({
+            "apiVersion": "pim.confluent.cloud/v1alpha1", "kind": "ProviderIntegration",
+            "metadata": {"name": "a", "namespace": "n"},
+            "spec": {"environment": "env-a", "provider": "AWS", "credentialsRef": {"name": "c"},
+                     "aws": {"customerIamRoleArn": "arn:aws:iam::123456789012:role/x"}}}))
+        .unwrap();
+        let cached = Arc::new(runtime::cached::Cached::of(pi));
+        let size = std::mem::size_of_val(&reconcile(cached, ctx));
+        println!("a reconcile's future: {size} bytes");
+        assert!(size <= 8 * 1024, "a reconcile's future is {size} bytes");
     }
 }

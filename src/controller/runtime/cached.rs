@@ -10,9 +10,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, core::NamespaceResourceScope, runtime::watcher};
 use serde::{Deserialize, Serialize};
 
+use crate::controller::state::trim;
 use crate::crd::{
-    ANNOTATION_PREFIX, INTENT_ANNOTATION, PAUSED, ProviderIntegration, ProviderIntegrationSpec,
-    ProviderIntegrationStatus, STALLED, VALIDATED,
+    PAUSED, ProviderIntegration, ProviderIntegrationSpec, ProviderIntegrationStatus, STALLED,
+    VALIDATED,
 };
 
 /// One cached resource. Its metadata holds only the name and namespace (the cache's key; a uid
@@ -159,24 +160,6 @@ pub(crate) fn cache(event: watcher::Event<ProviderIntegration>) -> watcher::Even
 impl<'de> Deserialize<'de> for Cached {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         ProviderIntegration::deserialize(d).map(Cached::of)
-    }
-}
-
-/// Drops what the controller never reads before an object is cached: `managedFields` and
-/// kubectl's last-applied annotation are kilobytes per object on a real API server, and the
-/// labels, owner references and other tools' annotations are read by no reconcile (no write of
-/// ours sends the whole object back). An annotation map emptied here stays `Some`: "the object
-/// has annotations" decides whether a JSON patch may add to the map or must create it, and
-/// creating it would replace everyone else's.
-pub(crate) fn trim(pi: &mut ProviderIntegration) {
-    let m = &mut pi.metadata;
-    m.managed_fields = None;
-    m.labels = None;
-    m.owner_references = None;
-    // The first create's intent is ignored once an id is recorded (`recorded_intent`).
-    let recorded = pi.status.as_ref().is_some_and(|s| s.id.is_some());
-    if let Some(a) = m.annotations.as_mut() {
-        a.retain(|k, _| k.starts_with(ANNOTATION_PREFIX) && !(recorded && k == INTENT_ANNOTATION));
     }
 }
 

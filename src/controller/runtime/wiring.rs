@@ -150,7 +150,7 @@ pub async fn run<R, F>(
                     ctx.clone(),
                 )
                 .for_each(move |result| {
-                    // A success is the trial a half-open gate waited for: every line resumes.
+                    // The trial a half-open gate waited for (it wrote): every line resumes.
                     if result.is_ok() && opened.api_server.succeeded() {
                         wake_all(&all);
                     }

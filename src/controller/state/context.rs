@@ -138,7 +138,19 @@ pub struct Context {
     /// The cloud operators' kinds to watch for trust objects (`trust_watch.rs`).
     pub(crate) trust_watch: super::trust_watch::TrustWatch,
     memory: Mutex<HashMap<String, Memory>>,
+    /// Places for writes to the Kubernetes API server (`write_slot`).
+    writes: tokio::sync::Semaphore,
 }
+
+/// The reconciles' writes in flight to the Kubernetes API server at once. kube's client speaks
+/// HTTP/1.1, so each write in flight is a connection (a TLS session on a real cluster: memory
+/// here, a handshake there). The server serves writes one line at a time (about 500 a second
+/// on 2 cores), so a few dozen keep it busy at any latency below 50 ms; more would only wait
+/// in its line (or its priority-and-fairness queue) instead of in ours, each holding a
+/// connection. Ours is first come, first served, and a reconcile waits here for at most the
+/// writes of the reconciles ahead of it (`runtime/feed.rs` bounds those). Lease renewals do
+/// not come through here: they are never held behind reconciles.
+pub(crate) const KUBE_WRITES_IN_FLIGHT: usize = 32;
 
 /// The delay after the `n`th failure in a row (n ≥ 1): `base` doubling up to `cap`, ±20% jitter.
 pub(crate) fn backoff_delay(n: u32, base: Duration, cap: Duration) -> Duration {
@@ -189,6 +201,7 @@ impl Context {
             owners: Owners::default(),
             trust_watch: Default::default(),
             memory: Mutex::default(),
+            writes: tokio::sync::Semaphore::new(KUBE_WRITES_IN_FLIGHT),
         }
     }
 
@@ -257,15 +270,20 @@ impl Context {
     }
 
     /// Records the `resourceVersion` a write of ours produced.
-    pub(crate) fn wrote(&self, stored: &ProviderIntegration) {
+    /// Records a write of ours, and returns what it stored trimmed as the cache keeps it: a
+    /// reconcile holds it across its next remote call (a second at worst, hundreds at once).
+    pub(crate) fn wrote(&self, mut stored: ProviderIntegration) -> ProviderIntegration {
         if let Some(rv) = stored.metadata.resource_version.clone() {
-            self.memory(stored, |m| {
+            self.memory(&stored, |m| {
                 m.written.push_back(rv);
                 if m.written.len() > 8 {
                     m.written.pop_front();
                 }
             });
         }
+        self.api_server.write_passed();
+        super::trim(&mut stored);
+        stored
     }
 
     /// Whether `pi` is a copy our own later write has superseded (the watch has not caught up).
@@ -291,6 +309,21 @@ impl Context {
 
     /// Whether this replica may still write anything (to Confluent Cloud or to the Kubernetes API
     /// server): not past its leader Lease's renew deadline.
+    /// A place for one write to the Kubernetes API server, held until its answer
+    /// (`KUBE_WRITES_IN_FLIGHT`); the Lease fence is checked once the place is had, so a write
+    /// that waited for it past the deadline does not leave.
+    pub(crate) async fn write_slot(
+        &self,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, crate::controller::error::Error> {
+        let slot = self
+            .writes
+            .acquire()
+            .await
+            .map_err(|_| crate::controller::error::Error::Fenced)?;
+        self.may_write()?;
+        Ok(slot)
+    }
+
     pub(crate) fn may_write(&self) -> Result<(), crate::controller::error::Error> {
         if self.pim.fence().allows_writes() {
             Ok(())

@@ -5,9 +5,10 @@
 //! and those that failed wait in the line (not in kube's scheduler, whose requeues would bypass
 //! it: up to the concurrency retrying every 2 s). Every `PROBE_EVERY` a probe asks `/readyz`;
 //! once it answers, and the trial backoff has passed, the gate is half open: one reconcile is let
-//! through as a trial. Its success opens the gate (the line resumes at once); its failure closes
-//! it again with a longer trial backoff (0.5 s doubling to 2 s), since a server whose health
-//! check answers may still refuse writes (API Priority and Fairness, a slow etcd).
+//! through as a trial. Its success, with a write that passed, opens the gate (the line resumes
+//! at once); its failure closes it again with a longer trial backoff (0.5 s doubling to 2 s),
+//! since a server whose health check answers may still refuse writes (API Priority and Fairness,
+//! a slow etcd). A trial with nothing to write leaves it half open, for the next one.
 
 use parking_lot::Mutex;
 use std::time::Duration;
@@ -45,6 +46,8 @@ pub struct ApiServerGate {
     state: Mutex<State>,
     /// Wakes the probe when the gate closes.
     closed: tokio::sync::Notify,
+    /// A write passed while the gate was half open (`succeeded`).
+    wrote: std::sync::atomic::AtomicBool,
 }
 
 impl Default for ApiServerGate {
@@ -52,6 +55,7 @@ impl Default for ApiServerGate {
         Self {
             state: Mutex::new(State::Open),
             closed: tokio::sync::Notify::new(),
+            wrote: Default::default(),
         }
     }
 }
@@ -81,6 +85,8 @@ impl ApiServerGate {
             // Others that were in flight when it closed: one signal.
             State::Closed { .. } => return,
         };
+        self.wrote
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let wait = TRIAL_BACKOFF
             .saturating_mul(1 << (failures - 1).min(8))
             .min(TRIAL_BACKOFF_MAX);
@@ -92,12 +98,24 @@ impl ApiServerGate {
         self.closed.notify_one();
     }
 
-    /// A reconcile succeeded: a half-open gate opens. Returns whether it did.
+    /// A write passed. Noted while the gate is half open, for `succeeded`.
+    pub fn write_passed(&self) {
+        if matches!(*self.state.lock(), State::HalfOpen { .. }) {
+            self.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// A reconcile succeeded: a half-open gate opens if a write passed meanwhile. Returns
+    /// whether it did. A success without a write says nothing about writes (the trial may be a
+    /// settled resource's turn), and one write passing says little while the reconcile's next
+    /// may still be refused: opening then would let every line retry at once.
     pub fn succeeded(&self) -> bool {
         let mut s = self.state.lock();
-        if matches!(*s, State::HalfOpen { .. }) {
+        if matches!(*s, State::HalfOpen { .. })
+            && self.wrote.swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
             *s = State::Open;
-            tracing::info!("the Kubernetes API server answers again; resuming work");
+            tracing::info!("the Kubernetes API server takes writes again; resuming work");
             return true;
         }
         false
@@ -172,11 +190,22 @@ mod tests {
                 trial_after: Instant::now() + TRIAL_BACKOFF * 2
             }
         );
-        // A success while closed opens nothing; a trial's success opens it.
+        // Nothing opens it while closed; half open, a success without a write leaves it so
+        // (the next trial comes), and one after a write opens it.
+        g.write_passed();
         assert!(!g.succeeded());
         *g.state.lock() = State::HalfOpen { failures: 2 };
+        assert!(!g.succeeded());
+        assert_eq!(g.allowed(), 1);
+        g.write_passed();
         assert!(g.succeeded());
         assert_eq!(g.allowed(), usize::MAX);
+        // A write that passed before the trial failed counts for nothing after.
+        *g.state.lock() = State::HalfOpen { failures: 2 };
+        g.write_passed();
+        g.close(&"429");
+        *g.state.lock() = State::HalfOpen { failures: 3 };
+        assert!(!g.succeeded());
         // The backoff is bounded.
         for _ in 0..20 {
             *g.state.lock() = State::HalfOpen { failures: 30 };

@@ -58,21 +58,34 @@ pub(crate) async fn act(
     creds: &Credentials,
     decision: Decision,
 ) -> Result<Acted, Error> {
+    // Each path boxed: a reconcile's future is as large as its largest path, and hundreds wait
+    // on a create's POST at once; boxed, each holds only the path it is on.
     match decision {
-        Decision::InSync(i) => in_sync(ctx, pi, desired, creds, i, None).await,
+        Decision::InSync(i) | Decision::Mirror(i) => {
+            Box::pin(in_sync(ctx, pi, desired, creds, i, None)).await
+        }
         Decision::Adopt(i) => {
             let note = format!("adopted existing integration {}", i.id);
-            in_sync(ctx, pi, desired, creds, i, Some((Reason::Adopted, note))).await
+            Box::pin(in_sync(
+                ctx,
+                pi,
+                desired,
+                creds,
+                i,
+                Some((Reason::Adopted, note)),
+            ))
+            .await
         }
-        Decision::Claim(i) => claim(ctx, pi, desired, creds, i).await,
-        Decision::Mirror(i) => in_sync(ctx, pi, desired, creds, i, None).await,
-        Decision::Create { replaces } => create(ctx, api, pi, desired, creds, replaces).await,
-        Decision::Recreate { old, changed } => recreate(ctx, pi, creds, old, changed)
+        Decision::Claim(i) => Box::pin(claim(ctx, pi, desired, creds, i)).await,
+        Decision::Create { replaces } => {
+            Box::pin(create(ctx, api, pi, desired, creds, replaces)).await
+        }
+        Decision::Recreate { old, changed } => Box::pin(recreate(ctx, pi, creds, old, changed))
             .await
             .map(Acted::from),
-        Decision::Stall { reason, message } => {
-            stall(ctx, pi, reason, message).await.map(Acted::from)
-        }
+        Decision::Stall { reason, message } => Box::pin(stall(ctx, pi, reason, message))
+            .await
+            .map(Acted::from),
     }
 }
 
@@ -119,9 +132,15 @@ async fn in_sync(
     } else {
         (Cow::Borrowed(pi), i)
     };
-    ctx.may_write()?;
-    let written = match outputs::sync(&ctx.client, MANAGER, &pi, &i).await {
-        Ok(written) => written,
+    let synced = {
+        let _slot = ctx.write_slot().await?;
+        outputs::sync(&ctx.client, MANAGER, &pi, &i).await
+    };
+    let written = match synced {
+        Ok(written) => {
+            ctx.api_server.write_passed();
+            written
+        }
         Err(outputs::OutputsError::Kube(e)) => return Err(Error::Kube(e)),
         Err(e @ outputs::OutputsError::NotOwned(_)) => {
             let mut b = StatusBuilder::new(&pi).integration(&i);
@@ -328,7 +347,8 @@ async fn create(
                 // Ready with the id says it; an event per routine create is noise at scale.
                 None => None,
             };
-            in_sync(ctx, &base, desired, creds, i, event).await
+            // Boxed: what follows the POST is not held while it is under way.
+            Box::pin(in_sync(ctx, &base, desired, creds, i, event)).await
         }
         Err(e @ PimError::Conflict { .. }) if e.code() == Some("resource_already_exists") => {
             let found = match ctx
@@ -342,7 +362,7 @@ async fn create(
             let ids = found.iter().map(|i| i.id.as_str());
             let others = observe::others(ctx, pi, ids, None);
             match decide::after_conflict(desired, had_intent, found, &e.to_string(), &others) {
-                AfterConflict::Claim(i) => claim(ctx, &base, desired, creds, i).await,
+                AfterConflict::Claim(i) => Box::pin(claim(ctx, &base, desired, creds, i)).await,
                 AfterConflict::Foreign(message) => {
                     let base =
                         match super::metadata::drop_intent_annotation(ctx, api, &base).await? {
@@ -351,7 +371,7 @@ async fn create(
                         };
                     let mut b = StatusBuilder::new(&base);
                     b.status.pending_create = None;
-                    stall_with(ctx, &base, b, Reason::AlreadyExists, message)
+                    Box::pin(stall_with(ctx, &base, b, Reason::AlreadyExists, message))
                         .await
                         .map(Acted::from)
                 }

@@ -92,15 +92,14 @@ async fn patch_metadata(
     pi: &ProviderIntegration,
     mut ops: Vec<PatchOperation>,
 ) -> Result<ProviderIntegration, Error> {
-    ctx.may_write()?;
+    let _slot = ctx.write_slot().await?;
     ops.insert(0, decided_on(pi));
     let patch = json_patch::Patch(ops);
     let updated = api
         .patch(&pi.name_any(), &params(), &Patch::Json::<()>(patch))
         .await
         .map_err(rejected_or_stale)?;
-    ctx.wrote(&updated);
-    Ok(updated)
+    Ok(ctx.wrote(updated))
 }
 
 /// Whether `pi` is still the stored version, asked of the API server itself (the watch may lag):
@@ -184,7 +183,7 @@ pub(crate) async fn remove_finalizer(
     api: &Api<ProviderIntegration>,
     pi: &ProviderIntegration,
 ) -> Result<(), Error> {
-    ctx.may_write()?;
+    let _slot = ctx.write_slot().await?;
     let remaining: Vec<&String> = pi.finalizers().iter().filter(|f| *f != FINALIZER).collect();
     // Merge patch: `resourceVersion` is a precondition, so a release decided on a stale copy
     // gets 409.
@@ -196,7 +195,10 @@ pub(crate) async fn remove_finalizer(
         .patch(&pi.name_any(), &params(), &Patch::Merge(&patch))
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            ctx.api_server.write_passed();
+            Ok(())
+        }
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         Err(e) => Err(rejected_or_stale(e)),
     }

@@ -33,9 +33,9 @@ pub(crate) async fn event(
     note: String,
 ) {
     // A replica past its Lease's deadline says nothing more: a new leader speaks now.
-    if ctx.may_write().is_err() {
+    let Ok(_slot) = ctx.write_slot().await else {
         return;
-    }
+    };
     let ev = KubeEvent {
         type_,
         reason: reason.as_str().into(),
@@ -84,7 +84,7 @@ pub(crate) async fn write<'a>(
         Some(s) => to_json(s)?,
         None => Value::Null,
     };
-    ctx.may_write()?;
+    let _slot = ctx.write_slot().await?;
     let patch = json!({
         "metadata": {"resourceVersion": pi.resource_version()},
         "status": merge_diff(&before, &to_json(&status)?),
@@ -97,8 +97,7 @@ pub(crate) async fn write<'a>(
         )
         .await
         .map_err(super::metadata::stale_on_conflict)?;
-    ctx.wrote(&stored);
-    Ok(Cow::Owned(stored))
+    Ok(Cow::Owned(ctx.wrote(stored)))
 }
 
 /// The JSON merge patch (RFC 7396) that turns `before` into `after`: objects are compared key by

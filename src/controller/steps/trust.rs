@@ -182,7 +182,10 @@ async fn read(
 ) -> Result<Result<Option<Value>, (Reason, String)>, Error> {
     let what = kind.describe(namespace, name);
     match api(ctx, kind, namespace).get_opt(name).await {
-        Ok(o) => Ok(Ok(o.and_then(|o| serde_json::to_value(o).ok()))),
+        Ok(o) => {
+            ctx.api_server.write_passed();
+            Ok(Ok(o.and_then(|o| serde_json::to_value(o).ok())))
+        }
         Err(kube::Error::Api(s)) if s.code == 404 && served(ctx, kind).await? => Ok(Ok(None)),
         Err(e) => refused(ctx, kind, &what, "get", e).await.map(Err),
     }
@@ -198,7 +201,7 @@ async fn write(
 ) -> Result<Result<Option<Value>, (Reason, String)>, Error> {
     let what = kind.describe(namespace, name);
     let api = api(ctx, kind, namespace);
-    ctx.may_write()?;
+    let slot = ctx.write_slot().await?;
     let (verb, result) = match w {
         TrustWrite::Apply(object) => (
             "apply",
@@ -233,8 +236,13 @@ async fn write(
         }
         TrustWrite::Nothing | TrustWrite::Wait(_) | TrustWrite::Stall(..) => return Ok(Ok(None)),
     };
+    // Given back before a refusal is reported (an event is a write too).
+    drop(slot);
     match result {
-        Ok(o) => Ok(Ok(o.and_then(|o| serde_json::to_value(o).ok()))),
+        Ok(o) => {
+            ctx.api_server.write_passed();
+            Ok(Ok(o.and_then(|o| serde_json::to_value(o).ok())))
+        }
         Err(e) => refused(ctx, kind, &what, verb, e).await.map(Err),
     }
 }
