@@ -16,10 +16,15 @@
 //!   of the last two windows of answers, so an odd fast answer is forgotten and a lasting new
 //!   latency is accepted within two windows.
 //!
+//! - It grows only while it is in use (at least half its places taken): when reconciles wait
+//!   on something else (the Kubernetes API server's line of writes, at 2 writes per create),
+//!   more places would finish nothing sooner and hold more reconciles in memory (TCP grows its
+//!   window only while the window is what limits it, RFC 7661).
 //! - It grows no further than the calls in flight that `TARGET_RATE` calls a second need at the
 //!   baseline latency (Little's law), and never below `INITIAL`: more in flight would finish
-//!   nothing sooner (no API key is allowed that rate), and each call in flight is a reconcile
-//!   holding its resource in memory.
+//!   nothing sooner (each create costs the Kubernetes API server 2 of the ~500 writes a second
+//!   it serves, so about 250 creates a second can be recorded; no API key is allowed more), and
+//!   each call in flight is a reconcile holding its resource in memory.
 //!
 //! So 1 s of latency does not cap the operator at a fixed number per second, and an API under
 //! strain gets fewer calls. `--concurrency` is the ceiling. The line of reconciles
@@ -33,11 +38,13 @@ use tokio::sync::Notify;
 /// The limit never falls below this: a few calls keep probing an API that recovers.
 const FLOOR: f64 = 4.0;
 
-/// The limit it starts at (the operator's former fixed concurrency), if the ceiling allows.
-const INITIAL: f64 = 64.0;
+/// The limit it starts at, if the ceiling allows: at 50 ms, 2,560 calls a second already; at 1 s,
+/// one round trip of growth short of `TARGET_RATE` (so a wave of creates is not a second slower
+/// than with more in flight).
+const INITIAL: f64 = 128.0;
 
 /// The call rate the limit is sized for at most: `limit ≤ baseline latency × TARGET_RATE`.
-const TARGET_RATE: f64 = 500.0;
+const TARGET_RATE: f64 = 250.0;
 
 /// Latency above `TOLERANCE × baseline + SLACK` is taken as the API slowing down.
 const TOLERANCE: f64 = 2.0;
@@ -185,9 +192,12 @@ impl Adaptive {
     fn release(&self, outcome: Outcome) {
         let wake = {
             let mut s = self.lock();
+            // Whether the limit is in use: at least half its places taken (RFC 7661's test of
+            // a "validated" window; answers come in waves, so a stricter one stops growth early).
+            let binding = s.in_flight as f64 >= 0.5 * s.limit.floor();
             s.in_flight = s.in_flight.saturating_sub(1);
             let before = s.limit;
-            self.adapt(&mut s, outcome, Instant::now());
+            self.adapt(&mut s, outcome, binding, Instant::now());
             // One place freed, plus any the limit grew by.
             1 + (s.limit.floor() - before.floor()).max(0.0) as usize
         };
@@ -196,7 +206,7 @@ impl Adaptive {
         }
     }
 
-    fn adapt(&self, s: &mut State, outcome: Outcome, now: Instant) {
+    fn adapt(&self, s: &mut State, outcome: Outcome, binding: bool, now: Instant) {
         let rtt = s.rtt.unwrap_or(Duration::from_millis(100));
         let may_cut = s.last_cut.is_none_or(|t| now.duration_since(t) >= rtt);
         match outcome {
@@ -214,6 +224,12 @@ impl Adaptive {
                 let base = baseline.get().unwrap_or(latency);
                 s.rtt = Some(base);
                 if latency <= base.mul_f64(TOLERANCE) + SLACK {
+                    if !binding {
+                        // Calls are not held back by the limit (the reconciles wait on
+                        // something else: the Kubernetes API server's line of writes, say):
+                        // more places would only hold more reconciles in memory.
+                        return;
+                    }
                     let needed = (base.as_secs_f64() * TARGET_RATE).max(INITIAL);
                     let grown = s.limit + if s.slow_start { 1.0 } else { 1.0 / s.limit };
                     // Never grown past what is needed (nor cut for being there).
@@ -242,22 +258,25 @@ mod tests {
         }
     }
 
+    /// A call ends while the limit is full (every place in use).
     fn finished(a: &Adaptive, outcome: Outcome) {
-        a.lock().in_flight += 1;
+        let mut s = a.lock();
+        s.in_flight = s.in_flight.max(s.limit.floor() as usize);
+        drop(s);
         a.release(outcome);
     }
 
     #[test]
     fn grows_while_latency_holds_up_to_the_ceiling() {
         let a = Adaptive::new(1000);
-        assert_eq!(a.limit(), 64);
+        assert_eq!(a.limit(), 128);
         answered(&a, 1000, 64);
-        assert_eq!(a.limit(), 128, "slow start doubles per round trip");
+        assert_eq!(a.limit(), 192, "slow start: one more per answer");
         answered(&a, 1000, 1000);
-        assert_eq!(a.limit(), 500, "what 500 calls/s need at 1 s");
-        let a = Adaptive::new(256);
+        assert_eq!(a.limit(), 250, "what 250 calls/s need at 1 s");
+        let a = Adaptive::new(200);
         answered(&a, 1000, 1000);
-        assert_eq!(a.limit(), 256, "never above the ceiling");
+        assert_eq!(a.limit(), 200, "never above the ceiling");
         assert_eq!(Adaptive::new(16).limit(), 16);
     }
 
@@ -267,14 +286,14 @@ mod tests {
         answered(&a, 50, 5000);
         assert_eq!(
             a.limit(),
-            64,
-            "64 in flight at 50 ms is 1,280 calls/s already"
+            128,
+            "128 in flight at 50 ms is 2,560 calls/s already"
         );
-        answered(&a, 200, 5000);
-        // The baseline approaches 200 ms from below.
+        answered(&a, 800, 20_000);
+        // The baseline approaches 800 ms from below.
         assert!(
-            (99..=100).contains(&a.limit()),
-            "200 ms: 100 in flight for 500 calls/s, not {}",
+            (199..=200).contains(&a.limit()),
+            "800 ms: 200 in flight for 250 calls/s, not {}",
             a.limit()
         );
     }
@@ -307,12 +326,12 @@ mod tests {
     fn shrinks_when_latency_rises() {
         let a = Adaptive::new(512);
         answered(&a, 500, 36);
-        assert_eq!(a.limit(), 100);
+        assert_eq!(a.limit(), 128);
         answered(&a, 5000, 1);
-        assert_eq!(a.limit(), 90);
+        assert_eq!(a.limit(), 115);
         // A lasting new latency becomes the baseline, and growth resumes.
         answered(&a, 5000, 2000);
-        assert!(a.limit() > 90, "{}", a.limit());
+        assert!(a.limit() > 115, "{}", a.limit());
     }
 
     #[tokio::test]
@@ -334,18 +353,33 @@ mod tests {
             .unwrap();
     }
 
+    /// Grown only while it is in use (as TCP grows its window only while the window is
+    /// validated, RFC 7661): with reconciles waiting on the Kubernetes API server instead, a
+    /// limit of 500 at 1 s would hold 500 reconciles in memory for nothing.
+    #[test]
+    fn grows_only_while_it_holds_calls_back() {
+        let a = Adaptive::new(1000);
+        for _ in 0..1000 {
+            a.lock().in_flight = 30;
+            a.release(Outcome::Answered("create", Duration::from_millis(1000)));
+        }
+        assert_eq!(a.limit(), 128, "30 of 128 places in use: not grown");
+        answered(&a, 1000, 64);
+        assert_eq!(a.limit(), 192, "full: grown");
+    }
+
     /// A revoked key answered 401 in 2 ms, a thousand times, among 1 s successes: nothing moves
     /// (it used to set the baseline to 2 ms, and every 1 s answer after it cut the limit).
     #[test]
     fn a_storm_of_fast_4xx_moves_nothing() {
         let a = Adaptive::new(512);
         answered(&a, 1000, 1000);
-        assert_eq!(a.limit(), 500);
+        assert_eq!(a.limit(), 250);
         for _ in 0..1000 {
             finished(&a, Outcome::Ignored);
         }
         answered(&a, 1000, 200);
-        assert_eq!(a.limit(), 500);
+        assert_eq!(a.limit(), 250);
     }
 
     /// Each operation is measured against its own baseline: a fast GET does not make every
@@ -356,7 +390,7 @@ mod tests {
         answered_op(&a, "create", 1000, 1000);
         answered_op(&a, "get", 2, 1);
         answered_op(&a, "create", 1000, 50);
-        assert_eq!(a.limit(), 500, "a fast GET is not the POSTs' baseline");
+        assert_eq!(a.limit(), 250, "a fast GET is not the POSTs' baseline");
         // One odd 2 ms POST: the next window of POSTs is measured against it, then it is gone.
         answered_op(&a, "create", 2, 1);
         answered_op(&a, "create", 1000, 2 * WINDOW_ANSWERS as usize);
