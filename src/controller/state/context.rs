@@ -242,13 +242,24 @@ impl Context {
     }
 
     /// The wait after a transient error: the server's `Retry-After`, else the backoff.
+    ///
+    /// A wait the server named (a 429's `Retry-After`) is not counted as a failure in a row: it
+    /// paces the whole key (`pim/throttle.rs`) and says nothing about this resource, so a 429
+    /// storm does not stretch the resource's backoff for the next 503. Returns the wait and the
+    /// failures in a row counted so far.
     pub(crate) fn retry_backoff(
         &self,
         pi: &ProviderIntegration,
         hint: Option<Duration>,
-    ) -> Duration {
-        let n = self.failed(pi);
-        retry_delay(n, hint, self.config.retry_base, self.config.retry_max)
+    ) -> (Duration, u32) {
+        let n = match hint {
+            Some(_) => self.memory(pi, |m| m.failures),
+            None => self.failed(pi),
+        };
+        (
+            retry_delay(n, hint, self.config.retry_base, self.config.retry_max),
+            n,
+        )
     }
 
     /// The slower backoff of something a human must fix.

@@ -98,7 +98,9 @@ impl ApiServerGate {
         self.closed.notify_one();
     }
 
-    /// A write passed. Noted while the gate is half open, for `succeeded`.
+    /// A write of a `ProviderIntegration` passed (the writes every reconcile needs; another
+    /// kind's may pass where these are refused). Noted while the gate is half open, for
+    /// `succeeded`.
     pub fn write_passed(&self) {
         if matches!(*self.state.lock(), State::HalfOpen { .. }) {
             self.wrote.store(true, std::sync::atomic::Ordering::Relaxed);

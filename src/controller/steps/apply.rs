@@ -137,10 +137,7 @@ async fn in_sync(
         outputs::sync(&ctx.client, MANAGER, &pi, &i).await
     };
     let written = match synced {
-        Ok(written) => {
-            ctx.api_server.write_passed();
-            written
-        }
+        Ok(written) => written,
         Err(outputs::OutputsError::Kube(e)) => return Err(Error::Kube(e)),
         Err(e @ outputs::OutputsError::NotOwned(_)) => {
             let mut b = StatusBuilder::new(&pi).integration(&i);

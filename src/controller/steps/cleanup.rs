@@ -225,10 +225,16 @@ async fn retry(
     creds: &Credentials,
     e: PimError,
 ) -> Result<Action, Error> {
-    let retry_in = ctx.retry_backoff(pi, e.retry_after());
+    let (retry_in, in_a_row) = ctx.retry_backoff(pi, e.retry_after());
     let msg = format!("deleting: {}; retrying", user_hint(&e, creds));
-    let status =
-        StatusBuilder::new(pi).progressing(Reason::Deleting, Reason::of_transient(&e), msg.clone());
-    status::write(ctx, pi, status).await?;
+    // A blip costs the API server no write; a failure that repeats is said.
+    if status::said(in_a_row, retry_in) {
+        let status = StatusBuilder::new(pi).progressing(
+            Reason::Deleting,
+            Reason::of_transient(&e),
+            msg.clone(),
+        );
+        status::write(ctx, pi, status).await?;
+    }
     pending(msg, retry_in)
 }

@@ -245,6 +245,13 @@ pub(crate) fn is_auth(e: &PimError) -> bool {
 const UNEXPECTED_ATTEMPTS: u32 = 3;
 
 /// Handles a `pim` error on the apply path: stall, or requeue without flapping Ready.
+/// Whether a transient failure is said on the resource: from the second in a row (429s with a
+/// `Retry-After` are not counted: they pace the key; `Context::retry_backoff`), or at once when
+/// the wait is long enough for a user to wonder.
+pub(crate) fn said(in_a_row: u32, wait: std::time::Duration) -> bool {
+    in_a_row >= 2 || wait >= std::time::Duration::from_secs(10)
+}
+
 pub(crate) async fn api_error(
     ctx: &Context,
     pi: &ProviderIntegration,
@@ -261,10 +268,11 @@ pub(crate) async fn api_error(
         return stall(ctx, pi, Reason::UnexpectedResponse, msg).await;
     }
     if e.class() == ErrorClass::Transient {
-        let delay = ctx.retry_backoff(pi, e.retry_after());
+        let (delay, in_a_row) = ctx.retry_backoff(pi, e.retry_after());
         info!(error = %e, retry_in_ms = delay.as_millis() as u64, "transient API error");
-        // A Ready resource of this generation stays Ready through a blip.
-        if !pi.is_ready() {
+        // A Ready resource of this generation stays Ready through a blip, and a blip costs the
+        // API server no write (in a storm, one per failed call); a failure that repeats is said.
+        if !pi.is_ready() && said(in_a_row, delay) {
             // Keep saying what was under way (Creating, Configuring, …).
             let ready_reason = pi
                 .condition(READY)

@@ -182,10 +182,7 @@ async fn read(
 ) -> Result<Result<Option<Value>, (Reason, String)>, Error> {
     let what = kind.describe(namespace, name);
     match api(ctx, kind, namespace).get_opt(name).await {
-        Ok(o) => {
-            ctx.api_server.write_passed();
-            Ok(Ok(o.and_then(|o| serde_json::to_value(o).ok())))
-        }
+        Ok(o) => Ok(Ok(o.and_then(|o| serde_json::to_value(o).ok()))),
         Err(kube::Error::Api(s)) if s.code == 404 && served(ctx, kind).await? => Ok(Ok(None)),
         Err(e) => refused(ctx, kind, &what, "get", e).await.map(Err),
     }
@@ -239,10 +236,7 @@ async fn write(
     // Given back before a refusal is reported (an event is a write too).
     drop(slot);
     match result {
-        Ok(o) => {
-            ctx.api_server.write_passed();
-            Ok(Ok(o.and_then(|o| serde_json::to_value(o).ok())))
-        }
+        Ok(o) => Ok(Ok(o.and_then(|o| serde_json::to_value(o).ok()))),
         Err(e) => refused(ctx, kind, &what, verb, e).await.map(Err),
     }
 }
