@@ -524,6 +524,26 @@ async fn rate_limit_and_server_error_storm_converges_without_duplicates() {
     }
 }
 
+/// The API's `Retry-After` holds for the resource whatever brings it back sooner: the watch
+/// event of the write before the POST used to come 50 ms after the 429 and send the POST again.
+#[tokio::test]
+async fn a_retry_after_is_waited_out_whatever_brings_the_resource_back() {
+    let mut em = emulator_config();
+    em.faults.retry_after_secs = 2;
+    let h = Harness::with(test_config(), em).await;
+    h.fail_next("v1_create", 1, 429).await;
+    h.create("told-to-wait", aws_spec(0)).await;
+    h.wait_called("v1_create").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        h.em.state.count("v1_create"),
+        1,
+        "created again before the Retry-After had passed"
+    );
+    h.wait_ready("told-to-wait").await;
+    assert_eq!(h.em.state.count("v1_create"), 2);
+}
+
 #[tokio::test]
 async fn ready_resource_stays_ready_through_a_blip() {
     let mut config = test_config();

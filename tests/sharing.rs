@@ -137,16 +137,20 @@ async fn a_burst_in_one_namespace_does_not_hold_up_another() {
     assert_eq!(h.em.state.len(), n + 1, "one integration per resource");
 }
 
-/// A 429 storm (30 % of answers, `Retry-After: 1`) is a rate signal about the key: it pauses
-/// that key (every request with it waits out the `Retry-After`) and leaves the number of calls
-/// in flight alone (it used to halve it on every round trip, punishing the storm twice).
+/// A 429 storm is a rate signal: it moves pacing, never the number of calls in flight (that
+/// used to halve at every round trip, punishing the storm twice). Refused at random (30 % of
+/// answers, answers getting through between), each refused call waits its own
+/// `Retry-After` and the key goes on (pausing the key at each 429 held every other call a second
+/// each time: 100 creates took 9-16 s). Refused throughout, the key is paused: the calls after
+/// wait out the `Retry-After` instead of each finding out with a call of its own.
 #[ignore = "slow by design (seconds of real time): run by the README's test command (`-- --include-ignored`) and CI, not by a plain `cargo test`"]
 #[tokio::test]
-async fn a_429_storm_paces_the_key_and_leaves_the_calls_in_flight() {
+async fn a_429_storm_moves_pacing_and_leaves_the_calls_in_flight() {
     pio::install_crypto_provider();
     let mut config = emulator_config();
     config.faults.error_rate_429 = 0.3;
-    config.faults.retry_after_secs = 1;
+    // Long enough that the check below comes well within a pause.
+    config.faults.retry_after_secs = 3;
     config.faults.latency_ms = 20;
     config.faults.seed = Some(7);
     let em = pio::emulator::spawn_local(config).await.unwrap();
@@ -154,23 +158,54 @@ async fn a_429_storm_paces_the_key_and_leaves_the_calls_in_flight() {
         .unwrap()
         .with_concurrency(512);
     let creds = pio::pim::Credentials::new(KEY, SECRET);
-    let before = pim.concurrency_limit();
-    let calls = futures::future::join_all((0..200).map(|_| {
+    let list = || {
         let (pim, creds) = (pim.clone(), creds.clone());
         async move {
             pim.list(&creds, pio::pim::ApiVersion::V1, ENV, Default::default())
                 .await
         }
-    }))
-    .await;
-    let limited = calls.iter().filter(|r| r.is_err()).count();
-    let answered_429 = em.state.count_status(429);
+    };
+    let before = pim.concurrency_limit();
+    let calls = futures::future::join_all((0..200).map(|_| list())).await;
+    let refused: Vec<_> = calls.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(!refused.is_empty(), "a storm: none refused");
+    // Each refused call is told its own wait: the reconcile's requeue.
     assert!(
-        answered_429 > 0 && limited > 0,
-        "a storm: {answered_429} answered 429"
+        refused
+            .iter()
+            .all(|e| e.retry_after() == Some(Duration::from_secs(3))),
+        "{refused:?}"
     );
-    // Paced: the key is paused until its Retry-After (the next request waits it out).
-    assert!(pim.throttled_keys() >= 1, "the key is paused");
+    assert!(
+        !pim.is_paused(&creds),
+        "refused at random, with answers getting through: the key goes on"
+    );
+    // Refused throughout: every answer a 429.
+    let code = reqwest::Client::new()
+        .post(format!("{}/_emulator/faults/fail-next", em.base_url))
+        .json(&serde_json::json!({"operation": "v1_list", "count": 20, "status": 429}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(code, 204);
+    for _ in 0..20 {
+        if pim.is_paused(&creds) {
+            break;
+        }
+        let _ = list().await;
+    }
+    assert!(pim.is_paused(&creds), "refused in a row: the key is paused");
+    let served = em.state.count("v1_list");
+    let waiting = tokio::spawn(futures::future::join_all((0..20).map(|_| list())));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        em.state.count("v1_list"),
+        served,
+        "a call went out while its key was paused"
+    );
+    waiting.await.unwrap();
+    assert!(em.state.count("v1_list") > served, "the pause ended");
     assert!(
         pim.concurrency_limit() >= before,
         "calls in flight cut from {before} to {} by 429s",

@@ -7,7 +7,10 @@ use std::{sync::Arc, time::Duration};
 
 use common::*;
 use pio::{
-    controller::{self, Context, remote::RemoteCache},
+    controller::{
+        self, Context,
+        remote::{Recent, RemoteCache},
+    },
     emulator::{self, ApiKey, EmulatorConfig},
     metrics::Metrics,
     pim::{ApiVersion, Credentials, PimClient},
@@ -87,7 +90,7 @@ async fn rotating_a_key_100_times_does_not_grow_the_state() {
                 &creds,
                 (ENV, ApiVersion::V1),
                 "dlz-0000000",
-                Duration::ZERO,
+                Recent::now(),
             )
             .await
             .unwrap();

@@ -116,6 +116,11 @@ async fn finalize(pi: Arc<ProviderIntegration>, ctx: &Context) -> Result<Action,
         }
         decide::PauseStep::Resume => Arc::new(Box::pin(pause::resume(ctx, &pi)).await?),
     };
+    // Whatever brought this pass (the watch event of our own write, a user's edit), the API
+    // asked this resource to wait: no call before the time it named.
+    if let Some(left) = ctx.told_to_wait(&pi) {
+        return Ok(Action::requeue(left));
+    }
     if !deleting {
         return apply(&api, pi, ctx).await;
     }

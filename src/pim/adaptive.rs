@@ -4,9 +4,15 @@
 //! - While answers come back as fast as the fastest seen lately for the same operation (within
 //!   twice that baseline, plus a little), the limit grows: by one per answer at first (doubling
 //!   each round trip: "slow start"), then by one per round trip once it has had to shrink.
-//! - When latency rises above that, or the API says it is overloaded (5xx, a timeout, a failed
-//!   connection), the limit shrinks: to 90 % when slower, to half when overloaded, at most once
-//!   per round trip (one burst of failures is one signal).
+//! - When latency rises above that, or the API cannot answer (a timeout, a failed connection, a
+//!   5xx that took longer than answers do), the limit shrinks: to 90 % when slower, to half when
+//!   overloaded, at most once per round trip (one burst of failures is one signal).
+//! - A 5xx answered as fast as answers come moves nothing: the server turned the call away
+//!   without doing its work (a 503 shedding load also pauses its key until its `Retry-After`,
+//!   as a 429 does, in `throttle.rs`), and the resource backs off on its own. Cutting the calls
+//!   in flight for it too punished a storm twice: 10 % of calls answered 503 at random cut the
+//!   limit at every round trip, down to its floor of 4, and 100 creates took 18 s instead of 9
+//!   (TCP's collapse under random loss, which BBR avoids by following latency alone).
 //! - Only answers that say something about the API's capacity count: a success's latency, and
 //!   overload. A 4xx says something about the request or its caller (a revoked key answered
 //!   401 in a millisecond, a missing integration), so it moves nothing: one team's fast failures
@@ -55,8 +61,10 @@ const SLACK: Duration = Duration::from_millis(20);
 pub enum Outcome {
     /// A success of this operation, after this long.
     Answered(&'static str, Duration),
-    /// 5xx, a timeout or a failed connection.
+    /// No answer: a timeout or a failed connection.
     Overloaded,
+    /// A 5xx answer of this operation, after this long: overload only if it came slow.
+    Refused(&'static str, Duration),
     /// Says nothing about the API's capacity: a 4xx (429 included: it paces its key), or a call
     /// given up before an answer.
     Ignored,
@@ -211,11 +219,12 @@ impl Adaptive {
         let may_cut = s.last_cut.is_none_or(|t| now.duration_since(t) >= rtt);
         match outcome {
             Outcome::Ignored => {}
-            Outcome::Overloaded => {
-                if may_cut {
-                    s.limit = (s.limit * 0.5).max(FLOOR.min(self.ceiling));
-                    s.slow_start = false;
-                    s.last_cut = Some(now);
+            Outcome::Overloaded => self.cut(s, 0.5, may_cut, now),
+            Outcome::Refused(op, latency) => {
+                // Slow against the answers of the same operation (none yet: not slow).
+                let base = s.baselines.get(op).and_then(Baseline::get);
+                if base.is_some_and(|b| latency > b.mul_f64(TOLERANCE) + SLACK) {
+                    self.cut(s, 0.5, may_cut, now);
                 }
             }
             Outcome::Answered(op, latency) => {
@@ -234,12 +243,19 @@ impl Adaptive {
                     let grown = s.limit + if s.slow_start { 1.0 } else { 1.0 / s.limit };
                     // Never grown past what is needed (nor cut for being there).
                     s.limit = grown.min(needed.max(s.limit)).min(self.ceiling);
-                } else if may_cut {
-                    s.limit = (s.limit * 0.9).max(FLOOR.min(self.ceiling));
-                    s.slow_start = false;
-                    s.last_cut = Some(now);
+                } else {
+                    self.cut(s, 0.9, may_cut, now);
                 }
             }
+        }
+    }
+
+    /// Shrinks the limit by `factor`, at most once per round trip, never below the floor.
+    fn cut(&self, s: &mut State, factor: f64, may_cut: bool, now: Instant) {
+        if may_cut {
+            s.limit = (s.limit * factor).max(FLOOR.min(self.ceiling));
+            s.slow_start = false;
+            s.last_cut = Some(now);
         }
     }
 }
@@ -380,6 +396,26 @@ mod tests {
         }
         answered(&a, 1000, 200);
         assert_eq!(a.limit(), 250);
+    }
+
+    /// A 503 answered as fast as successes is the server turning calls away (its key is paused
+    /// for it): 10 % of answers, round trip after round trip, leave the limit where it was. The
+    /// same 5xx answered slowly is overload, and halves it.
+    #[test]
+    fn a_fast_5xx_moves_nothing_and_a_slow_one_halves() {
+        let a = Adaptive::new(512);
+        answered(&a, 50, 200);
+        let before = a.limit();
+        for _ in 0..100 {
+            a.lock().last_cut = None;
+            answered(&a, 50, 9);
+            finished(&a, Outcome::Refused("create", Duration::from_millis(50)));
+        }
+        assert!(a.limit() >= before, "cut from {before} to {}", a.limit());
+        let before = a.limit();
+        a.lock().last_cut = None;
+        finished(&a, Outcome::Refused("create", Duration::from_millis(5000)));
+        assert_eq!(a.limit(), before / 2);
     }
 
     /// Each operation is measured against its own baseline: a fast GET does not make every

@@ -222,6 +222,11 @@ impl PimClient {
         self.throttle.keys_held()
     }
 
+    /// Whether every call with `creds` waits out a pause now (refusals in a row), for tests.
+    pub fn is_paused(&self, creds: &Credentials) -> bool {
+        self.throttle.is_paused(creds)
+    }
+
     /// Every integration of `environment` that passes `filter`, following pagination. Only the
     /// `page_token` is taken from a `next` link: the published links carry nothing else (not even
     /// the required `environment`), so the query is sent again on every page, and credentials
@@ -414,7 +419,9 @@ impl PimClient {
         body: Option<&B>,
     ) -> Result<Option<T>, PimError> {
         self.check_fence(&method)?;
+        let asked = std::time::Instant::now();
         self.throttle.acquire(creds).await?;
+        let paced = asked.elapsed();
         let permit = self.adaptive.acquire().await;
         let start = std::time::Instant::now();
         let mut req = self
@@ -438,10 +445,10 @@ impl PimClient {
             }
         };
         let status = resp.status();
-        // Only what speaks of the API's capacity moves the limit: a success's latency, or a 5xx.
-        // A 4xx is about the request or its caller (a 429 paces its key, below).
+        // Only what speaks of the API's capacity moves the limit: a success's latency, or a 5xx
+        // that came slow. A 4xx is about the request or its caller (a 429 paces its key, below).
         permit.finish(if status.is_server_error() {
-            Outcome::Overloaded
+            Outcome::Refused(op, start.elapsed())
         } else if status.is_success() {
             Outcome::Answered(op, start.elapsed())
         } else {
@@ -455,11 +462,26 @@ impl PimClient {
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| RetryAfter::parse(v, jiff::Timestamp::now()));
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            self.throttle.rate_limited(creds, retry_after);
+        // Refused (a 429; a 503 or another 5xx saying when to come back: the server shedding
+        // load): the call waits its `Retry-After`, and refusals in a row pause the key.
+        if status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::SERVICE_UNAVAILABLE
+            || (status.is_server_error() && retry_after.is_some())
+        {
+            self.throttle.refused(creds, retry_after);
+        } else {
+            self.throttle.accepted(creds);
         }
         let body = read_body(resp, MAX_BODY_BYTES).await;
         self.observe(op, Some(status.as_u16()), start);
+        tracing::debug!(
+            op,
+            status = status.as_u16(),
+            paced_ms = paced.as_millis(),
+            queued_ms = (start - asked - paced).as_millis(),
+            took_ms = start.elapsed().as_millis(),
+            "API call"
+        );
         let result = interpret(op, status.as_u16(), retry_after, body?);
         if let (Err(PimError::Decode(_)), Some(o)) = (&result, &self.observer) {
             o.unexpected(op);

@@ -104,6 +104,13 @@ pub(crate) struct Memory {
     /// The intent whose last create was answered 429, so nothing was created (rare,
     /// so boxed).
     pub throttled_create: Option<Box<PendingCreate>>,
+    /// When the last create of this resource that may have made something (a 5xx, a lost
+    /// answer) was answered: a listing asked for since shows what it made. `None` while a create
+    /// is under way, or when it was not answered (given up on): then only a listing from now on.
+    pub create_answered: Option<std::time::Instant>,
+    /// The API's `Retry-After` for this resource's last call: no call before then, whatever
+    /// brings the next reconcile (the watch event of our own write came 50 ms after a 429).
+    pub not_before: Option<std::time::Instant>,
     /// The `resourceVersion`s our last writes produced, newest last: a copy carrying an older
     /// one of them is stale by our own hand, and the newest is on its way.
     pub written: std::collections::VecDeque<String>,
@@ -114,6 +121,8 @@ impl Memory {
         self.failures == 0
             && self.validation.is_none()
             && self.throttled_create.is_none()
+            && self.create_answered.is_none()
+            && self.not_before.is_none()
             && self.written.is_empty()
     }
 }
@@ -253,7 +262,10 @@ impl Context {
         hint: Option<Duration>,
     ) -> (Duration, u32) {
         let n = match hint {
-            Some(_) => self.memory(pi, |m| m.failures),
+            Some(wait) => self.memory(pi, |m| {
+                m.not_before = Some(std::time::Instant::now() + wait);
+                m.failures
+            }),
             None => self.failed(pi),
         };
         (
@@ -276,8 +288,28 @@ impl Context {
         )
     }
 
+    /// Settled: what was kept for retries goes.
     pub(crate) fn succeeded(&self, pi: &ProviderIntegration) {
-        self.memory(pi, |m| m.failures = 0);
+        self.memory(pi, |m| {
+            m.failures = 0;
+            m.throttled_create = None;
+            m.create_answered = None;
+            m.not_before = None;
+        });
+    }
+
+    /// What is left of the wait the API asked for before this resource's next call, if any.
+    pub(crate) fn told_to_wait(&self, pi: &ProviderIntegration) -> Option<Duration> {
+        self.memory(pi, |m| {
+            let left = m
+                .not_before?
+                .checked_duration_since(std::time::Instant::now())
+                .filter(|d| !d.is_zero());
+            if left.is_none() {
+                m.not_before = None;
+            }
+            left
+        })
     }
 
     /// Records the `resourceVersion` a write of ours produced.

@@ -21,8 +21,27 @@ use crate::controller::decide::{api_version, holds_key};
 
 #[derive(Default)]
 struct Snapshot {
-    fetched: Option<Instant>,
+    /// When the listing it holds was asked for: what existed from then on is in it.
+    listed: Option<Instant>,
     items: HashMap<String, Listed>,
+}
+
+/// How recent a listing a lookup needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recent {
+    /// Asked for within this long (a periodic check).
+    Within(Duration),
+    /// Asked for at this instant or later: after the last answer to a create that may have made
+    /// what is sought (a 5xx, a lost answer), so the listing shows it if it was made. Any
+    /// resource's listing of the environment will do, not only one of its own.
+    Since(Instant),
+}
+
+impl Recent {
+    /// A listing asked for from now on.
+    pub fn now() -> Self {
+        Recent::Since(Instant::now())
+    }
 }
 
 type Entry = Arc<tokio::sync::Mutex<Snapshot>>;
@@ -134,24 +153,25 @@ impl RemoteCache {
         self.len() == 0
     }
 
-    /// Refreshes the snapshot when it is older than `max_age` (zero forces a LIST).
+    /// Refreshes the snapshot unless its listing is as `recent` as asked.
     async fn fresh<'a>(
         &self,
         entry: &'a Entry,
         pim: &PimClient,
         creds: &Credentials,
         (env, version): (&str, ApiVersion),
-        max_age: Duration,
+        recent: Recent,
     ) -> Result<tokio::sync::MutexGuard<'a, Snapshot>, PimError> {
-        let requested = Instant::now();
         let mut snap = entry.lock().await;
-        // A refresh that finished after we asked is as good as our own.
-        let stale = match snap.fetched {
-            None => true,
-            Some(t) => t < requested && requested.duration_since(t) >= max_age,
+        // A refresh asked for while we waited for the lock is as good as our own.
+        let stale = match (snap.listed, recent) {
+            (None, _) => true,
+            (Some(t), Recent::Within(max_age)) => t.elapsed() >= max_age,
+            (Some(t), Recent::Since(since)) => t < since,
         };
         if stale {
-            tracing::debug!(env, ?version, forced = max_age.is_zero(), age_ms = ?snap.fetched.map(|t| t.elapsed().as_millis()), "listing integrations");
+            let asked = Instant::now();
+            tracing::debug!(env, ?version, ?recent, age_ms = ?snap.listed.map(|t| t.elapsed().as_millis()), "listing integrations");
             // `pim/v1` lists AWS only; one `pim/v2` listing serves GCP and Azure together. No
             // provider filter: the spec calls it an exact match, and v2 answers the provider in
             // lower case, so matching is done here, ignoring case (`holds_key`).
@@ -163,7 +183,7 @@ impl RemoteCache {
             // Emptied first, so the old snapshot's memory is reused, not added to.
             snap.items.clear();
             snap.items.extend(items);
-            snap.fetched = Some(Instant::now());
+            snap.listed = Some(asked);
         }
         Ok(snap)
     }
@@ -176,12 +196,12 @@ impl RemoteCache {
         creds: &Credentials,
         (env, version): (&str, ApiVersion),
         id: &str,
-        max_age: Duration,
+        recent: Recent,
     ) -> Result<Option<Integration>, PimError> {
         let entry = self.entry(creds, env, version);
         {
             let snap = self
-                .fresh(&entry, pim, creds, (env, version), max_age)
+                .fresh(&entry, pim, creds, (env, version), recent)
                 .await?;
             if let Some(i) = snap.items.get(id).and_then(Listed::get) {
                 return Ok(Some(i));
@@ -201,17 +221,17 @@ impl RemoteCache {
         }
     }
 
-    /// The integrations holding a natural key (`decide::holds_key`). With `max_age` zero, a match
-    /// already cached is trusted (it was seen to exist), but a miss is confirmed against the API:
-    /// this is the check before creating again after an interrupted create. `pim/v2` confirms
-    /// with a LIST filtered by display name (never by provider, whose case the server chooses)
-    /// rather than a full one.
+    /// The integrations holding a natural key (`decide::holds_key`). With `Recent::Since`, a
+    /// match already cached is trusted (it was seen to exist), but a miss is confirmed against a
+    /// listing asked for since then: this is the check before creating again after an
+    /// interrupted create. `pim/v2` confirms with a LIST filtered by display name (never by
+    /// provider, whose case the server chooses) rather than a full one.
     pub async fn by_key(
         &self,
         pim: &PimClient,
         creds: &Credentials,
         key: &PendingCreate,
-        max_age: Duration,
+        recent: Recent,
     ) -> Result<Vec<Integration>, PimError> {
         let version = api_version(key.provider());
         let env = key.environment.as_str();
@@ -227,7 +247,7 @@ impl RemoteCache {
             v.sort_by(|a, b| a.id.cmp(&b.id));
             v
         };
-        if max_age.is_zero() {
+        if let Recent::Since(_) = recent {
             let cached = matching(&*entry.lock().await);
             if !cached.is_empty() {
                 return Ok(cached);
@@ -251,7 +271,7 @@ impl RemoteCache {
             }
         }
         let snap = self
-            .fresh(&entry, pim, creds, (env, version), max_age)
+            .fresh(&entry, pim, creds, (env, version), recent)
             .await?;
         Ok(matching(&snap))
     }
@@ -359,5 +379,60 @@ mod tests {
             }
         }
         assert_eq!(matched, 3, "the table has three true matches");
+    }
+}
+
+#[cfg(test)]
+mod recent_tests {
+    use super::*;
+    use crate::emulator::{self, EmulatorConfig};
+
+    /// A lookup after an interrupted create needs a listing asked for since that create was
+    /// answered: any resource's will do (in a storm, 25 resources of an environment each
+    /// listed again, and each listing was refused 40 % of the time), an older one will not.
+    #[tokio::test]
+    async fn a_listing_since_an_interrupted_create_serves_every_lookup_after_it() {
+        let em = emulator::spawn_local(EmulatorConfig::default())
+            .await
+            .unwrap();
+        let pim = PimClient::new(&em.base_url, Duration::from_secs(5)).unwrap();
+        let creds = Credentials::new(emulator::DEMO_API_KEY, emulator::DEMO_API_SECRET);
+        let cache = RemoteCache::default();
+        let key = |n: u32| PendingCreate {
+            environment: "env-recent".into(),
+            display_name: format!("pi-{n}"),
+            provider: None,
+            customer_iam_role_arn: Some(format!("arn:aws:iam::123456789012:role/r{n}")),
+        };
+        let lists = || em.state.count("v1_list");
+        let answered = Instant::now();
+        cache
+            .by_key(&pim, &creds, &key(1), Recent::Since(answered))
+            .await
+            .unwrap();
+        assert_eq!(lists(), 1);
+        // Another resource whose create was answered at the same moment: already listed since.
+        cache
+            .by_key(&pim, &creds, &key(2), Recent::Since(answered))
+            .await
+            .unwrap();
+        assert_eq!(lists(), 1, "a listing asked for since then serves it");
+        // A create answered after that listing was asked for: listed again.
+        cache
+            .by_key(&pim, &creds, &key(3), Recent::now())
+            .await
+            .unwrap();
+        assert_eq!(lists(), 2, "a listing asked for before does not");
+        // A periodic check takes what is young enough.
+        cache
+            .by_key(
+                &pim,
+                &creds,
+                &key(4),
+                Recent::Within(Duration::from_secs(60)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(lists(), 2);
     }
 }

@@ -17,7 +17,7 @@ use crate::controller::decide::{
     self, AfterConflict, Decision, DeleteOutcome, Desired, api_version,
 };
 use crate::controller::error::{Error, MANAGER};
-use crate::controller::state::context::Context;
+use crate::controller::state::{context::Context, remote::Recent};
 use crate::crd::{
     CloudProvider, FINALIZER, ProviderIntegration, TRUSTED, VALIDATED, set_condition,
 };
@@ -321,8 +321,15 @@ async fn create(
             id: desired.environment.clone(),
         },
     };
-    ctx.memory(pi, |m| m.throttled_create = None);
-    match ctx.pim.create(creds, version, &body).await {
+    ctx.memory(pi, |m| {
+        m.throttled_create = None;
+        m.create_answered = None;
+    });
+    let created = ctx.pim.create(creds, version, &body).await;
+    if created.is_err() {
+        ctx.memory(pi, |m| m.create_answered = Some(std::time::Instant::now()));
+    }
+    match created {
         Err(e @ PimError::RateLimited { .. }) => {
             // Refused before it was processed: the next pass need not look for it.
             ctx.memory(pi, |m| m.throttled_create = Some(Box::new(intent)));
@@ -350,7 +357,7 @@ async fn create(
         Err(e @ PimError::Conflict { .. }) if e.code() == Some("resource_already_exists") => {
             let found = match ctx
                 .cache
-                .by_key(&ctx.pim, creds, &intent, Duration::ZERO)
+                .by_key(&ctx.pim, creds, &intent, Recent::now())
                 .await
             {
                 Ok(f) => f,

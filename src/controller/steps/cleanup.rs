@@ -16,7 +16,7 @@ use crate::controller::decide::reasons::{Reason, user_hint};
 use crate::controller::decide::{self, Cleanup, DeleteOutcome, DeletionTarget, api_version};
 use crate::controller::error::CredentialsError;
 use crate::controller::error::Error;
-use crate::controller::state::context::Context;
+use crate::controller::state::{context::Context, remote::Recent};
 use crate::crd::ProviderIntegration;
 use crate::pim::{Credentials, PimError};
 
@@ -73,11 +73,7 @@ pub(crate) async fn cleanup(pi: &ProviderIntegration, ctx: &Context) -> Result<A
         (Some(id), _) => id,
         (None, None) => return done(),
         (None, Some(key)) => {
-            let found = match ctx
-                .cache
-                .by_key(&ctx.pim, &creds, key, Duration::ZERO)
-                .await
-            {
+            let found = match ctx.cache.by_key(&ctx.pim, &creds, key, Recent::now()).await {
                 Ok(found) => found,
                 Err(e) => {
                     return cannot_delete(ctx, pi, &creds, &env, "find the integration", e).await;

@@ -1,9 +1,7 @@
 //! The reads that feed `decide`: the lookup it asks for, through the per-environment cache in
 //! `remote.rs`, and the read-back after a failed delete.
 
-use std::time::Duration;
-
-use crate::controller::state::context::Context;
+use crate::controller::state::{context::Context, remote::Recent};
 use kube::ResourceExt;
 
 use crate::controller::decide::{self, DeleteOutcome, Desired, Lookup, Observed, Others, ReadBack};
@@ -33,7 +31,7 @@ pub(crate) async fn observe(
                         creds,
                         (&environment, version),
                         &id,
-                        ctx.fresh_for(),
+                        Recent::Within(ctx.fresh_for()),
                     )
                     .await?;
                 match found {
@@ -42,12 +40,15 @@ pub(crate) async fn observe(
                 }
             }
             Lookup::ByKey { key, fresh } => {
-                let age = if fresh {
-                    Duration::ZERO
+                // Fresh: listed since this process last heard back from a create of this
+                // resource (not knowing, since now).
+                let recent = if fresh {
+                    ctx.memory(pi, |m| m.create_answered)
+                        .map_or_else(Recent::now, Recent::Since)
                 } else {
-                    ctx.fresh_for()
+                    Recent::Within(ctx.fresh_for())
                 };
-                Observed::ByKey(ctx.cache.by_key(&ctx.pim, creds, &key, age).await?)
+                Observed::ByKey(ctx.cache.by_key(&ctx.pim, creds, &key, recent).await?)
             }
         },
     )
