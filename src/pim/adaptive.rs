@@ -8,11 +8,11 @@
 //!   5xx that took longer than answers do), the limit shrinks: to 90 % when slower, to half when
 //!   overloaded, at most once per round trip (one burst of failures is one signal).
 //! - A 5xx answered as fast as answers come moves nothing: the server turned the call away
-//!   without doing its work (a 503 shedding load also pauses its key until its `Retry-After`,
-//!   as a 429 does, in `throttle.rs`), and the resource backs off on its own. Cutting the calls
-//!   in flight for it too punished a storm twice: 10 % of calls answered 503 at random cut the
-//!   limit at every round trip, down to its floor of 4, and 100 creates took 18 s instead of 9
-//!   (TCP's collapse under random loss, which BBR avoids by following latency alone).
+//!   without doing its work, and the call waits its `Retry-After` or backs off on its own (a
+//!   key refused throughout is paused, `throttle.rs`). Cutting the calls in flight for it too
+//!   punished a storm twice: 10 % of calls answered 503 at random cut the limit at every round
+//!   trip, down to its floor of 4, and the reconciles, which follow the limit, waited in line
+//!   behind it (TCP's collapse under random loss, which BBR avoids by following latency).
 //! - Only answers that say something about the API's capacity count: a success's latency, and
 //!   overload. A 4xx says something about the request or its caller (a revoked key answered
 //!   401 in a millisecond, a missing integration), so it moves nothing: one team's fast failures
