@@ -85,22 +85,25 @@ pub const SHUTDOWN_LIMIT: Duration = Duration::from_millis(9_500);
 /// How long releasing the Lease may take on the way out, after `SHUTDOWN_LIMIT` or a panic.
 const RELEASE_LIMIT: Duration = Duration::from_millis(400);
 
-/// Notified when any thread panics (after the default hook has printed it), so the process
+/// Counts every panic of any thread (after the default hook has printed it), so the process
 /// releases its Lease and ends instead of running on with a dead task.
-fn panic_signal() -> Arc<tokio::sync::Notify> {
-    static SIGNAL: std::sync::OnceLock<Arc<tokio::sync::Notify>> = std::sync::OnceLock::new();
+fn panic_signal() -> tokio::sync::watch::Receiver<u64> {
+    static SIGNAL: std::sync::OnceLock<tokio::sync::watch::Sender<u64>> =
+        std::sync::OnceLock::new();
     SIGNAL
         .get_or_init(|| {
-            let signal = Arc::new(tokio::sync::Notify::new());
-            let notify = signal.clone();
+            let (signal, _) = tokio::sync::watch::channel(0u64);
+            let count = signal.clone();
             let default = std::panic::take_hook();
             std::panic::set_hook(Box::new(move |info| {
                 default(info);
-                notify.notify_one();
+                count.send_modify(|n| *n += 1);
             }));
             signal
         })
-        .clone()
+        // Panics from now on: one before this run (a caught one, an earlier run's) is not
+        // this run's (a `Notify` kept it as a permit and ended the next run at once).
+        .subscribe()
 }
 
 /// The line `run --emulator` starts with, and what every resource's `Ready` message says.
@@ -240,7 +243,7 @@ pub async fn run_with(
     };
     // A panic anywhere (a reconcile, a spawned task) ends the process like a lost Lease, after
     // the Lease is released: a standby takes over at once, not after the whole lease duration.
-    let panicked = panic_signal();
+    let mut panicked = panic_signal();
     // Shutdown is bounded: whatever is in flight (a long throttle, a hanging call) is dropped
     // `SHUTDOWN_LIMIT` after the signal.
     let deadline = async {
@@ -251,7 +254,7 @@ pub async fn run_with(
         ended = std::panic::AssertUnwindSafe(work).catch_unwind() => {
             ended.unwrap_or_else(|_| Err(leader::LeaderError::Panicked))
         }
-        _ = panicked.notified() => Err(leader::LeaderError::Panicked),
+        _ = panicked.changed() => Err(leader::LeaderError::Panicked),
         _ = deadline => {
             tracing::warn!(limit_ms = SHUTDOWN_LIMIT.as_millis() as u64, "in-flight work did not finish in time after the shutdown signal; stopping anyway");
             Ok(Ended::Shutdown)

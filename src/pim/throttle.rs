@@ -19,7 +19,7 @@
 //!   server's `Retry-After` has passed, instead of each finding out with a call of its own.
 //!   A storm that turns away a share of calls at random (30 % 429, 10 % 503) pauses nothing:
 //!   pausing the key at each refusal held every other call a second each time (100 creates took
-//!   9.5-17 s in `benches/scale.rs`'s storm; 3.8-14 s since). The key of a real rate limit is
+//!   9.5-17 s in `benches/scale.rs`'s storm; median 7 s since). The key of a real rate limit is
 //!   paced by its `X-RateLimit-*` headers, below, before it gets that far.
 //! - **Ceiling.** An optional steady rate per key (governor's GCRA, `--api-rate-limit`), off by
 //!   default.

@@ -363,16 +363,10 @@ impl Context {
             .acquire()
             .await
             .map_err(|_| crate::controller::error::Error::Fenced)?;
-        self.may_write()?;
-        Ok(slot)
-    }
-
-    pub(crate) fn may_write(&self) -> Result<(), crate::controller::error::Error> {
-        if self.pim.fence().allows_writes() {
-            Ok(())
-        } else {
-            Err(crate::controller::error::Error::Fenced)
+        if !self.pim.fence().allows_writes() {
+            return Err(crate::controller::error::Error::Fenced);
         }
+        Ok(slot)
     }
 
     /// Secrets' last keys and default-credential grants kept: bounded by the Secrets in use and
