@@ -544,6 +544,25 @@ async fn a_retry_after_is_waited_out_whatever_brings_the_resource_back() {
     assert_eq!(h.em.state.count("v1_create"), 2);
 }
 
+/// What needs no call is still said at once while the API's `Retry-After` runs: a spec edited
+/// during a minute's wait to name a Secret that does not exist stalls the resource now, not a
+/// minute later.
+#[tokio::test]
+async fn a_retry_after_does_not_hold_back_what_needs_no_call() {
+    let mut em = emulator_config();
+    em.faults.retry_after_secs = 60;
+    let h = Harness::with(test_config(), em).await;
+    h.fail_next("v1_create", 1, 429).await;
+    h.create("told-to-wait", aws_spec(0)).await;
+    h.wait_called("v1_create").await;
+    let mut spec = aws_spec(0);
+    spec["credentialsRef"] = serde_json::json!({"name": "no-such-secret"});
+    h.patch_spec("told-to-wait", spec).await;
+    h.wait_condition("told-to-wait", STALLED, "CredentialsNotFound")
+        .await;
+    assert_eq!(h.em.state.count("v1_create"), 1);
+}
+
 #[tokio::test]
 async fn ready_resource_stays_ready_through_a_blip() {
     let mut config = test_config();

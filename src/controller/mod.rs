@@ -116,13 +116,11 @@ async fn finalize(pi: Arc<ProviderIntegration>, ctx: &Context) -> Result<Action,
         }
         decide::PauseStep::Resume => Arc::new(Box::pin(pause::resume(ctx, &pi)).await?),
     };
-    // Whatever brought this pass (the watch event of our own write, a user's edit), the API
-    // asked this resource to wait: no call before the time it named.
-    if let Some(left) = ctx.told_to_wait(&pi) {
-        return Ok(Action::requeue(left));
-    }
     if !deleting {
         return apply(&api, pi, ctx).await;
+    }
+    if let Some(left) = ctx.told_to_wait(&pi) {
+        return Ok(Action::requeue(left));
     }
     let action = Box::pin(cleanup::cleanup(&pi, ctx)).await?;
     // The integration is gone (or kept): so goes the trust written for it (or it stays).
@@ -153,6 +151,12 @@ async fn apply(
         }
     };
     let status = pi.decided_status();
+    // Whatever brought this pass (the watch event of our own write, a user's edit), the API
+    // asked this resource to wait: no call before the time it named. (A spec or Secret that is
+    // wrong was said above, without a call.)
+    if let Some(left) = ctx.told_to_wait(&pi) {
+        return Ok(Action::requeue(left));
+    }
     let observed = match Box::pin(observe::observe(ctx, &pi, &creds, &desired, &status)).await {
         Ok(o) => o,
         Err(e) => return Box::pin(status::api_error(ctx, &pi, &creds, e)).await,
