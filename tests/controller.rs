@@ -524,16 +524,22 @@ async fn rate_limit_and_server_error_storm_converges_without_duplicates() {
     }
 }
 
-/// The API's `Retry-After` holds for the resource whatever brings it back sooner: the watch
-/// event of the write before the POST used to come 50 ms after the 429 and send the POST again.
-#[tokio::test]
-async fn a_retry_after_is_waited_out_whatever_brings_the_resource_back() {
+/// A resource `told-to-wait` whose first create was answered 429 with `Retry-After: secs`.
+async fn told_to_wait(secs: u64) -> Harness {
     let mut em = emulator_config();
-    em.faults.retry_after_secs = 2;
+    em.faults.retry_after_secs = secs;
     let h = Harness::with(test_config(), em).await;
     h.fail_next("v1_create", 1, 429).await;
     h.create("told-to-wait", aws_spec(0)).await;
     h.wait_called("v1_create").await;
+    h
+}
+
+/// The API's `Retry-After` holds for the resource whatever brings it back sooner: the watch
+/// event of the write before the POST used to come 50 ms after the 429 and send the POST again.
+#[tokio::test]
+async fn a_retry_after_is_waited_out_whatever_brings_the_resource_back() {
+    let h = told_to_wait(2).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         h.em.state.count("v1_create"),
@@ -549,12 +555,7 @@ async fn a_retry_after_is_waited_out_whatever_brings_the_resource_back() {
 /// minute later.
 #[tokio::test]
 async fn a_retry_after_does_not_hold_back_what_needs_no_call() {
-    let mut em = emulator_config();
-    em.faults.retry_after_secs = 60;
-    let h = Harness::with(test_config(), em).await;
-    h.fail_next("v1_create", 1, 429).await;
-    h.create("told-to-wait", aws_spec(0)).await;
-    h.wait_called("v1_create").await;
+    let h = told_to_wait(60).await;
     let mut spec = aws_spec(0);
     spec["credentialsRef"] = serde_json::json!({"name": "no-such-secret"});
     h.patch_spec("told-to-wait", spec).await;

@@ -478,7 +478,7 @@ impl PimClient {
             op,
             status = status.as_u16(),
             paced_ms = paced.as_millis(),
-            queued_ms = (start - asked - paced).as_millis(),
+            queued_ms = (start - asked).saturating_sub(paced).as_millis(),
             took_ms = start.elapsed().as_millis(),
             "API call"
         );

@@ -252,9 +252,9 @@ impl Context {
 
     /// The wait after a transient error: the server's `Retry-After`, else the backoff.
     ///
-    /// A wait the server named (a 429's `Retry-After`) is not counted as a failure in a row: it
-    /// paces the whole key (`pim/throttle.rs`) and says nothing about this resource, so a 429
-    /// storm does not stretch the resource's backoff for the next 503. Returns the wait and the
+    /// A wait the server named (`Retry-After`) is not counted as a failure in a row: the server
+    /// said when to come back, so a 429 storm does not stretch the resource's backoff for the next
+    /// 503. It is kept as the resource's `not_before` (`told_to_wait`). Returns the wait and the
     /// failures in a row counted so far.
     pub(crate) fn retry_backoff(
         &self,

@@ -297,6 +297,7 @@ impl RemoteCache {
 mod tests {
     use super::*;
     use crate::crd::CloudProvider;
+    use crate::emulator::{self, EmulatorConfig};
     use serde_json::json;
 
     fn integrations() -> Vec<Integration> {
@@ -380,12 +381,6 @@ mod tests {
         }
         assert_eq!(matched, 3, "the table has three true matches");
     }
-}
-
-#[cfg(test)]
-mod recent_tests {
-    use super::*;
-    use crate::emulator::{self, EmulatorConfig};
 
     /// A lookup after an interrupted create needs a listing asked for since that create was
     /// answered: any resource's will do (in a storm, 25 resources of an environment each

@@ -244,14 +244,14 @@ pub(crate) fn is_auth(e: &PimError) -> bool {
 /// Undecodable answers in a row before the resource says so.
 const UNEXPECTED_ATTEMPTS: u32 = 3;
 
-/// Handles a `pim` error on the apply path: stall, or requeue without flapping Ready.
-/// Whether a transient failure is said on the resource: from the second in a row (429s with a
-/// `Retry-After` are not counted: they pace the key; `Context::retry_backoff`), or at once when
-/// the wait is long enough for a user to wonder.
+/// Whether a transient failure is said on the resource: from the second in a row (a wait the
+/// server named is not counted: `Context::retry_backoff`), or at once when the wait is long
+/// enough for a user to wonder.
 pub(crate) fn said(in_a_row: u32, wait: std::time::Duration) -> bool {
     in_a_row >= 2 || wait >= std::time::Duration::from_secs(10)
 }
 
+/// Handles a `pim` error on the apply path: stall, or requeue without flapping Ready.
 pub(crate) async fn api_error(
     ctx: &Context,
     pi: &ProviderIntegration,
