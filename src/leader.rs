@@ -13,6 +13,9 @@
 //!   so it holds whatever this loop has or has not noticed: after a SIGSTOP the clock has moved on
 //!   when the process runs again, and in a partition no renewal moves it. The replica then stops
 //!   and exits, to come back as a standby.
+//! - **Kubernetes writes too.** `Context::write_slot` checks the fence before a write; the
+//!   client's own stack checks it again (`FenceLayer`) where the request leaves, after kube's
+//!   buffer has handed it to another task: a freeze between the two would otherwise send it late.
 //! - Every write to the Lease carries the `resourceVersion` it was decided on (409: someone else
 //!   wrote first), and a released Lease has no holder, so a standby takes it at once.
 
@@ -29,6 +32,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::controller::{self, Context};
+use crate::pim::Fence;
 
 /// Where the Lease lives and how long a claim lasts.
 #[derive(Clone, Debug)]
@@ -361,6 +365,75 @@ pub async fn run_elected(
     Elector::new(ctx.client.clone(), lease)
         .run(ctx, shutdown)
         .await
+}
+
+/// Holds back every write to the Kubernetes API server past the fence's deadline, in the
+/// client's own stack (`kube::client::ClientBuilder::with_layer`), below kube's buffer: the
+/// buffer's worker is another task, and a freeze (a SIGSTOP, a stalled runtime) that starts after
+/// `Context::write_slot`'s check and before the worker takes the request would send it late. No
+/// client-side check closes the window to the socket entirely; the fence's margin covers that.
+/// Writes to Leases pass: they are the elector's own, each made on the `resourceVersion` it was
+/// decided on (a release after the deadline is refused by the server if a standby took over).
+#[derive(Clone, Debug)]
+pub struct FenceLayer(Arc<Fence>);
+
+impl FenceLayer {
+    pub fn new(fence: Arc<Fence>) -> Self {
+        Self(fence)
+    }
+}
+
+impl<S> tower::Layer<S> for FenceLayer {
+    type Service = Fenced<S>;
+
+    fn layer(&self, inner: S) -> Fenced<S> {
+        Fenced {
+            inner,
+            fence: self.0.clone(),
+        }
+    }
+}
+
+/// The service `FenceLayer` makes.
+#[derive(Clone, Debug)]
+pub struct Fenced<S> {
+    inner: S,
+    fence: Arc<Fence>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<S, B> tower::Service<http::Request<B>> for Fenced<S>
+where
+    S: tower::Service<http::Request<B>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = futures::future::Either<
+        futures::future::Ready<Result<S::Response, BoxError>>,
+        futures::future::MapErr<S::Future, fn(S::Error) -> BoxError>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        use futures::TryFutureExt;
+        let read = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
+        // Anywhere in the path: a proxy in front of the API server may prefix it.
+        let lease = req.uri().path().contains("/apis/coordination.k8s.io/");
+        if !read && !lease && !self.fence.allows_writes() {
+            return futures::future::Either::Left(futures::future::ready(Err(Box::new(
+                crate::controller::error::PastDeadline,
+            ))));
+        }
+        futures::future::Either::Right(self.inner.call(req).map_err(Into::into as fn(_) -> _))
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::{
     controller::{self, Context, DefaultCredentials, DefaultCredentialsScope},
     leader::{self, Ended, LeaseConfig},
     metrics::Metrics,
-    pim::{Credentials, PimClient},
+    pim::{Credentials, Fence, PimClient},
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -123,12 +123,16 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
         None => kube::Config::infer().await.map_err(|e| no_cluster(&e))?,
     };
     let url = kube_config.cluster_url.to_string();
-    let client = kube::Client::try_from(kube_config)?;
+    // The Lease's fence guards the writes to the API server as well as to Confluent Cloud.
+    let fence = Arc::new(Fence::default());
+    let client = kube::client::ClientBuilder::try_from(kube_config)?
+        .with_layer(&leader::FenceLayer::new(fence.clone()))
+        .build();
     if args.emulator {
         // A first try on a laptop: say at once what is missing, instead of retrying a watch.
         preflight(&client, &url).await?;
     }
-    run_with(args, client, crate::shutdown_signal()).await
+    run_with(args, client, fence, crate::shutdown_signal()).await
 }
 
 fn no_cluster(e: &dyn std::fmt::Display) -> BoxError {
@@ -163,9 +167,12 @@ fn unreachable_cluster(url: &str, e: &dyn std::fmt::Display) -> BoxError {
 
 /// Runs the operator with `client` until `shutdown` resolves, then at most `SHUTDOWN_LIMIT`
 /// longer. With `args.emulator`, the Provider Integration API is an emulator in this process.
+/// `fence` is the leader Lease's write fence; `client`'s writes are held back past its deadline
+/// by `Context::write_slot`, and also in its own stack if built with `leader::FenceLayer`.
 pub async fn run_with(
     args: RunArgs,
     client: kube::Client,
+    fence: Arc<Fence>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), BoxError> {
     crate::install_crypto_provider();
@@ -194,6 +201,7 @@ pub async fn run_with(
         )
     };
     let pim = PimClient::new(&api_url, args.api_timeout)?
+        .with_fence(fence)
         .with_rate_limit(std::num::NonZeroU32::new(args.api_rate_limit))
         .with_concurrency(usize::from(args.concurrency))
         .with_observer(metrics.clone());

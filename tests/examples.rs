@@ -154,9 +154,14 @@ async fn run_emulator_makes_every_example_ready_from_a_clean_start() {
     let client = fake.client(NS);
     let args = common::run_args(&["--emulator", "--metrics-addr", "127.0.0.1:0"]);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(pio::run::run_with(args, client.clone(), async {
-        let _ = stopped.await;
-    }));
+    let operator = tokio::spawn(pio::run::run_with(
+        args,
+        client.clone(),
+        Default::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
 
     let api: Api<ProviderIntegration> = Api::namespaced(client.clone(), NS);
     // The cloud operators' CRDs, as a cluster running them has them (nothing reconciles their

@@ -5,12 +5,14 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use common::*;
+use kube::{Api, client::ClientBuilder};
 use pio::{
     controller::Context,
-    leader::{self, Ended, LeaseConfig},
+    leader::{self, Ended, FenceLayer, LeaseConfig},
     metrics::Metrics,
-    pim::PimClient,
+    pim::{Fence, PimClient},
 };
+use serde_json::json;
 
 struct Instance {
     metrics: Arc<Metrics>,
@@ -237,19 +239,23 @@ fn lease(name: &str, identity: &str) -> LeaseConfig {
     }
 }
 
+/// A replica on `handle`, its kube client made by `client` with the fence's layer in its stack,
+/// as `run` makes it.
 fn replica_with(
     h: &Harness,
-    client: kube::Client,
+    client: impl FnOnce(&FenceLayer) -> kube::Client,
     lease_name: &str,
     identity: &str,
     handle: &tokio::runtime::Handle,
 ) -> Frozen {
     let sent = Arc::new(Sent::default());
+    let fence = Arc::new(Fence::default());
     let pim = PimClient::new(&h.em.base_url, Duration::from_secs(5))
         .unwrap()
+        .with_fence(fence.clone())
         .with_observer(sent.clone());
     let ctx = Arc::new(Context::new(
-        client,
+        client(&FenceLayer::new(fence)),
         pim.clone(),
         test_config(),
         Arc::new(Metrics::new()),
@@ -352,14 +358,24 @@ async fn a_frozen_leader_sends_no_write_after_its_deadline() {
     ));
     let mut a = replica_with(
         &h,
-        kube::Client::new(router, NS),
+        |fence| ClientBuilder::new(router, NS).with_layer(fence).build(),
         "pio-freeze",
         "replica-a",
         &a_rt,
     );
     a.leading().await;
     let (b_rt, _b_stop) = own_runtime();
-    let b = replica_with(&h, h.fake.client(NS), "pio-freeze", "replica-b", &b_rt);
+    let b = replica_with(
+        &h,
+        |fence| {
+            ClientBuilder::new(h.fake.router(), NS)
+                .with_layer(fence)
+                .build()
+        },
+        "pio-freeze",
+        "replica-b",
+        &b_rt,
+    );
     let names = gcp_and_azure(&h).await;
     h.wait_called("v2_create").await;
 
@@ -379,6 +395,52 @@ async fn a_frozen_leader_sends_no_write_after_its_deadline() {
         late.is_empty(),
         "A wrote to Kubernetes after its deadline: {late:?}"
     );
+}
+
+/// The fence in the kube client's own stack: past the deadline it holds back any write, whoever
+/// sends it (`write_slot` checks first, but a freeze may come between its check and the request
+/// leaving), as `Error::Fenced`; reads and the elector's Lease writes pass.
+#[tokio::test]
+async fn the_client_stack_holds_back_writes_past_the_deadline() {
+    let h = Harness::new().await;
+    let fence = Arc::new(Fence::default());
+    let client = ClientBuilder::new(h.fake.router(), NS)
+        .with_layer(&FenceLayer::new(fence.clone()))
+        .build();
+    let api: Api<pio::crd::ProviderIntegration> = Api::namespaced(client.clone(), NS);
+    let pi = |name: &str| -> pio::crd::ProviderIntegration {
+        serde_json::from_value(fake_kube::as_kubectl_applied(
+            "pim.confluent.cloud/v1alpha1",
+            "ProviderIntegration",
+            NS,
+            name,
+            aws_spec(1),
+        ))
+        .unwrap()
+    };
+    fence.close();
+    let err = api
+        .create(&Default::default(), &pi("late"))
+        .await
+        .unwrap_err();
+    let err = pio::controller::Error::from(err);
+    assert!(
+        matches!(err, pio::controller::Error::Fenced),
+        "held back as Fenced, not an API server failure: {err:?}"
+    );
+    assert!(h.fake.get("providerintegrations", NS, "late").is_none());
+    api.list(&Default::default()).await.expect("reads pass");
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client, "pim-system");
+    let lease = serde_json::from_value(json!({"metadata": {"name": "l"}})).unwrap();
+    leases
+        .create(&Default::default(), &lease)
+        .await
+        .expect("the elector's Lease writes pass");
+    fence.allow_until(tokio::time::Instant::now() + Duration::from_secs(30));
+    api.create(&Default::default(), &pi("in-time"))
+        .await
+        .expect("writes pass before the deadline");
 }
 
 /// After A's deadline: A sent no write, B did (from `b_from` on) and finished the work, A
@@ -455,12 +517,15 @@ impl Proxy {
     }
 }
 
-fn client_for(url: &str) -> kube::Client {
+fn client_for(url: &str, fence: &FenceLayer) -> kube::Client {
     let mut config = kube::Config::new(url.parse().unwrap());
     config.default_namespace = NS.into();
     config.read_timeout = Some(Duration::from_secs(2));
     config.connect_timeout = Some(Duration::from_secs(1));
-    kube::Client::try_from(config).unwrap()
+    ClientBuilder::try_from(config)
+        .unwrap()
+        .with_layer(fence)
+        .build()
 }
 
 /// The leader loses the API server (its connection cut mid-wave): its renewals fail, and at its
@@ -476,9 +541,21 @@ async fn a_partitioned_leader_sends_no_write_after_its_deadline() {
     let (url, _server) = h.fake.serve_http().await.unwrap();
     let proxy = Proxy::to(&url).await;
     let here = tokio::runtime::Handle::current();
-    let mut a = replica_with(&h, client_for(&proxy.url), "pio-cut", "replica-a", &here);
+    let mut a = replica_with(
+        &h,
+        |fence| client_for(&proxy.url, fence),
+        "pio-cut",
+        "replica-a",
+        &here,
+    );
     a.leading().await;
-    let b = replica_with(&h, client_for(&url), "pio-cut", "replica-b", &here);
+    let b = replica_with(
+        &h,
+        |fence| client_for(&url, fence),
+        "pio-cut",
+        "replica-b",
+        &here,
+    );
     let names = gcp_and_azure(&h).await;
     h.wait_called("v2_create").await;
 
@@ -557,9 +634,14 @@ async fn a_shutdown_cut_short_still_releases_the_lease() {
         "127.0.0.1:0",
     ]);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(pio::run::run_with(args, h.client.clone(), async {
-        let _ = stopped.await;
-    }));
+    let operator = tokio::spawn(pio::run::run_with(
+        args,
+        h.client.clone(),
+        Default::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let holder = |h: &Harness| {
         h.fake
             .get("leases", "pim-system", "pio-cut-short")

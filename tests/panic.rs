@@ -15,7 +15,12 @@ async fn a_panic_before_the_run_does_not_end_it() {
     let h = Harness::new().await;
     let run = |stop_after: Duration| {
         let args = run_args(&["--api-url", &h.em.base_url, "--metrics-addr", "127.0.0.1:0"]);
-        pio::run::run_with(args, h.client.clone(), tokio::time::sleep(stop_after))
+        pio::run::run_with(
+            args,
+            h.client.clone(),
+            Default::default(),
+            tokio::time::sleep(stop_after),
+        )
     };
     // The first run sets the process's panic hook.
     run(Duration::from_millis(200)).await.unwrap();

@@ -10,7 +10,7 @@ pub const MANAGER: &str = "provider-integration-operator";
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
     #[error("Kubernetes API error: {0}")]
-    Kube(#[from] kube::Error),
+    Kube(kube::Error),
     /// Deletion must wait (in use, API unavailable); the finalizer stays.
     #[error("deletion pending: {message}")]
     DeletionPending { message: String, retry_in: Duration },
@@ -36,6 +36,21 @@ pub enum Error {
     /// Namespaces is starting or failing. Nothing was done; tried again within a second.
     #[error("the Namespace {0} cannot be read yet, so a pause on it cannot be ruled out")]
     NamespaceUnknown(String),
+}
+
+/// What `leader::FenceLayer` answers a write it holds back: the replica is past its Lease's
+/// renew deadline.
+#[derive(thiserror::Error, Debug)]
+#[error("not sent: past this replica's leader Lease deadline")]
+pub struct PastDeadline;
+
+impl From<kube::Error> for Error {
+    fn from(e: kube::Error) -> Self {
+        match e {
+            kube::Error::Service(s) if s.is::<PastDeadline>() => Error::Fenced,
+            e => Error::Kube(e),
+        }
+    }
 }
 
 impl Error {

@@ -205,6 +205,13 @@ impl PimClient {
         &self.base
     }
 
+    /// Shares `fence` (leader election moves it) with what else it guards: the Kubernetes
+    /// client's `leader::FenceLayer`.
+    pub fn with_fence(mut self, fence: Arc<Fence>) -> Self {
+        self.fence = fence;
+        self
+    }
+
     /// The write fence shared by all clones of this client (leader election moves it).
     pub fn fence(&self) -> &Fence {
         &self.fence

@@ -350,11 +350,10 @@ impl Context {
         self.memory.lock().len()
     }
 
-    /// Whether this replica may still write anything (to Confluent Cloud or to the Kubernetes API
-    /// server): not past its leader Lease's renew deadline.
     /// A place for one write to the Kubernetes API server, held until its answer
     /// (`KUBE_WRITES_IN_FLIGHT`); the Lease fence is checked once the place is had, so a write
-    /// that waited for it past the deadline does not leave.
+    /// that waited for it past the deadline does not leave (and again where the request leaves
+    /// the client: `leader::FenceLayer`).
     pub(crate) async fn write_slot(
         &self,
     ) -> Result<tokio::sync::SemaphorePermit<'_>, crate::controller::error::Error> {
