@@ -495,6 +495,16 @@ impl FakeKube {
             .collect()
     }
 
+    /// How many stored objects of a type `f` holds for, read in place: a benchmark that polls
+    /// 10,000 objects must not copy them all (under the lock every request waits for).
+    pub fn count(&self, plural: &str, f: impl Fn(&Value) -> bool) -> usize {
+        lock(&self.inner)
+            .objects
+            .iter()
+            .filter(|(k, v)| k.0 == plural && f(v))
+            .count()
+    }
+
     /// Resolves when any object changes (or after `timeout`).
     pub async fn wait_change(&self, timeout: Duration) {
         let mut rx = self.changed.subscribe();
