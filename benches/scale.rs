@@ -438,11 +438,8 @@ async fn run(case: &Case) {
     }
     let (anon_ready, file_ready) = rss_split_kib(pid).unwrap_or_default();
     let create_writes = fake.requests();
-    let object_size = fake
-        .list("providerintegrations")
-        .first()
-        .map(|o| o.to_string().len())
-        .unwrap_or(0);
+    let stored = fake.list("providerintegrations");
+    let object_size = stored.first().map(|o| o.to_string().len()).unwrap_or(0);
     let cpu_operator = cpu_secs(pid);
     let cpu_bench = cpu_secs(std::process::id());
     let count =
@@ -546,6 +543,9 @@ async fn run(case: &Case) {
     if std::env::var_os("BENCH_VERBOSE").is_some() {
         println!("  requests while creating:  {create_writes:?}");
         println!("  requests while deleting:  {delete_writes:?}");
+        if let Some(o) = stored.first() {
+            println!("  one object as stored:     {o:#}");
+        }
     }
     println!(
         "  object size as stored:    {object_size} bytes of JSON (with managedFields and the last-applied annotation)"

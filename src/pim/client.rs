@@ -287,12 +287,21 @@ impl PimClient {
         // A server whose `next` never ends, or comes back to a page already read, would page
         // forever: both end the listing with an error.
         let mut seen: HashSet<String> = HashSet::new();
+        // Pages cut by offset shift under concurrent creates, and then serve an integration
+        // twice: counted twice, one integration would read as two holding the same key
+        // (`AmbiguousIntegration`). Each id is kept once.
+        let mut ids: HashSet<String> = HashSet::new();
         for _ in 0..MAX_PAGES {
             let page: IntegrationList = self
                 .send("list", Method::GET, url.as_str(), creds, None::<&()>)
                 .await?
                 .ok_or_else(|| PimError::Decode("empty list response".into()))?;
-            out.extend(page.data.into_iter().map(&mut keep));
+            out.extend(
+                page.data
+                    .into_iter()
+                    .filter(|i| ids.insert(i.id.clone()))
+                    .map(&mut keep),
+            );
             let token = page
                 .metadata
                 .next
@@ -613,6 +622,43 @@ mod tests {
             "a+b"
         );
         assert!(page_token("https://evil.example/x").is_err());
+    }
+
+    /// A server whose pages overlap (offset pages under concurrent creates) serves `dlz-b` on
+    /// both; the listing holds it once.
+    #[tokio::test]
+    async fn an_integration_served_on_two_pages_is_listed_once() {
+        use axum::{Json, Router, extract::Query, routing::get};
+        let item = |id: &str| {
+            serde_json::json!({"id": id, "display_name": id, "provider": "AWS",
+                "environment": {"id": "env-1"}})
+        };
+        let page = move |Query(q): Query<std::collections::HashMap<String, String>>| async move {
+            let (api_version, kind) = ("pim/v1", "IntegrationList");
+            Json(match q.get("page_token").map(String::as_str) {
+                None => serde_json::json!({"api_version": api_version, "kind": kind,
+                    "metadata": {"next": "/pim/v1/integrations?page_token=p2"},
+                    "data": [item("dlz-a"), item("dlz-b")]}),
+                _ => serde_json::json!({"api_version": api_version, "kind": kind, "metadata": {},
+                    "data": [item("dlz-b"), item("dlz-c")]}),
+            })
+        };
+        let app = Router::new().route("/pim/v1/integrations", get(page));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let c = PimClient::new(&format!("http://{addr}"), Duration::from_secs(5)).unwrap();
+        let listed = c
+            .list(
+                &Credentials::new("KEY", "SECRET"),
+                ApiVersion::V1,
+                "env-1",
+                ListFilter::default(),
+            )
+            .await
+            .unwrap();
+        let ids: Vec<&str> = listed.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["dlz-a", "dlz-b", "dlz-c"]);
     }
 
     #[test]

@@ -248,10 +248,7 @@ async fn follow_trust(ctx: Arc<Context>, lines: Vec<(Arc<Feed>, reflector::Store
     let lines = Arc::new(lines);
     let mut watches = tokio::task::JoinSet::new();
     while let Some(kind) = kinds.recv().await {
-        let ar = kube::core::ApiResource::from_gvk_with_plural(
-            &kube::core::GroupVersionKind::gvk(kind.group(), kind.version(), kind.kind()),
-            kind.plural(),
-        );
+        let ar = crate::controller::steps::trust::api_resource(kind);
         type Meta = kube::core::PartialObjectMeta<kube::api::DynamicObject>;
         let apis: Vec<Api<Meta>> = if kind.namespaced() && !ctx.config.namespaces.is_empty() {
             ctx.config

@@ -62,7 +62,8 @@ impl TrustOutcome {
     }
 }
 
-fn api_resource(kind: TrustKind) -> ApiResource {
+/// The kind's place in the API, for the dynamic `Api`s that write it and the watch that follows it.
+pub(crate) fn api_resource(kind: TrustKind) -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk(kind.group(), kind.version(), kind.kind()),
         kind.plural(),
