@@ -157,6 +157,9 @@ impl PimClient {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(64)
+            // A redirect is not followed: a 307 would send a create again to where it points,
+            // and a link's host gets no credentials (see `list`); the status is said instead.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!(
                 "provider-integration-operator/",
                 env!("CARGO_PKG_VERSION")
@@ -389,9 +392,16 @@ impl PimClient {
                 id: environment.into(),
             },
         };
-        self.send::<serde_json::Value, _>("validate", Method::POST, &url, creds, Some(&body))
-            .await
-            .map(|_| ())
+        success_whatever_the_body(
+            self.send::<serde::de::IgnoredAny, _>(
+                "validate",
+                Method::POST,
+                &url,
+                creds,
+                Some(&body),
+            )
+            .await,
+        )
     }
 
     /// Deletes an integration. A 404 is reported as `NotFound`; callers decide whether that is done.
@@ -403,9 +413,16 @@ impl PimClient {
         id: &str,
     ) -> Result<(), PimError> {
         let url = self.item_url(version, id, environment)?;
-        self.send::<serde_json::Value, ()>("delete", Method::DELETE, url.as_str(), creds, None)
-            .await
-            .map(|_| ())
+        success_whatever_the_body(
+            self.send::<serde::de::IgnoredAny, ()>(
+                "delete",
+                Method::DELETE,
+                url.as_str(),
+                creds,
+                None,
+            )
+            .await,
+        )
     }
 
     fn item_url(
@@ -488,6 +505,16 @@ impl PimClient {
         } else {
             self.throttle.accepted(creds);
         }
+        let location = status
+            .is_redirection()
+            .then(|| {
+                resp.headers()
+                    .get(header::LOCATION)?
+                    .to_str()
+                    .ok()
+                    .map(excerpt)
+            })
+            .flatten();
         let body = read_body(resp, MAX_BODY_BYTES).await;
         self.observe(op, Some(status.as_u16()), start);
         tracing::debug!(
@@ -498,6 +525,14 @@ impl PimClient {
             took_ms = start.elapsed().as_millis(),
             "API call"
         );
+        if let Some(to) = location {
+            return Err(PimError::Unexpected {
+                status: status.as_u16(),
+                detail: format!(
+                    "the API redirects to {to}, which is not followed; point --api-url there if it is the API"
+                ),
+            });
+        }
         let result = interpret(op, status.as_u16(), retry_after, body?);
         if let (Err(PimError::Decode(_)), Some(o)) = (&result, &self.observer) {
             o.unexpected(op);
@@ -520,6 +555,16 @@ fn rate_headers(h: &reqwest::header::HeaderMap) -> Option<RateHeaders> {
         get("x-ratelimit-remaining")?,
         get("x-ratelimit-reset")?,
     )
+}
+
+/// For a call whose answer carries nothing we read (a delete, a validation): its status is the
+/// answer, so a 2xx with a body that does not parse (`200 OK` as text) still did what was asked.
+/// Read as an error, a delete that happened would be retried until a 404 said so.
+fn success_whatever_the_body<T>(r: Result<Option<T>, PimError>) -> Result<(), PimError> {
+    match r {
+        Ok(_) | Err(PimError::Decode(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 fn transport(e: reqwest::Error) -> PimError {
@@ -624,6 +669,81 @@ mod tests {
         assert!(page_token("https://evil.example/x").is_err());
     }
 
+    /// A client of `app`, served on loopback.
+    async fn serve(app: axum::Router) -> PimClient {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        PimClient::new(&format!("http://{addr}"), Duration::from_secs(5)).unwrap()
+    }
+
+    /// A delete or a validation answered 2xx with a body that is not JSON did what was asked;
+    /// a 4xx with the same body is still the error it says.
+    #[tokio::test]
+    async fn a_2xx_without_json_is_success_for_a_call_that_reads_no_answer() {
+        use axum::{
+            Router,
+            http::StatusCode,
+            routing::{delete, post},
+        };
+        let app = Router::new()
+            .route(
+                "/pim/v2/integrations/{id}",
+                delete(|| async { (StatusCode::OK, "OK") }),
+            )
+            .route(
+                "/pim/v1/integrations/{id}",
+                delete(|| async { (StatusCode::CONFLICT, "OK") }),
+            )
+            .route(
+                "/pim/v2/integrations:validate",
+                post(|| async { (StatusCode::OK, "<p>ok</p>") }),
+            );
+        let c = serve(app).await;
+        let creds = Credentials::new("KEY", "SECRET");
+        c.delete(&creds, ApiVersion::V2, "env-1", "dlz-1")
+            .await
+            .unwrap();
+        c.validate(&creds, "env-1", "dlz-1").await.unwrap();
+        let refused = c.delete(&creds, ApiVersion::V1, "env-1", "dlz-1").await;
+        assert!(refused.is_err(), "{refused:?}");
+    }
+
+    /// A 307 on a create is said, with where it points, and not followed (a create sent twice).
+    #[tokio::test]
+    async fn a_redirect_is_said_not_followed() {
+        use axum::{Router, http::StatusCode, routing::post};
+        use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+        let hits = Arc::new(AtomicU32::new(0));
+        let counted = hits.clone();
+        let app = Router::new().route(
+            "/pim/v1/integrations",
+            post(move || async move {
+                counted.fetch_add(1, SeqCst);
+                (
+                    StatusCode::TEMPORARY_REDIRECT,
+                    [("location", "/pim/v1/integrations")],
+                )
+            }),
+        );
+        let c = serve(app).await;
+        let req = CreateIntegration {
+            display_name: "pi".into(),
+            provider: "AWS".into(),
+            config: None,
+            environment: EnvId { id: "env-1".into() },
+        };
+        let e = c
+            .create(&Credentials::new("KEY", "SECRET"), ApiVersion::V1, &req)
+            .await
+            .unwrap_err();
+        assert_eq!(hits.load(SeqCst), 1);
+        assert!(
+            matches!(&e, PimError::Unexpected { status: 307, detail } if detail.contains("/pim/v1/integrations")),
+            "{e:?}"
+        );
+    }
+
     /// A server whose pages overlap (offset pages under concurrent creates) serves `dlz-b` on
     /// both; the listing holds it once.
     #[tokio::test]
@@ -643,11 +763,7 @@ mod tests {
                     "data": [item("dlz-b"), item("dlz-c")]}),
             })
         };
-        let app = Router::new().route("/pim/v1/integrations", get(page));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let c = PimClient::new(&format!("http://{addr}"), Duration::from_secs(5)).unwrap();
+        let c = serve(Router::new().route("/pim/v1/integrations", get(page))).await;
         let listed = c
             .list(
                 &Credentials::new("KEY", "SECRET"),
