@@ -388,7 +388,8 @@ pub struct ProviderIntegrationStatus {
     /// The trust object the operator last wrote to (`spec.trust`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust: Option<TrustStatus>,
-    /// Workloads (connector CRNs) using the integration; it cannot be deleted while any exist.
+    /// Workloads (connector CRNs) using the integration, the first 100; it cannot be deleted while
+    /// any exist.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub usages: Vec<String>,
     /// A create that was started but whose result is not recorded yet. It lets the operator find

@@ -299,12 +299,11 @@ impl PimClient {
                 .send("list", Method::GET, url.as_str(), creds, None::<&()>)
                 .await?
                 .ok_or_else(|| PimError::Decode("empty list response".into()))?;
-            out.extend(
-                page.data
-                    .into_iter()
-                    .filter(|i| ids.insert(i.id.clone()))
-                    .map(&mut keep),
-            );
+            for i in page.data {
+                if ids.insert(i.id.clone()) {
+                    out.push(keep(kept("list", in_environment(i, environment))?));
+                }
+            }
             let token = page
                 .metadata
                 .next
@@ -340,6 +339,7 @@ impl PimClient {
         self.send("get", Method::GET, url.as_str(), creds, None::<&()>)
             .await?
             .ok_or_else(|| PimError::Decode("empty get response".into()))
+            .and_then(|i| kept("get", in_environment(i, environment)))
     }
 
     /// Creates an integration: in `pim/v1` with its config, in `pim/v2` usually without (a DRAFT).
@@ -353,6 +353,7 @@ impl PimClient {
         self.send("create", Method::POST, &url, creds, Some(body))
             .await?
             .ok_or_else(|| PimError::Decode("empty create response".into()))
+            .and_then(|i| kept("create", in_environment(i, &body.environment.id)))
     }
 
     /// `pim/v2`: sets the config of a DRAFT, which makes it CREATED. The spec's only parameter
@@ -375,6 +376,7 @@ impl PimClient {
         self.send("update", Method::PATCH, url.as_str(), creds, Some(&body))
             .await?
             .ok_or_else(|| PimError::Decode("empty update response".into()))
+            .and_then(|i| kept("update", in_environment(i, environment)))
     }
 
     /// `pim/v2`: asks Confluent whether it can use the customer's cloud-side setup. `Ok` means it
@@ -555,6 +557,22 @@ fn rate_headers(h: &reqwest::header::HeaderMap) -> Option<RateHeaders> {
         get("x-ratelimit-remaining")?,
         get("x-ratelimit-reset")?,
     )
+}
+
+/// An answer to a call scoped to `environment` is in it, even when it leaves `environment` out:
+/// read as empty, the id would differ from the spec's and say the integration had moved
+/// (drift, a recreate) or was not ours (a lookup that finds nothing, and a second create).
+fn in_environment(mut i: Integration, environment: &str) -> Integration {
+    if i.environment.id.is_empty() {
+        i.environment.id = environment.to_string();
+    }
+    i
+}
+
+/// An integration of an answer, once `Integration::bounded` says it can be kept.
+fn kept(op: &str, i: Integration) -> Result<Integration, PimError> {
+    i.bounded()
+        .map_err(|why| PimError::Decode(format!("{op}: {why}")))
 }
 
 /// For a call whose answer carries nothing we read (a delete, a validation): its status is the
@@ -745,7 +763,7 @@ mod tests {
     }
 
     /// A server whose pages overlap (offset pages under concurrent creates) serves `dlz-b` on
-    /// both; the listing holds it once.
+    /// both; the listing holds it once. One item leaves out its environment: it is the one listed.
     #[tokio::test]
     async fn an_integration_served_on_two_pages_is_listed_once() {
         use axum::{Json, Router, extract::Query, routing::get};
@@ -760,7 +778,7 @@ mod tests {
                     "metadata": {"next": "/pim/v1/integrations?page_token=p2"},
                     "data": [item("dlz-a"), item("dlz-b")]}),
                 _ => serde_json::json!({"api_version": api_version, "kind": kind, "metadata": {},
-                    "data": [item("dlz-b"), item("dlz-c")]}),
+                    "data": [item("dlz-b"), {"id": "dlz-c", "provider": "AWS"}]}),
             })
         };
         let c = serve(Router::new().route("/pim/v1/integrations", get(page))).await;
@@ -775,6 +793,11 @@ mod tests {
             .unwrap();
         let ids: Vec<&str> = listed.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(ids, ["dlz-a", "dlz-b", "dlz-c"]);
+        // `dlz-c` came without its environment: it is in the one listed.
+        assert!(
+            listed.iter().all(|i| i.environment.id == "env-1"),
+            "{listed:?}"
+        );
     }
 
     #[test]

@@ -34,7 +34,69 @@ pub struct Integration {
     pub status: Option<String>,
 }
 
+/// The longest integration id the API documents.
+pub const MAX_ID_BYTES: usize = 255;
+/// The longest value of an answer that is kept (an ARN's documented 2,048): each ends up in a
+/// resource's status, which no answer may bloat.
+pub const MAX_VALUE_BYTES: usize = 2048;
+/// The usages kept of one integration (their count is what deletion waits on; the first ones
+/// tell the user which connectors to remove).
+pub const MAX_USAGES: usize = 100;
+
 impl Integration {
+    /// The answer, if it is one this operator can keep: an id of 1 to `MAX_ID_BYTES` (an empty
+    /// one would address the collection), values of at most `MAX_VALUE_BYTES`, at most
+    /// `MAX_USAGES` usages (the rest dropped). Otherwise what is wrong, for a `Decode` error.
+    pub fn bounded(mut self) -> Result<Self, String> {
+        if self.id.is_empty() || self.id.len() > MAX_ID_BYTES {
+            return Err(format!(
+                "an integration id of {} bytes (the API's are 1 to {MAX_ID_BYTES})",
+                self.id.len()
+            ));
+        }
+        let config = match &self.config {
+            Some(IntegrationConfig::Aws(c)) => vec![
+                Some(c.customer_iam_role_arn.as_str()),
+                c.iam_role_arn.as_deref(),
+                c.external_id.as_deref(),
+            ],
+            Some(IntegrationConfig::Gcp(c)) => vec![
+                Some(c.customer_google_service_account.as_str()),
+                c.google_service_account.as_deref(),
+            ],
+            Some(IntegrationConfig::Azure(c)) => vec![
+                Some(c.customer_azure_tenant_id.as_str()),
+                c.confluent_multi_tenant_app_id.as_deref(),
+            ],
+            _ => Vec::new(),
+        };
+        let long = [
+            Some(self.display_name.as_str()),
+            Some(self.provider.as_str()),
+            Some(self.environment.id.as_str()),
+            self.status.as_deref(),
+        ]
+        .into_iter()
+        .chain(config)
+        .chain(
+            self.usages
+                .iter()
+                .take(MAX_USAGES)
+                .map(|u| Some(u.as_str())),
+        )
+        .flatten()
+        .find(|v| v.len() > MAX_VALUE_BYTES);
+        if let Some(v) = long {
+            return Err(format!(
+                "integration {}: a value of {} bytes (at most {MAX_VALUE_BYTES} are kept)",
+                self.id,
+                v.len()
+            ));
+        }
+        self.usages.truncate(MAX_USAGES);
+        Ok(self)
+    }
+
     /// The customer's IAM role ARN of an AWS integration, which the API keeps unique per
     /// environment and which therefore finds an integration again after a crash.
     pub fn customer_iam_role_arn(&self) -> Option<&str> {
@@ -242,3 +304,41 @@ pub struct LegacyErrorBody {
 }
 
 pub const STATUS_DRAFT: &str = "DRAFT";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(id: &str, external_id: &str) -> Integration {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "display_name": "pi", "provider": "AWS",
+            "environment": {"id": "env-1"},
+            "config": {"kind": "AwsIntegrationConfig",
+                "customer_iam_role_arn": "arn:aws:iam::123456789012:role/r",
+                "external_id": external_id},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_an_answer_within_bounds_is_kept() {
+        assert!(aws("dlz-1", "ext").bounded().is_ok());
+        let id = |n| "d".repeat(n);
+        assert!(aws(&id(MAX_ID_BYTES), "ext").bounded().is_ok());
+        for bad in [String::new(), id(MAX_ID_BYTES + 1)] {
+            let e = aws(&bad, "ext").bounded().unwrap_err();
+            assert!(e.contains("integration id of"), "{e}");
+        }
+        let huge = "x".repeat(MAX_VALUE_BYTES + 1);
+        let e = aws("dlz-1", &huge).bounded().unwrap_err();
+        assert!(e.contains(&format!("{} bytes", MAX_VALUE_BYTES + 1)), "{e}");
+        let mut many = aws("dlz-1", "ext");
+        many.usages = (0..MAX_USAGES + 50)
+            .map(|n| format!("crn://c/{n}"))
+            .collect();
+        assert_eq!(many.bounded().unwrap().usages.len(), MAX_USAGES);
+        let mut long_usage = aws("dlz-1", "ext");
+        long_usage.usages = vec![huge];
+        assert!(long_usage.bounded().is_err());
+    }
+}
