@@ -56,6 +56,26 @@ impl Credentials {
             secret: secret.into().into(),
         }
     }
+
+    /// The error with the secret taken out of whatever the API said: a server that echoes the
+    /// request (the secret, or the Basic header that carries it) must not put it in a
+    /// resource's status, an Event or a log line. A secret shorter than 8 characters is not
+    /// one Confluent issues, and replacing it would garble the text.
+    pub fn redact(&self, e: PimError) -> PimError {
+        use base64::{Engine, engine::general_purpose::STANDARD};
+        if self.secret.len() < 8 {
+            return e;
+        }
+        let basic = STANDARD.encode(format!("{}:{}", self.key, self.secret));
+        e.map_text(|t| {
+            if t.contains(&*self.secret) || t.contains(&basic) {
+                t.replace(&basic, "<redacted>")
+                    .replace(&*self.secret, "<redacted>")
+            } else {
+                t
+            }
+        })
+    }
 }
 
 impl fmt::Debug for Credentials {
@@ -105,8 +125,7 @@ pub trait RequestObserver: Send + Sync {
     fn unexpected(&self, _operation: &'static str) {}
 }
 
-/// The start of a body, on one line, for messages: enough to recognise it, never long. API
-/// answers never carry the caller's secret.
+/// The start of a body, on one line, for messages: enough to recognise it, never long.
 fn excerpt(body: &str) -> String {
     let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
     match flat.char_indices().nth(200) {
@@ -535,7 +554,8 @@ impl PimClient {
                 ),
             });
         }
-        let result = interpret(op, status.as_u16(), retry_after, body?);
+        let result =
+            interpret(op, status.as_u16(), retry_after, body?).map_err(|e| creds.redact(e));
         if let (Err(PimError::Decode(_)), Some(o)) = (&result, &self.observer) {
             o.unexpected(op);
         }
@@ -798,6 +818,47 @@ mod tests {
             listed.iter().all(|i| i.environment.id == "env-1"),
             "{listed:?}"
         );
+    }
+
+    /// A server echoing the request puts neither the secret nor its Basic header in an error;
+    /// an echo longer than a status can hold is cut.
+    #[tokio::test]
+    async fn an_echoed_secret_never_reaches_the_error() {
+        use axum::{Router, http::HeaderMap, http::StatusCode, routing::get};
+        let echo = |h: HeaderMap| async move {
+            let auth = h
+                .get("authorization")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            let secret = "s3cr3t-0123456789";
+            let detail = format!("bad {auth} for {secret}; {}", "x".repeat(100_000));
+            (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(
+                    serde_json::json!({"errors": [{"code": "user_unauthenticated",
+                    "detail": detail}]}),
+                ),
+            )
+        };
+        let c = serve(Router::new().route("/pim/v1/integrations/{id}", get(echo))).await;
+        let creds = Credentials::new("KEY", "s3cr3t-0123456789");
+        let e = c
+            .get(&creds, ApiVersion::V1, "env-1", "dlz-1")
+            .await
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, PimError::Unauthenticated { .. }), "{e:?}");
+        assert!(
+            !text.contains("s3cr3t") && !text.contains("S0VZOnMzY3Iz"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bad Basic <redacted> for <redacted>"),
+            "{text}"
+        );
+        assert!(text.len() < 1024, "{} bytes", text.len());
     }
 
     #[test]

@@ -140,6 +140,47 @@ impl PimError {
         }
     }
 
+    /// The error with every text it carries passed through `f` (what the API said, a body's
+    /// excerpt): the client takes the caller's secret out of them this way.
+    pub fn map_text(self, f: impl Fn(String) -> String) -> Self {
+        use PimError::*;
+        match self {
+            NotFound { detail } => NotFound { detail: f(detail) },
+            Conflict { code, detail } => Conflict {
+                code: f(code),
+                detail: f(detail),
+            },
+            Invalid {
+                status,
+                code,
+                detail,
+            } => Invalid {
+                status,
+                code: f(code),
+                detail: f(detail),
+            },
+            Unauthenticated { detail } => Unauthenticated { detail: f(detail) },
+            Forbidden { detail } => Forbidden { detail: f(detail) },
+            QuotaExceeded { detail } => QuotaExceeded { detail: f(detail) },
+            Server {
+                status,
+                detail,
+                retry_after,
+            } => Server {
+                status,
+                detail: f(detail),
+                retry_after,
+            },
+            Transport(t) => Transport(f(t)),
+            Unexpected { status, detail } => Unexpected {
+                status,
+                detail: f(detail),
+            },
+            Decode(t) => Decode(f(t)),
+            e @ (RateLimited { .. } | Fenced | Timeout) => e,
+        }
+    }
+
     /// The error code the API sent (`resource_already_exists`, `quota_exceeded`, ...).
     pub fn code(&self) -> Option<&str> {
         match self {
@@ -182,24 +223,30 @@ impl PimError {
     }
 }
 
-/// Extracts `(code, detail)` from either documented error shape, falling back to the raw text.
+/// The most of an error's text kept (it becomes a condition's message), and of its code.
+pub const MAX_DETAIL_CHARS: usize = 512;
+const MAX_CODE_CHARS: usize = 64;
+
+/// Extracts `(code, detail)` from either documented error shape, falling back to the raw text;
+/// each cut to a bound, since both end up in a resource's status.
 pub fn parse_error_body(body: &str) -> (Option<String>, String) {
+    let cut = |t: &str, n: usize| -> String { t.trim().chars().take(n).collect() };
     if let Ok(b) = serde_json::from_str::<ErrorBody>(body)
         && let Some(e) = b.errors.first()
     {
         let detail = e
             .detail
-            .clone()
-            .or_else(|| e.title.clone())
-            .or_else(|| e.code.clone())
+            .as_ref()
+            .or(e.title.as_ref())
+            .or(e.code.as_ref())
+            .map(|d| cut(d, MAX_DETAIL_CHARS))
             .unwrap_or_default();
-        return (e.code.clone(), detail);
+        return (e.code.as_deref().map(|c| cut(c, MAX_CODE_CHARS)), detail);
     }
     if let Ok(b) = serde_json::from_str::<LegacyErrorBody>(body) {
-        return (None, b.message);
+        return (None, cut(&b.message, MAX_DETAIL_CHARS));
     }
-    let raw: String = body.trim().chars().take(512).collect();
-    (None, raw)
+    (None, cut(body, MAX_DETAIL_CHARS))
 }
 
 #[cfg(test)]
