@@ -437,6 +437,22 @@ async fn missing_secret_and_missing_key_stall_then_heal() {
         .wait_condition("nokey", STALLED, "CredentialsNotFound")
         .await;
     assert!(pi.condition(STALLED).unwrap().message.contains("\"nope\""));
+    // A file put where the key goes is said, not sent as a header.
+    h.put_secret("huge", &"k".repeat(2000), SECRET).await;
+    let mut spec = aws_spec(4);
+    spec["credentialsRef"] = json!({"name": "huge"});
+    h.create("hugekey", spec).await;
+    let pi = h
+        .wait_condition("hugekey", STALLED, "CredentialsNotFound")
+        .await;
+    assert!(
+        pi.condition(STALLED)
+            .unwrap()
+            .message
+            .contains("holds 2000 bytes"),
+        "{:?}",
+        pi.condition(STALLED)
+    );
     h.put_secret("later", KEY, SECRET).await;
     h.wait_ready("nosecret").await;
     // No credentialsRef and no operator default.

@@ -65,6 +65,9 @@ impl Error {
     }
 }
 
+/// The longest Secret value read as a Cloud API key or secret.
+pub const MAX_CREDENTIAL_BYTES: usize = 1024;
+
 /// Why credentials could not be loaded; each is something a user must fix.
 #[derive(thiserror::Error, Debug)]
 pub enum CredentialsError {
@@ -75,6 +78,17 @@ pub enum CredentialsError {
         namespace: String,
         name: String,
         key: String,
+    },
+    /// A Cloud API key is 16 characters and its secret 64; a value far longer is some other file.
+    #[error(
+        "Secret {namespace}/{name} key \"{key}\" holds {bytes} bytes, not a Cloud API key or secret (at most {max})",
+        max = MAX_CREDENTIAL_BYTES
+    )]
+    TooLong {
+        namespace: String,
+        name: String,
+        key: String,
+        bytes: usize,
     },
     #[error("no credentialsRef and the operator has no default credentials")]
     NoDefault,

@@ -16,7 +16,7 @@ use std::{
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
-use crate::controller::error::CredentialsError;
+use crate::controller::error::{CredentialsError, MAX_CREDENTIAL_BYTES};
 use crate::pim::Credentials;
 
 /// How long a Secret read is reused. Short, so a rotated key is picked up within seconds; a
@@ -160,7 +160,7 @@ impl SecretCache {
                 name: name.into(),
             })?;
         let field = |k: &str| {
-            secret
+            let value = secret
                 .data
                 .as_ref()
                 .and_then(|d| d.get(k))
@@ -171,7 +171,16 @@ impl SecretCache {
                     namespace: namespace.into(),
                     name: name.into(),
                     key: k.into(),
-                })
+                })?;
+            if value.len() > MAX_CREDENTIAL_BYTES {
+                return Err(CredentialsError::TooLong {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    key: k.into(),
+                    bytes: value.len(),
+                });
+            }
+            Ok(value)
         };
         let creds = Credentials::new(field(key_field)?, field(secret_field)?);
         let now = Instant::now();
