@@ -216,7 +216,10 @@ pub struct ListMeta {
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct IntegrationList {
+    /// Required by the spec and never read: an answer without them is still a page.
+    #[serde(default)]
     pub api_version: String,
+    #[serde(default)]
     pub kind: String,
     pub metadata: ListMeta,
     pub data: Vec<Integration>,
