@@ -248,7 +248,7 @@ async fn follow_trust(ctx: Arc<Context>, lines: Vec<(Arc<Feed>, reflector::Store
     let lines = Arc::new(lines);
     let mut watches = tokio::task::JoinSet::new();
     while let Some(kind) = kinds.recv().await {
-        let ar = crate::controller::steps::trust::api_resource(kind);
+        let ar = crate::controller::state::trust_watch::api_resource(kind);
         type Meta = kube::core::PartialObjectMeta<kube::api::DynamicObject>;
         let apis: Vec<Api<Meta>> = if kind.namespaced() && !ctx.config.namespaces.is_empty() {
             ctx.config

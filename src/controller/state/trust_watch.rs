@@ -7,9 +7,18 @@
 use parking_lot::Mutex;
 use std::collections::HashSet;
 
+use kube::core::{ApiResource, GroupVersionKind};
 use tokio::sync::mpsc;
 
 use crate::controller::decide::trust::TrustKind;
+
+/// The kind's place in the API, for the dynamic `Api`s that write it and the watch that follows it.
+pub(crate) fn api_resource(kind: TrustKind) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(kind.group(), kind.version(), kind.kind()),
+        kind.plural(),
+    )
+}
 
 pub struct TrustWatch {
     started: Mutex<HashSet<TrustKind>>,

@@ -8,7 +8,6 @@ use kube::runtime::events::EventType;
 use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions},
-    core::{ApiResource, GroupVersionKind},
 };
 use serde_json::Value;
 use tracing::info;
@@ -20,6 +19,7 @@ use crate::controller::decide::trust::{
 use crate::controller::error::{Error, MANAGER};
 use crate::controller::state::context::Context;
 use crate::controller::state::namespaces::Unreadable;
+use crate::controller::state::trust_watch::api_resource;
 use crate::crd::{ProviderIntegration, TrustSpec, TrustStatus};
 use crate::pim::Integration;
 
@@ -60,14 +60,6 @@ impl TrustOutcome {
             retry: None,
         }
     }
-}
-
-/// The kind's place in the API, for the dynamic `Api`s that write it and the watch that follows it.
-pub(crate) fn api_resource(kind: TrustKind) -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(kind.group(), kind.version(), kind.kind()),
-        kind.plural(),
-    )
 }
 
 fn api(ctx: &Context, kind: TrustKind, namespace: &str) -> Api<DynamicObject> {
