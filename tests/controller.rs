@@ -864,3 +864,21 @@ async fn a_deleted_environment_stalls_deletion_with_the_way_out() {
         .await;
     h.wait_gone("orders").await;
 }
+
+/// An API that redirects (a proxy, an `--api-url` naming the old host) is not followed: the
+/// create is not sent twice, and the resource is Stalled saying where it points and what to set.
+#[tokio::test]
+async fn a_redirecting_api_stalls_the_resource_saying_where_it_points() {
+    let h = Harness::new().await;
+    h.fail_next("v1_create", 1000, 307).await;
+    h.create("moved", aws_spec(1)).await;
+    let pi = h.wait_condition("moved", STALLED, "APIError").await;
+    let message = &pi.condition(STALLED).unwrap().message;
+    assert!(
+        message.contains(pio::emulator::MOVED_TO) && message.contains("--api-url"),
+        "{message}"
+    );
+    // Nothing was created, and the resource is not retried as if the API were down.
+    assert_eq!(h.em.state.len(), 0);
+    assert_eq!(pi.condition("Ready").unwrap().reason, "APIError");
+}

@@ -55,8 +55,8 @@ pub(super) fn operation(method: &Method, path: &str) -> &'static str {
 
 pub(super) fn injected(status: u16, retry_after: u64) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = if status == 429 {
-        // The real API answers 429 with no body.
+    let mut resp = if status == 429 || (300..400).contains(&status) {
+        // The real API answers 429 with no body; a redirect (a proxy's, a moved host's) has none.
         code.into_response()
     } else {
         ApiError::new(
@@ -71,8 +71,16 @@ pub(super) fn injected(status: u16, retry_after: u64) -> Response {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
     }
+    // A redirect, as a proxy or a moved API would answer one.
+    if (300..400).contains(&status) {
+        resp.headers_mut()
+            .insert(header::LOCATION, HeaderValue::from_static(MOVED_TO));
+    }
     resp
 }
+
+/// Where an injected 3xx points.
+pub const MOVED_TO: &str = "https://moved.example.invalid/pim";
 
 pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;

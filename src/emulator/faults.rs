@@ -94,12 +94,12 @@ impl FailNext {
         let allowed = if self.body.is_some() {
             200..=599
         } else {
-            400..=599
+            300..=599
         };
         if allowed.contains(&self.status) {
             Ok(())
         } else {
-            Err("fail_next status must be 400..=599 (200..=599 with a body)".into())
+            Err("fail_next status must be 300..=599 (200..=599 with a body)".into())
         }
     }
 }

@@ -25,6 +25,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 
+pub use api::MOVED_TO;
 pub use faults::{FailNext, Faults};
 use faults::{RateLimiter, Stats};
 use request::ApiError;

@@ -177,7 +177,7 @@ impl PimClient {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(64)
             // A redirect is not followed: a 307 would send a create again to where it points,
-            // and a link's host gets no credentials (see `list`); the status is said instead.
+            // and a link's host gets no credentials (see `list`); `PimError::Redirected` says it.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!(
                 "provider-integration-operator/",
@@ -546,13 +546,11 @@ impl PimClient {
             took_ms = start.elapsed().as_millis(),
             "API call"
         );
-        if let Some(to) = location {
-            return Err(PimError::Unexpected {
+        if let Some(location) = location {
+            return Err(creds.redact(PimError::Redirected {
                 status: status.as_u16(),
-                detail: format!(
-                    "the API redirects to {to}, which is not followed; point --api-url there if it is the API"
-                ),
-            });
+                location,
+            }));
         }
         let result =
             interpret(op, status.as_u16(), retry_after, body?).map_err(|e| creds.redact(e));
@@ -777,7 +775,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(hits.load(SeqCst), 1);
         assert!(
-            matches!(&e, PimError::Unexpected { status: 307, detail } if detail.contains("/pim/v1/integrations")),
+            matches!(&e, PimError::Redirected { status: 307, location } if location == "/pim/v1/integrations"),
             "{e:?}"
         );
     }

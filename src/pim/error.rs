@@ -42,6 +42,12 @@ pub enum PimError {
     Transport(String),
     #[error("unexpected response ({status}): {detail}")]
     Unexpected { status: u16, detail: String },
+    /// A 3xx, not followed (a create would be sent again; the new host gets no credentials):
+    /// `--api-url` names something other than the API, which only a human can fix.
+    #[error(
+        "the API answered {status}, a redirect to {location}, which is not followed; if that is the Provider Integration API, set --api-url to it"
+    )]
+    Redirected { status: u16, location: String },
     #[error("could not decode the API response: {0}")]
     Decode(String),
 }
@@ -122,7 +128,8 @@ impl PimError {
             | PimError::Invalid { .. }
             | PimError::Unauthenticated { .. }
             | PimError::Forbidden { .. }
-            | PimError::QuotaExceeded { .. } => ErrorClass::Permanent,
+            | PimError::QuotaExceeded { .. }
+            | PimError::Redirected { .. } => ErrorClass::Permanent,
         }
     }
 
@@ -177,6 +184,10 @@ impl PimError {
                 detail: f(detail),
             },
             Decode(t) => Decode(f(t)),
+            Redirected { status, location } => Redirected {
+                status,
+                location: f(location),
+            },
             e @ (RateLimited { .. } | Fenced | Timeout) => e,
         }
     }
@@ -321,5 +332,12 @@ mod tests {
         for s in [408, 429, 500, 503] {
             assert!(PimError::from_response(s, None, "").is_transient(), "{s}");
         }
+        // `--api-url` names something else: a human must act.
+        let moved = PimError::Redirected {
+            status: 301,
+            location: "https://api.confluent.cloud/pim/v1/integrations".into(),
+        };
+        assert_eq!(moved.class(), ErrorClass::Permanent);
+        assert!(moved.to_string().contains("set --api-url"), "{moved}");
     }
 }

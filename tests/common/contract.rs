@@ -308,8 +308,13 @@ impl Contract {
                 && b.get("message").is_some_and(Value::is_string)
         };
         match (documented, body) {
-            // 204, and 429 whose documented answer has no body.
-            (_, None) if ex.status == 204 || ex.status == 429 => Ok(()),
+            // 204, and 429 whose documented answer has no body; a redirect is not the API's
+            // answer (a proxy's, a moved host's), and has none.
+            (_, None)
+                if ex.status == 204 || ex.status == 429 || (300..400).contains(&ex.status) =>
+            {
+                Ok(())
+            }
             (_, Some(b)) if ex.status >= 400 && legacy(&b) => Ok(()),
             (Some((r, pointer)), Some(b)) => {
                 let (r, pointer) = self.deref(v2, r, pointer);
