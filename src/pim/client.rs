@@ -359,6 +359,7 @@ impl PimClient {
             .await?
             .ok_or_else(|| PimError::Decode("empty get response".into()))
             .and_then(|i| kept("get", in_environment(i, environment)))
+            .and_then(|i| asked_for("get", id, i))
     }
 
     /// Creates an integration: in `pim/v1` with its config, in `pim/v2` usually without (a DRAFT).
@@ -396,6 +397,7 @@ impl PimClient {
             .await?
             .ok_or_else(|| PimError::Decode("empty update response".into()))
             .and_then(|i| kept("update", in_environment(i, environment)))
+            .and_then(|i| asked_for("update", id, i))
     }
 
     /// `pim/v2`: asks Confluent whether it can use the customer's cloud-side setup. `Ok` means it
@@ -585,6 +587,20 @@ fn in_environment(mut i: Integration, environment: &str) -> Integration {
         i.environment.id = environment.to_string();
     }
     i
+}
+
+/// The integration of an answer about `id`, if it is that one: taken for `id`, another's values
+/// would be written to the resource, and compared with its spec (a recreate deletes the
+/// integration it was shown).
+fn asked_for(op: &str, id: &str, i: Integration) -> Result<Integration, PimError> {
+    if i.id == id {
+        Ok(i)
+    } else {
+        Err(PimError::Decode(format!(
+            "{op}: asked for integration {id}, answered with {}",
+            excerpt(&i.id)
+        )))
+    }
 }
 
 /// An integration of an answer, once `Integration::bounded` says it can be kept.
@@ -778,6 +794,42 @@ mod tests {
             matches!(&e, PimError::Redirected { status: 307, location } if location == "/pim/v1/integrations"),
             "{e:?}"
         );
+    }
+
+    /// A server answering a GET or a config PATCH with another integration is not believed.
+    #[tokio::test]
+    async fn an_answer_about_another_integration_is_refused() {
+        use axum::{
+            Json, Router,
+            routing::{get, patch},
+        };
+        let other = || async {
+            Json(
+                serde_json::json!({"id": "dlz-other", "display_name": "x", "provider": "AWS",
+                "environment": {"id": "env-1"}}),
+            )
+        };
+        let app = Router::new()
+            .route("/pim/v1/integrations/{id}", get(other))
+            .route("/pim/v2/integrations/{id}", patch(other));
+        let c = serve(app).await;
+        let creds = Credentials::new("KEY", "SECRET");
+        let e = c
+            .get(&creds, ApiVersion::V1, "env-1", "dlz-mine")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, PimError::Decode(m) if m.contains("asked for integration dlz-mine, answered with dlz-other")),
+            "{e:?}"
+        );
+        let config = WriteConfig::Gcp {
+            customer_google_service_account: "sa@p.iam.gserviceaccount.com".into(),
+        };
+        let e = c
+            .update_config(&creds, "env-1", "dlz-mine", config)
+            .await
+            .unwrap_err();
+        assert!(matches!(&e, PimError::Decode(_)), "{e:?}");
     }
 
     /// A server whose pages overlap (offset pages under concurrent creates) serves `dlz-b` on
