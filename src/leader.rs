@@ -370,8 +370,10 @@ pub async fn run_elected(
 /// Holds back every write to the Kubernetes API server past the fence's deadline, in the
 /// client's own stack (`kube::client::ClientBuilder::with_layer`), below kube's buffer: the
 /// buffer's worker is another task, and a freeze (a SIGSTOP, a stalled runtime) that starts after
-/// `Context::write_slot`'s check and before the worker takes the request would send it late. No
-/// client-side check closes the window to the socket entirely; the fence's margin covers that.
+/// `Context::write_slot`'s check and before the worker takes the request would send it late; and
+/// the request's future, made by the worker, is polled by the caller's task, so it is checked
+/// before every poll too (`Fence::hold`). No client-side check closes the window to the socket
+/// entirely; the fence's margin covers that.
 /// Writes to Leases pass: they are the elector's own, each made on the `resourceVersion` it was
 /// decided on (a release after the deadline is refused by the server if a standby took over).
 #[derive(Clone, Debug)]
@@ -406,13 +408,15 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 impl<S, B> tower::Service<http::Request<B>> for Fenced<S>
 where
     S: tower::Service<http::Request<B>>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
     S::Error: Into<BoxError>,
 {
     type Response = S::Response;
     type Error = BoxError;
     type Future = futures::future::Either<
-        futures::future::Ready<Result<S::Response, BoxError>>,
         futures::future::MapErr<S::Future, fn(S::Error) -> BoxError>,
+        futures::future::BoxFuture<'static, Result<S::Response, BoxError>>,
     >;
 
     fn poll_ready(
@@ -427,18 +431,88 @@ where
         let read = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
         // Anywhere in the path: a proxy in front of the API server may prefix it.
         let lease = req.uri().path().contains("/apis/coordination.k8s.io/");
-        if !read && !lease && !self.fence.allows_writes() {
-            return futures::future::Either::Left(futures::future::ready(Err(Box::new(
-                crate::controller::error::PastDeadline,
-            ))));
+        if read || lease {
+            return futures::future::Either::Left(
+                self.inner.call(req).map_err(Into::into as fn(_) -> _),
+            );
         }
-        futures::future::Either::Right(self.inner.call(req).map_err(Into::into as fn(_) -> _))
+        let past = || -> BoxError { Box::new(crate::controller::error::PastDeadline) };
+        if !self.fence.allows_writes() {
+            return futures::future::Either::Right(Box::pin(futures::future::ready(Err(past()))));
+        }
+        // Checked again before every poll (`Fence::hold`): kube's buffer hands this future to
+        // the caller's task, which may poll it, and send the request, only after a freeze.
+        let fence = self.fence.clone();
+        let request = self.inner.call(req);
+        futures::future::Either::Right(Box::pin(async move {
+            match fence.hold(request).await {
+                Some(answer) => answer.map_err(Into::into),
+                None => Err(past()),
+            }
+        }))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A service whose request "leaves" when its future is first polled, as hyper's does.
+    #[derive(Clone, Default)]
+    struct Sends(Arc<std::sync::atomic::AtomicU32>);
+
+    impl tower::Service<http::Request<()>> for Sends {
+        type Response = ();
+        type Error = BoxError;
+        type Future = futures::future::BoxFuture<'static, Result<(), BoxError>>;
+
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), BoxError>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: http::Request<()>) -> Self::Future {
+            let sent = self.0.clone();
+            Box::pin(async move {
+                sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
+        }
+    }
+
+    /// A write made before the deadline and first polled after it (its task frozen between, as
+    /// kube's buffer hands the future to another task) is never sent; a read still is.
+    #[tokio::test]
+    async fn a_write_polled_past_the_deadline_is_not_sent() {
+        use tower::{Layer, Service};
+        let fence = Arc::new(Fence::default());
+        fence.allow_until(Instant::now() + Duration::from_secs(60));
+        let sends = Sends::default();
+        let mut svc = FenceLayer::new(fence.clone()).layer(sends.clone());
+        let request = |m: http::Method| {
+            http::Request::builder()
+                .method(m)
+                .uri("/apis/pim.confluent.cloud/v1alpha1/namespaces/a/providerintegrations/x")
+                .body(())
+                .unwrap()
+        };
+        let write = svc.call(request(http::Method::PATCH));
+        let read = svc.call(request(http::Method::GET));
+        fence.close();
+        let refused = write.await.unwrap_err();
+        assert!(
+            refused.is::<crate::controller::error::PastDeadline>(),
+            "{refused}"
+        );
+        read.await.unwrap();
+        assert_eq!(
+            sends.0.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "only the read left"
+        );
+    }
 
     /// A renewal comes well before the fence's deadline, whatever the flags.
     #[test]

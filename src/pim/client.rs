@@ -116,6 +116,23 @@ impl Fence {
         self.deadline()
             .is_none_or(|d| tokio::time::Instant::now() < d)
     }
+
+    /// `request`, polled only while writes are allowed: `None` once a poll would start past the
+    /// deadline. A request goes out only inside a poll of its future, and the task that polls
+    /// it may resume after a freeze (a SIGSTOP, a stalled runtime) long after it was checked;
+    /// checked before every poll, what leaves late is at most one poll's synchronous work past
+    /// the deadline, which the fence's margin covers. An answer due after the deadline is
+    /// dropped too: the write may have happened, as with an answer lost on the way.
+    pub async fn hold<F: std::future::Future>(&self, request: F) -> Option<F::Output> {
+        let mut request = std::pin::pin!(request);
+        std::future::poll_fn(|cx| {
+            if !self.allows_writes() {
+                return std::task::Poll::Ready(None);
+            }
+            request.as_mut().poll(cx).map(Some)
+        })
+        .await
+    }
 }
 
 /// Called after every API request, e.g. to count requests in metrics.
@@ -491,7 +508,11 @@ impl PimClient {
         // The last moment before the request leaves: the deadline may have passed while it
         // waited for a slot, or while the whole process was stopped.
         self.check_fence(&method)?;
-        let result = req.send().await;
+        let result = if method == Method::GET {
+            req.send().await
+        } else {
+            self.fence.hold(req.send()).await.ok_or(PimError::Fenced)?
+        };
         let resp = match result {
             Ok(r) => r,
             Err(e) => {
