@@ -436,18 +436,15 @@ where
                 self.inner.call(req).map_err(Into::into as fn(_) -> _),
             );
         }
-        let past = || -> BoxError { Box::new(crate::controller::error::PastDeadline) };
-        if !self.fence.allows_writes() {
-            return futures::future::Either::Right(Box::pin(futures::future::ready(Err(past()))));
-        }
-        // Checked again before every poll (`Fence::hold`): kube's buffer hands this future to
-        // the caller's task, which may poll it, and send the request, only after a freeze.
+        // Checked before every poll (`Fence::hold`), the first included: kube's buffer hands
+        // this future to the caller's task, which may poll it, and send the request, only after
+        // a freeze. Making it sends nothing.
         let fence = self.fence.clone();
         let request = self.inner.call(req);
         futures::future::Either::Right(Box::pin(async move {
             match fence.hold(request).await {
                 Some(answer) => answer.map_err(Into::into),
-                None => Err(past()),
+                None => Err(Box::new(crate::controller::error::PastDeadline) as BoxError),
             }
         }))
     }

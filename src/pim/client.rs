@@ -337,7 +337,7 @@ impl PimClient {
                 .ok_or_else(|| PimError::Decode("empty list response".into()))?;
             for i in page.data {
                 if ids.insert(i.id.clone()) {
-                    out.push(keep(kept("list", in_environment(i, environment))?));
+                    out.push(keep(kept("list", environment, i)?));
                 }
             }
             let token = page
@@ -375,7 +375,7 @@ impl PimClient {
         self.send("get", Method::GET, url.as_str(), creds, None::<&()>)
             .await?
             .ok_or_else(|| PimError::Decode("empty get response".into()))
-            .and_then(|i| kept("get", in_environment(i, environment)))
+            .and_then(|i| kept("get", environment, i))
             .and_then(|i| asked_for("get", id, i))
     }
 
@@ -390,7 +390,7 @@ impl PimClient {
         self.send("create", Method::POST, &url, creds, Some(body))
             .await?
             .ok_or_else(|| PimError::Decode("empty create response".into()))
-            .and_then(|i| kept("create", in_environment(i, &body.environment.id)))
+            .and_then(|i| kept("create", &body.environment.id, i))
     }
 
     /// `pim/v2`: sets the config of a DRAFT, which makes it CREATED. The spec's only parameter
@@ -413,7 +413,7 @@ impl PimClient {
         self.send("update", Method::PATCH, url.as_str(), creds, Some(&body))
             .await?
             .ok_or_else(|| PimError::Decode("empty update response".into()))
-            .and_then(|i| kept("update", in_environment(i, environment)))
+            .and_then(|i| kept("update", environment, i))
             .and_then(|i| asked_for("update", id, i))
     }
 
@@ -505,9 +505,8 @@ impl PimClient {
         if let Some(b) = body {
             req = req.json(b);
         }
-        // The last moment before the request leaves: the deadline may have passed while it
-        // waited for a slot, or while the whole process was stopped.
-        self.check_fence(&method)?;
+        // A write is checked again before every poll of its request (`Fence::hold`): the
+        // deadline may have passed while it waited for a slot, or while the process was stopped.
         let result = if method == Method::GET {
             req.send().await
         } else {
@@ -569,14 +568,14 @@ impl PimClient {
             took_ms = start.elapsed().as_millis(),
             "API call"
         );
-        if let Some(location) = location {
-            return Err(creds.redact(PimError::Redirected {
+        let result = match location {
+            Some(location) => Err(PimError::Redirected {
                 status: status.as_u16(),
                 location,
-            }));
+            }),
+            None => body.and_then(|b| interpret(op, status.as_u16(), retry_after, b)),
         }
-        let result =
-            interpret(op, status.as_u16(), retry_after, body?).map_err(|e| creds.redact(e));
+        .map_err(|e| creds.redact(e));
         if let (Err(PimError::Decode(_)), Some(o)) = (&result, &self.observer) {
             o.unexpected(op);
         }
@@ -600,16 +599,6 @@ fn rate_headers(h: &reqwest::header::HeaderMap) -> Option<RateHeaders> {
     )
 }
 
-/// An answer to a call scoped to `environment` is in it, even when it leaves `environment` out:
-/// read as empty, the id would differ from the spec's and say the integration had moved
-/// (drift, a recreate) or was not ours (a lookup that finds nothing, and a second create).
-fn in_environment(mut i: Integration, environment: &str) -> Integration {
-    if i.environment.id.is_empty() {
-        i.environment.id = environment.to_string();
-    }
-    i
-}
-
 /// The integration of an answer about `id`, if it is that one: taken for `id`, another's values
 /// would be written to the resource, and compared with its spec (a recreate deletes the
 /// integration it was shown).
@@ -624,8 +613,14 @@ fn asked_for(op: &str, id: &str, i: Integration) -> Result<Integration, PimError
     }
 }
 
-/// An integration of an answer, once `Integration::bounded` says it can be kept.
-fn kept(op: &str, i: Integration) -> Result<Integration, PimError> {
+/// An integration of an answer to a call scoped to `environment`, once `Integration::bounded`
+/// says it can be kept. It is in that environment even when it leaves `environment` out: read
+/// as empty, the environment would differ from the spec's and say the integration had moved
+/// (drift, a recreate) or was not ours (a lookup that finds nothing, and a second create).
+fn kept(op: &str, environment: &str, mut i: Integration) -> Result<Integration, PimError> {
+    if i.environment.id.is_empty() {
+        i.environment.id = environment.to_string();
+    }
     i.bounded()
         .map_err(|why| PimError::Decode(format!("{op}: {why}")))
 }
